@@ -1,0 +1,187 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+)
+
+// OwnerProperty is the JVM system property every child carries, set to the
+// owner's pid, so stragglers from a crashed owner can be found with pgrep.
+const OwnerProperty = "fleetd.owner"
+
+// process is one running JVM. done closes when it has exited; err then holds
+// how it ended.
+type process struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+func javaBinary() string {
+	if h := os.Getenv("JAVA_HOME"); h != "" {
+		return filepath.Join(h, "bin", "java")
+	}
+	return "java"
+}
+
+// jvmArgs keeps the footprint small enough for several JVMs on a 2-core
+// laptop: a capped heap and the serial collector.
+func jvmArgs(heapMB int, nodeDir string, d Dist, extra ...string) []string {
+	args := []string{
+		fmt.Sprintf("-Xmx%dm", heapMB),
+		fmt.Sprintf("-Xms%dm", min(heapMB, 128)),
+		"-XX:+UseSerialGC",
+		"-XX:-UsePerfData",
+		"-Djava.awt.headless=true",
+		"-Dkafka.logs.dir=" + nodeDir,
+		"-D" + OwnerProperty + "=" + strconv.Itoa(os.Getpid()),
+	}
+	if d.Major() == 3 {
+		args = append(args, "-Dlog4j.configuration=file:"+filepath.Join(nodeDir, "log4j.properties"))
+	} else {
+		args = append(args, "-Dlog4j2.configurationFile="+filepath.Join(nodeDir, "log4j2.properties"))
+	}
+	args = append(args, "-cp", d.classpath())
+	return append(args, extra...)
+}
+
+// startProcess runs the JVM with output to nodeDir/stdout.log. The child gets
+// its own process group and SIGKILL when the thread that started it dies, so a
+// crashed or panicking owner leaves no JVM behind.
+func startProcess(nodeDir string, args []string) (*process, error) {
+	out, err := os.OpenFile(filepath.Join(nodeDir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("open process log: %w", err)
+	}
+	cmd := exec.Command(javaBinary(), args...)
+	cmd.Dir = nodeDir
+	cmd.Stdout = out
+	cmd.Stderr = out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("start %s: %w (is Java 17+ installed, or JAVA_HOME set?)", javaBinary(), err)
+	}
+	p := &process{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		p.err = cmd.Wait()
+		out.Close()
+		close(p.done)
+	}()
+	return p, nil
+}
+
+func (p *process) pid() int { return p.cmd.Process.Pid }
+
+func (p *process) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// signal sends sig to the whole process group.
+func (p *process) signal(sig syscall.Signal) {
+	if p.exited() {
+		return
+	}
+	_ = syscall.Kill(-p.pid(), sig)
+}
+
+// wait waits for exit, at most d.
+func (p *process) wait(d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-p.done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("pid %d still running after %s", p.pid(), d)
+	}
+}
+
+// kill sends SIGKILL and waits until the process is reaped.
+func (p *process) kill() {
+	p.signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// runTool runs a short-lived JVM tool (kafka-storage format) to completion.
+func runTool(ctx context.Context, nodeDir string, args []string) error {
+	cmd := exec.CommandContext(ctx, javaBinary(), args...)
+	cmd.Dir = nodeDir
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s", err, lastLines(out, 10))
+	}
+	return nil
+}
+
+func lastLines(b []byte, n int) string {
+	lines := 0
+	for i := len(b) - 1; i >= 0; i-- {
+		if b[i] == '\n' {
+			lines++
+			if lines > n {
+				return string(b[i+1:])
+			}
+		}
+	}
+	return string(b)
+}
+
+// waitListening polls addr until it accepts a TCP connection, the process
+// exits, ctx ends or d passes.
+func waitListening(ctx context.Context, p *process, addr string, d time.Duration) error {
+	deadline := time.NewTimer(d)
+	defer deadline.Stop()
+	tick := time.NewTicker(200 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-p.done:
+			return errors.New("process exited during start-up")
+		case <-deadline.C:
+			return fmt.Errorf("not listening on %s after %s", addr, d)
+		case <-tick.C:
+		}
+	}
+}
+
+// freePort asks the kernel for an unused loopback port.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// portFree reports whether port can be bound right now.
+func portFree(port int) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}

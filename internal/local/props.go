@@ -1,0 +1,109 @@
+package local
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Properties is a Kafka .properties file. Rendering sorts keys so that a
+// node's file is stable and diffable.
+type Properties map[string]string
+
+func (p Properties) String() string {
+	keys := make([]string, 0, len(p))
+	for k := range p {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s\n", k, p[k])
+	}
+	return b.String()
+}
+
+// quorumVoters renders controller.quorum.voters for static KRaft voters.
+func quorumVoters(controllers []endpoint) string {
+	parts := make([]string, len(controllers))
+	for i, c := range controllers {
+		parts[i] = fmt.Sprintf("%d@%s", c.id, c.addr)
+	}
+	return strings.Join(parts, ",")
+}
+
+type endpoint struct {
+	id   int32
+	addr string
+}
+
+func controllerProps(id int32, addr, dataDir string, voters []endpoint) Properties {
+	return Properties{
+		"process.roles":                         "controller",
+		"node.id":                               fmt.Sprint(id),
+		"controller.quorum.voters":              quorumVoters(voters),
+		"listeners":                             "CONTROLLER://" + addr,
+		"controller.listener.names":             "CONTROLLER",
+		"listener.security.protocol.map":        "CONTROLLER:PLAINTEXT",
+		"log.dirs":                              dataDir,
+		"num.io.threads":                        "2",
+		"num.network.threads":                   "2",
+		"controller.quorum.election.timeout.ms": "1000",
+	}
+}
+
+// brokerProps is a broker's configuration. extra overrides the defaults, so a
+// test can set anything Kafka accepts.
+func brokerProps(id int32, addr, rack, dataDir string, voters []endpoint, extra map[string]string) Properties {
+	p := Properties{
+		"process.roles":                  "broker",
+		"node.id":                        fmt.Sprint(id),
+		"controller.quorum.voters":       quorumVoters(voters),
+		"listeners":                      "PLAINTEXT://" + addr,
+		"advertised.listeners":           "PLAINTEXT://" + addr,
+		"inter.broker.listener.name":     "PLAINTEXT",
+		"controller.listener.names":      "CONTROLLER",
+		"listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+		"log.dirs":                       dataDir,
+		"broker.rack":                    rack,
+		"num.io.threads":                 "4",
+		"num.network.threads":            "2",
+		"num.partitions":                 "1",
+		// fleetd elects preferred leaders itself; the automatic rebalance would
+		// hide whether it did.
+		"auto.leader.rebalance.enable":             "false",
+		"group.initial.rebalance.delay.ms":         "0",
+		"offsets.topic.replication.factor":         "3",
+		"transaction.state.log.replication.factor": "3",
+		"transaction.state.log.min.isr":            "2",
+		"unclean.leader.election.enable":           "false",
+	}
+	for k, v := range extra {
+		p[k] = v
+	}
+	return p
+}
+
+// log4j2Config logs to ${kafka.logs.dir}/server.log (Kafka 4.x).
+const log4j2Config = `status = warn
+appender.file.type = File
+appender.file.name = FILE
+appender.file.fileName = ${sys:kafka.logs.dir}/server.log
+appender.file.layout.type = PatternLayout
+appender.file.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = INFO
+rootLogger.appenderRef.file.ref = FILE
+logger.kafka.name = kafka
+logger.kafka.level = INFO
+logger.state.name = state.change.logger
+logger.state.level = WARN
+`
+
+// log4jConfig is the same for Kafka 3.x (reload4j).
+const log4jConfig = `log4j.rootLogger=INFO, file
+log4j.appender.file=org.apache.log4j.FileAppender
+log4j.appender.file.File=${kafka.logs.dir}/server.log
+log4j.appender.file.layout=org.apache.log4j.PatternLayout
+log4j.appender.file.layout.ConversionPattern=[%d] %p %m (%c)%n
+log4j.logger.state.change.logger=WARN
+`
