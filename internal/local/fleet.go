@@ -99,13 +99,13 @@ type node struct {
 	rack     string
 	port     int
 	dir      string
-	proc     *process
+	proc     *Process
 	starting bool
 }
 
-func (n *node) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
+func (n *node) addr() string    { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
 func (n *node) dataDir() string { return filepath.Join(n.dir, "data") }
-func (n *node) running() bool   { return n.proc != nil && !n.proc.exited() }
+func (n *node) running() bool   { return n.proc != nil && !n.proc.Exited() }
 
 // Fleet is a running local Kafka cluster. All methods are safe for concurrent
 // use; Close is idempotent and must be called (defer it right after Start).
@@ -154,7 +154,7 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	}
 	// A quorum only elects a leader once enough voters run, so start all first.
 	for _, n := range f.controllers {
-		p, err := startProcess(n.dir, jvmArgs(opts.ControllerHeapMB, n.dir, opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
+		p, err := startJVM(n.dir, jvmArgs(opts.ControllerHeapMB, n.dir, opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
 		if err != nil {
 			return nil, fmt.Errorf("controller %d: %w", n.id, err)
 		}
@@ -164,7 +164,7 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		if err := waitListening(ctx, n.proc, n.addr(), opts.StartTimeout); err != nil {
 			return nil, fmt.Errorf("controller %d: %w; see %s", n.id, err, filepath.Join(n.dir, "server.log"))
 		}
-		opts.Log.Info().Int32("node_id", n.id).Str("addr", n.addr()).Int("pid", n.proc.pid()).Msg("controller started")
+		opts.Log.Info().Int32("node_id", n.id).Str("addr", n.addr()).Int("pid", n.proc.PID()).Msg("controller started")
 	}
 	return f, nil
 }
@@ -263,15 +263,15 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 	n.starting = false
 	if err != nil {
 		if n.proc != nil {
-			n.proc.kill()
+			n.proc.Kill()
 		}
 		return BrokerInfo{}, fmt.Errorf("broker %d: %w; see %s", id, err, filepath.Join(n.dir, "server.log"))
 	}
 	if f.closed { // Close ran while we were starting: do not leak the JVM.
-		n.proc.kill()
+		n.proc.Kill()
 		return BrokerInfo{}, errors.New("local fleet closed during start")
 	}
-	f.opts.Log.Info().Int32("node_id", id).Str("rack", n.rack).Str("addr", n.addr()).Int("pid", n.proc.pid()).Msg("broker started")
+	f.opts.Log.Info().Int32("node_id", id).Str("rack", n.rack).Str("addr", n.addr()).Int("pid", n.proc.PID()).Msg("broker started")
 	return n.info(), nil
 }
 
@@ -280,7 +280,7 @@ func (f *Fleet) startBroker(ctx context.Context, n *node) error {
 	if err := f.prepare(ctx, n, props); err != nil {
 		return err
 	}
-	p, err := startProcess(n.dir, jvmArgs(f.opts.BrokerHeapMB, n.dir, f.opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
+	p, err := startJVM(n.dir, jvmArgs(f.opts.BrokerHeapMB, n.dir, f.opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
 	if err != nil {
 		return err
 	}
@@ -293,7 +293,7 @@ func (f *Fleet) startBroker(ctx context.Context, n *node) error {
 func (n *node) info() BrokerInfo {
 	bi := BrokerInfo{ID: n.id, Rack: n.rack, Addr: n.addr(), DataDir: n.dataDir()}
 	if n.running() {
-		bi.PID = n.proc.pid()
+		bi.PID = n.proc.PID()
 		bi.Running = true
 	}
 	return bi
@@ -320,13 +320,13 @@ func (f *Fleet) StopBroker(ctx context.Context, id int32) error {
 	if err != nil {
 		return err
 	}
-	n.proc.signal(syscall.SIGTERM)
+	n.proc.Signal(syscall.SIGTERM)
 	wait := f.opts.StopTimeout
 	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < wait {
 		wait = time.Until(dl)
 	}
-	if err := n.proc.wait(wait); err != nil {
-		n.proc.kill()
+	if err := n.proc.Wait(wait); err != nil {
+		n.proc.Kill()
 		return fmt.Errorf("broker %d did not shut down gracefully, killed: %w", id, err)
 	}
 	f.opts.Log.Info().Int32("node_id", id).Msg("broker stopped gracefully")
@@ -339,7 +339,7 @@ func (f *Fleet) KillBroker(id int32) error {
 	if err != nil {
 		return err
 	}
-	n.proc.kill()
+	n.proc.Kill()
 	f.opts.Log.Info().Int32("node_id", id).Msg("broker killed")
 	return nil
 }
@@ -350,7 +350,7 @@ func (f *Fleet) KillBroker(id int32) error {
 func (f *Fleet) RestartEmpty(ctx context.Context, id int32) (BrokerInfo, error) {
 	f.mu.Lock()
 	n := f.brokers[id]
-	var proc *process
+	var proc *Process
 	var rack, data string
 	if n != nil {
 		proc, rack, data = n.proc, n.rack, n.dataDir()
@@ -360,7 +360,7 @@ func (f *Fleet) RestartEmpty(ctx context.Context, id int32) (BrokerInfo, error) 
 		return BrokerInfo{}, fmt.Errorf("broker %d is not part of this fleet", id)
 	}
 	if proc != nil {
-		proc.kill()
+		proc.Kill()
 	}
 	if err := os.RemoveAll(data); err != nil {
 		return BrokerInfo{}, fmt.Errorf("wipe broker %d data: %w", id, err)
@@ -407,7 +407,7 @@ func (f *Fleet) Bootstrap() []string {
 func (f *Fleet) Close() {
 	f.mu.Lock()
 	f.closed = true
-	var procs []*process
+	var procs []*Process
 	for _, n := range f.controllers {
 		procs = append(procs, n.proc)
 	}
@@ -417,7 +417,7 @@ func (f *Fleet) Close() {
 	f.mu.Unlock()
 	for _, p := range procs {
 		if p != nil {
-			p.kill()
+			p.Kill()
 		}
 	}
 }

@@ -17,9 +17,9 @@ import (
 // owner's pid, so stragglers from a crashed owner can be found with pgrep.
 const OwnerProperty = "fleetd.owner"
 
-// process is one running JVM. done closes when it has exited; err then holds
-// how it ended.
-type process struct {
+// Process is a supervised child process. done closes when it has exited; err
+// then holds how it ended.
+type Process struct {
 	cmd  *exec.Cmd
 	done chan struct{}
 	err  error
@@ -53,24 +53,33 @@ func jvmArgs(heapMB int, nodeDir string, d Dist, extra ...string) []string {
 	return append(args, extra...)
 }
 
-// startProcess runs the JVM with output to nodeDir/stdout.log. The child gets
-// its own process group and SIGKILL when the thread that started it dies, so a
-// crashed or panicking owner leaves no JVM behind.
-func startProcess(nodeDir string, args []string) (*process, error) {
-	out, err := os.OpenFile(filepath.Join(nodeDir, "stdout.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+// startJVM runs java with output to nodeDir/stdout.log.
+func startJVM(nodeDir string, args []string) (*Process, error) {
+	p, err := Spawn(nodeDir, filepath.Join(nodeDir, "stdout.log"), javaBinary(), args...)
+	if err != nil {
+		return nil, fmt.Errorf("%w (is Java 17+ installed, or JAVA_HOME set?)", err)
+	}
+	return p, nil
+}
+
+// Spawn starts name with args in dir, output appended to logPath. The child
+// gets its own process group and SIGKILL when the thread that started it
+// dies, so a crashed or panicking owner leaves nothing behind.
+func Spawn(dir, logPath, name string, args ...string) (*Process, error) {
+	out, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, fmt.Errorf("open process log: %w", err)
 	}
-	cmd := exec.Command(javaBinary(), args...)
-	cmd.Dir = nodeDir
+	cmd := exec.Command(name, args...)
+	cmd.Dir = dir
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		out.Close()
-		return nil, fmt.Errorf("start %s: %w (is Java 17+ installed, or JAVA_HOME set?)", javaBinary(), err)
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	p := &process{cmd: cmd, done: make(chan struct{})}
+	p := &Process{cmd: cmd, done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		out.Close()
@@ -79,9 +88,11 @@ func startProcess(nodeDir string, args []string) (*process, error) {
 	return p, nil
 }
 
-func (p *process) pid() int { return p.cmd.Process.Pid }
+// PID is the child's process id (and process group id).
+func (p *Process) PID() int { return p.cmd.Process.Pid }
 
-func (p *process) exited() bool {
+// Exited reports whether the child has exited.
+func (p *Process) Exited() bool {
 	select {
 	case <-p.done:
 		return true
@@ -90,31 +101,34 @@ func (p *process) exited() bool {
 	}
 }
 
-// signal sends sig to the whole process group.
-func (p *process) signal(sig syscall.Signal) {
-	if p.exited() {
+// Signal sends sig to the whole process group.
+func (p *Process) Signal(sig syscall.Signal) {
+	if p.Exited() {
 		return
 	}
-	_ = syscall.Kill(-p.pid(), sig)
+	_ = syscall.Kill(-p.PID(), sig)
 }
 
-// wait waits for exit, at most d.
-func (p *process) wait(d time.Duration) error {
+// Wait waits for exit, at most d.
+func (p *Process) Wait(d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-p.done:
 		return nil
 	case <-t.C:
-		return fmt.Errorf("pid %d still running after %s", p.pid(), d)
+		return fmt.Errorf("pid %d still running after %s", p.PID(), d)
 	}
 }
 
-// kill sends SIGKILL and waits until the process is reaped.
-func (p *process) kill() {
-	p.signal(syscall.SIGKILL)
+// Kill sends SIGKILL and waits until the process is reaped. Idempotent.
+func (p *Process) Kill() {
+	p.Signal(syscall.SIGKILL)
 	<-p.done
 }
+
+// Done is closed when the process has exited.
+func (p *Process) Done() <-chan struct{} { return p.done }
 
 // runTool runs a short-lived JVM tool (kafka-storage format) to completion.
 func runTool(ctx context.Context, nodeDir string, args []string) error {
@@ -143,7 +157,7 @@ func lastLines(b []byte, n int) string {
 
 // waitListening polls addr until it accepts a TCP connection, the process
 // exits, ctx ends or d passes.
-func waitListening(ctx context.Context, p *process, addr string, d time.Duration) error {
+func waitListening(ctx context.Context, p *Process, addr string, d time.Duration) error {
 	deadline := time.NewTimer(d)
 	defer deadline.Stop()
 	tick := time.NewTicker(200 * time.Millisecond)

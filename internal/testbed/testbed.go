@@ -1,0 +1,266 @@
+// Package testbed holds fixtures for fleetd's integration tests: a real KRaft
+// cluster on loopback (internal/local), topics, data, the ledger, and a
+// moto_server standing in for AWS. Every fixture registers its own teardown
+// with t.Cleanup, so a failing or panicking test leaves no process behind.
+//
+// It is imported only from tests.
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fleetd/fleetd/internal/ledger"
+	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/workload"
+)
+
+// Cluster is a running local fleet with an admin client.
+type Cluster struct {
+	t     testing.TB
+	Fleet *local.Fleet
+	// Client and Admin talk to the cluster; they follow broker metadata, so
+	// they survive brokers coming and going.
+	Client *kgo.Client
+	Admin  *kadm.Client
+}
+
+// Option changes the fleet's options before it starts.
+type Option func(*local.Options)
+
+// WithBrokerConfig adds server.properties entries to every broker.
+func WithBrokerConfig(kv map[string]string) Option {
+	return func(o *local.Options) { o.BrokerConfig = kv }
+}
+
+// Logger writes zerolog output through t.Log, so it shows only for failing
+// or verbose tests.
+func Logger(t testing.TB) zerolog.Logger {
+	return zerolog.New(zerolog.NewTestWriter(t)).With().Timestamp().Logger()
+}
+
+// Context returns a context bounded by the test's deadline (less a margin for
+// cleanup) and cancelled when the test ends.
+func Context(t testing.TB) context.Context {
+	ctx := context.Background()
+	if tt, ok := t.(*testing.T); ok {
+		if dl, ok := tt.Deadline(); ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithDeadline(ctx, dl.Add(-30*time.Second))
+			t.Cleanup(cancel)
+		}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// NewCluster starts a controller and brokers with ids 1..brokers and waits
+// until every broker is registered. The Kafka distribution comes from
+// local.DefaultDist; a missing one fails the test with the command to run.
+func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
+	t.Helper()
+	dist, err := local.DefaultDist()
+	if err != nil {
+		t.Fatalf("Kafka distribution: %v", err)
+	}
+	o := local.Options{Dist: dist, Dir: t.TempDir(), Log: Logger(t)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	ctx := Context(t)
+	f, err := local.Start(ctx, o)
+	if err != nil {
+		t.Fatalf("start local fleet: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			dumpLogs(t, o.Dir)
+		}
+		f.Close()
+	})
+	ids := make([]int32, brokers)
+	errs := make(chan error, brokers)
+	for i := range ids {
+		ids[i] = int32(i + 1)
+		go func(id int32) {
+			_, err := f.StartBroker(ctx, id, "")
+			errs <- err
+		}(ids[i])
+	}
+	for range ids {
+		if err := <-errs; err != nil {
+			t.Fatalf("start broker: %v", err)
+		}
+	}
+	cl, err := kgo.NewClient(kgo.SeedBrokers(f.Bootstrap()...))
+	if err != nil {
+		t.Fatalf("admin client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	c := &Cluster{t: t, Fleet: f, Client: cl, Admin: kadm.NewClient(cl)}
+	c.WaitBrokers(ids...)
+	return c
+}
+
+// dumpLogs prints the tail of every node's server.log to help read a failure.
+func dumpLogs(t testing.TB, dir string) {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*", "server.log"))
+	for _, l := range logs {
+		b, err := os.ReadFile(l)
+		if err != nil {
+			continue
+		}
+		// Skip the tab-indented config dumps Kafka prints at start-up.
+		var kept []string
+		for _, line := range strings.Split(string(b), "\n") {
+			if !strings.HasPrefix(line, "\t") {
+				kept = append(kept, line)
+			}
+		}
+		t.Logf("---- last lines of %s ----\n%s", l, strings.Join(kept[max(0, len(kept)-40):], "\n"))
+	}
+}
+
+// WaitBrokers waits until exactly these broker ids are listed as alive.
+func (c *Cluster) WaitBrokers(ids ...int32) {
+	c.t.Helper()
+	want := slices.Clone(ids)
+	slices.Sort(want)
+	var got []int32
+	Eventually(c.t, 90*time.Second, func() error {
+		m, err := c.Metadata()
+		if err != nil {
+			return err
+		}
+		got = got[:0]
+		for _, b := range m.Brokers {
+			got = append(got, b.NodeID)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			return fmt.Errorf("brokers listed %v, want %v", got, want)
+		}
+		return nil
+	})
+}
+
+// CreateTopic creates a topic and waits until it has full ISRs.
+func (c *Cluster) CreateTopic(name string, partitions int32, rf int16, minISR int) {
+	c.t.Helper()
+	err := workload.CreateTopic(Context(c.t), c.Admin, workload.Topic{
+		Name: name, Partitions: partitions, ReplicationFactor: rf, MinInsyncReplicas: minISR,
+	}, 60*time.Second)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// Fill loads about mb megabytes into topic.
+func (c *Cluster) Fill(topic string, mb int) {
+	c.t.Helper()
+	if err := workload.Fill(Context(c.t), c.Fleet.Bootstrap(), topic, int64(mb)<<20, workload.FillOptions{}); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+// StartLedger starts a ledger run on topic. Stop it with StopLedger.
+func (c *Cluster) StartLedger(topic string, rate int) *ledger.Run {
+	c.t.Helper()
+	r, err := ledger.Start(Context(c.t), c.Fleet.Bootstrap(), ledger.Options{Topic: topic, Rate: rate})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+// StopLedger stops a run and fails the test unless nothing was lost,
+// duplicated or reordered and at least one record was acknowledged.
+func (c *Cluster) StopLedger(r *ledger.Run) ledger.Report {
+	c.t.Helper()
+	rep, err := r.Stop(Context(c.t))
+	if err != nil {
+		c.t.Fatalf("ledger: %v (so far: %s)", err, rep)
+	}
+	if rep.Acked == 0 {
+		c.t.Fatalf("ledger acknowledged nothing: the producer never worked (%s)", rep)
+	}
+	if !rep.OK() {
+		c.t.Fatalf("ledger: %s", rep)
+	}
+	c.t.Logf("ledger: %s", rep)
+	return rep
+}
+
+// Metadata asks a broker for the current metadata of the given topics (all
+// topics when none are named). Unlike kadm's listing functions, which answer
+// from kgo's metadata cache, this always goes to the cluster: a test that
+// waits for Kafka to change must not read a stale answer.
+func (c *Cluster) Metadata(topics ...string) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	if len(topics) > 0 {
+		for _, t := range topics {
+			rt := kmsg.NewMetadataRequestTopic()
+			rt.Topic = kmsg.StringPtr(t)
+			req.Topics = append(req.Topics, rt)
+		}
+	}
+	return req.RequestWith(Context(c.t), c.Client)
+}
+
+// Partition is one partition's current state.
+type Partition struct {
+	Partition int32
+	Leader    int32
+	Replicas  []int32
+	ISR       []int32
+}
+
+// Partitions describes every partition of topic, fresh from the cluster.
+func (c *Cluster) Partitions(topic string) []Partition {
+	c.t.Helper()
+	m, err := c.Metadata(topic)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	var out []Partition
+	for _, t := range m.Topics {
+		if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+			c.t.Fatalf("topic %s: %v", topic, err)
+		}
+		for _, p := range t.Partitions {
+			out = append(out, Partition{Partition: p.Partition, Leader: p.Leader, Replicas: p.Replicas, ISR: p.ISR})
+		}
+	}
+	slices.SortFunc(out, func(a, b Partition) int { return int(a.Partition - b.Partition) })
+	return out
+}
+
+// Eventually retries fn every 250 ms until it returns nil, failing the test
+// with fn's last error after timeout.
+func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := fn()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not true within %s: %v", timeout, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
