@@ -1,0 +1,49 @@
+# fleetd — run `make help` for the targets.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+GO ?= go
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+LDFLAGS := -X github.com/fleetd/fleetd/internal/version.Version=$(VERSION) -X github.com/fleetd/fleetd/internal/version.Revision=$(REVISION)
+SCRIPTS := $(wildcard scripts/*.sh) .ci/run
+
+.PHONY: help build test test-unit test-integration bench lint demo kafka tools prereqs clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+build: ## build bin/fleetd
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/fleetd ./cmd/fleetd
+
+prereqs: ## check (and as root on Debian, install) Java, Maven, Python
+	scripts/prereqs.sh
+
+kafka: prereqs ## assemble Kafka from Maven Central into the cache (KAFKA_VERSION=3.9.1 for another)
+	scripts/kafka-dist.sh >/dev/null
+
+tools: prereqs ## install moto and shellcheck into the cache's virtualenv
+	scripts/tools.sh >/dev/null
+
+test: lint kafka tools ## everything CI runs: lint, unit and integration tests (real Kafka, moto)
+	scripts/test.sh
+
+test-unit: ## unit tests only: no Java, Python or network
+	$(GO) test -race -count=1 ./...
+
+test-integration: kafka tools ## integration tests only (RUN=TestName to pick one)
+	scripts/test.sh $(if $(RUN),-run '$(RUN)')
+
+bench: kafka ## benchmarks; results go to docs/benchmarks.md
+	scripts/bench.sh
+
+lint: tools ## gofmt, go vet (with and without the integration tag), shellcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(GO) vet -tags integration ./...
+	"$$(scripts/tools.sh)/shellcheck" -x $(SCRIPTS)
+
+demo: kafka build ## replace a broker on a local fleet while a ledger proves nothing is lost
+	scripts/demo.sh
+
+clean: ## remove build output (caches stay)
+	rm -rf bin

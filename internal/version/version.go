@@ -1,0 +1,37 @@
+// Package version reports which fleetd build is running. The Makefile sets
+// Version at link time; a plain `go build` falls back to the module's VCS data.
+package version
+
+import (
+	"fmt"
+	"runtime"
+	"runtime/debug"
+)
+
+// Version and Revision are set with -ldflags "-X github.com/fleetd/fleetd/internal/version.Version=...".
+var (
+	Version  = ""
+	Revision = ""
+)
+
+// String is a one-line description: version, VCS revision, Go version, platform.
+func String() string {
+	v, rev := Version, Revision
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+			v = bi.Main.Version
+		}
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && rev == "" {
+				rev = s.Value
+			}
+		}
+	}
+	if v == "" {
+		v = "dev"
+	}
+	if rev == "" {
+		rev = "unknown"
+	}
+	return fmt.Sprintf("fleetd %s (revision %s, %s, %s/%s)", v, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs fleetd's benchmarks and writes docs/benchmarks.md. Targets live in the
+# benchmarks, never in timed tests.
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=scripts/lib.sh
+. "$here/lib.sh"
+cd "$here/.."
+
+out="docs/benchmarks.md"
+raw="$(mktemp)"
+trap 'rm -f "$raw"' EXIT
+log "running Go benchmarks"
+go test -run '^$' -bench . -benchmem -count 1 ./... | grep -E '^(Benchmark|goos|goarch|cpu|pkg)' >"$raw"
+
+{
+  echo "# fleetd benchmarks"
+  echo
+  echo "Written by \`make bench\` (scripts/bench.sh); do not edit by hand."
+  echo
+  echo "- date: $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3-4)"
+  echo "- Kafka: ${KAFKA_VERSION}"
+  echo
+  echo "## Go micro-benchmarks"
+  echo
+  echo '```'
+  cat "$raw"
+  echo '```'
+} >"$out"
+log "wrote $out"
