@@ -1,0 +1,137 @@
+// Package kclient builds franz-go clients from fleetd's Kafka connection
+// settings: bootstrap servers, TLS and SASL/SCRAM. Every command and the
+// daemon connect through it, so security settings are handled in one place.
+// Secrets never appear in errors or in String.
+package kclient
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+)
+
+// Settings say how to reach and authenticate to a cluster.
+type Settings struct {
+	Bootstrap []string `yaml:"bootstrap"`
+	TLS       TLS      `yaml:"tls"`
+	SASL      SASL     `yaml:"sasl"`
+	// DialTimeout bounds each connection attempt (default 5 s).
+	DialTimeout time.Duration `yaml:"dial_timeout"`
+}
+
+// TLS enables TLS to the brokers. CAFile empty means the system roots.
+type TLS struct {
+	Enabled    bool   `yaml:"enabled"`
+	CAFile     string `yaml:"ca_file"`
+	CertFile   string `yaml:"cert_file"`
+	KeyFile    string `yaml:"key_file"`
+	ServerName string `yaml:"server_name"`
+}
+
+// SASL configures SCRAM authentication. The password comes from the
+// configuration's environment override, never from a command-line flag.
+type SASL struct {
+	Mechanism string `yaml:"mechanism"` // SCRAM-SHA-256 or SCRAM-SHA-512
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// Validate reports the first setting that cannot work, naming it.
+func (s Settings) Validate() error {
+	if len(s.Bootstrap) == 0 {
+		return errors.New("kafka.bootstrap: at least one bootstrap server (host:port) is required")
+	}
+	for _, b := range s.Bootstrap {
+		if !strings.Contains(b, ":") {
+			return fmt.Errorf("kafka.bootstrap: %q has no port (want host:port)", b)
+		}
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		return errors.New("kafka.tls: cert_file and key_file must be given together")
+	}
+	switch strings.ToUpper(s.SASL.Mechanism) {
+	case "":
+		if s.SASL.Username != "" {
+			return errors.New("kafka.sasl.mechanism: required when a username is set (SCRAM-SHA-256 or SCRAM-SHA-512)")
+		}
+	case "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if s.SASL.Username == "" || s.SASL.Password == "" {
+			return errors.New("kafka.sasl: username and password are required for SCRAM (password via FLEETD_KAFKA_SASL_PASSWORD)")
+		}
+	default:
+		return fmt.Errorf("kafka.sasl.mechanism: %q is not supported (want SCRAM-SHA-256 or SCRAM-SHA-512)", s.SASL.Mechanism)
+	}
+	return nil
+}
+
+// Opts turns settings into kgo options.
+func (s Settings) Opts() ([]kgo.Opt, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	dial := s.DialTimeout
+	if dial <= 0 {
+		dial = 5 * time.Second
+	}
+	opts := []kgo.Opt{kgo.SeedBrokers(s.Bootstrap...), kgo.DialTimeout(dial)}
+	if s.TLS.Enabled || s.TLS.CAFile != "" || s.TLS.CertFile != "" {
+		cfg, err := s.TLS.config()
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, kgo.DialTLSConfig(cfg))
+	}
+	if s.SASL.Mechanism != "" {
+		auth := scram.Auth{User: s.SASL.Username, Pass: s.SASL.Password}
+		if strings.ToUpper(s.SASL.Mechanism) == "SCRAM-SHA-512" {
+			opts = append(opts, kgo.SASL(auth.AsSha512Mechanism()))
+		} else {
+			opts = append(opts, kgo.SASL(auth.AsSha256Mechanism()))
+		}
+	}
+	return opts, nil
+}
+
+func (t TLS) config() (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("kafka.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("kafka.tls.cert_file/key_file: %w", err)
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// Admin connects a client and an admin client. Close the *kgo.Client.
+func (s Settings) Admin(extra ...kgo.Opt) (*kgo.Client, *kadm.Client, error) {
+	opts, err := s.Opts()
+	if err != nil {
+		return nil, nil, err
+	}
+	cl, err := kgo.NewClient(append(opts, extra...)...)
+	if err != nil {
+		return nil, nil, fmt.Errorf("kafka client: %w", err)
+	}
+	return cl, kadm.NewClient(cl), nil
+}
