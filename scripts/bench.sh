@@ -22,6 +22,13 @@ go test -run '^$' -bench . -benchmem -count 1 ./... | grep -E '^(Benchmark|goos|
   echo "- machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(go version | cut -d' ' -f3-4)"
   echo "- Kafka: ${KAFKA_VERSION}"
   echo
+  echo "## Targets"
+  echo
+  echo "| benchmark | target | what it measures |"
+  echo "|---|---|---|"
+  echo "| BenchmarkGates200Brokers200kPartitions | < 100 ms/op, < 200 MB (snapshot-MiB + B/op) | derived view (report) and every gate over 200 brokers, 200,000 partitions |"
+  echo "| BenchmarkLedgerRecord | none; bounds the verifiable record rate | ledger bookkeeping per record |"
+  echo
   echo "## Go micro-benchmarks"
   echo
   echo '```'

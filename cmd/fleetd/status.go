@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+const statusLong = `Show the cluster's brokers, problem partitions and in-flight reassignments,
+and whether it is safe to disrupt a broker now, with the reasons if not.
+
+Exit codes:
+  0  safe to disrupt
+  1  not safe (the reasons are printed)
+  2  error: Kafka unreachable, bad flags or config (nothing was judged)
+
+A cluster whose state cannot be read completely is reported as not safe.`
+
+func newStatusCmd() *cobra.Command {
+	var kf kafkaFlags
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Show cluster health and whether a broker may be disrupted now",
+		Long:  statusLong,
+		Example: `  fleetd status --bootstrap kafka-1:9092,kafka-2:9092
+  fleetd status --config /etc/fleetd/fleetd.yaml --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			s, err := kf.settings()
+			if err != nil {
+				return err
+			}
+			// kgo's connection handshake does not watch the context; only the
+			// request timeout overhead bounds it (10 s by default).
+			cl, _, err := s.Admin(kgo.RequestTimeoutOverhead(min(kf.timeout, 10*time.Second)))
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), kf.timeout)
+			defer cancel()
+			snap, err := health.Collect(ctx, cl)
+			if err != nil {
+				return &codeError{code: exitError, err: fmt.Errorf("cannot read cluster state from %s within %s: %w (check --bootstrap and that the brokers are reachable)", strings.Join(s.Bootstrap, ","), kf.timeout, err)}
+			}
+			rep := health.NewReport(snap, health.CanDisrupt(snap, health.Policy{}))
+			if asJSON {
+				enc := json.NewEncoder(cmd.OutOrStdout())
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(rep); err != nil {
+					return err
+				}
+			} else {
+				renderStatus(cmd.OutOrStdout(), rep)
+			}
+			if !rep.Verdict.Safe {
+				return &codeError{code: exitNotSafe}
+			}
+			return nil
+		},
+	}
+	kf.register(cmd.Flags())
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (same content as the table)")
+	return cmd
+}
+
+const maxRows = 20
+
+// renderStatus prints the report as compact tables.
+func renderStatus(w io.Writer, r health.Report) {
+	fmt.Fprintf(w, "cluster %s  controller %d  brokers %d  partitions %d\n\n", r.ClusterID, r.Controller, len(r.Brokers), r.Partitions)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "BROKER\tRACK\tADDRESS\tSTATE\tREPLICAS\tLEADERS\tBYTES")
+	for _, b := range r.Brokers {
+		addr, bytes := "-", "?"
+		if b.Host != "" {
+			addr = fmt.Sprintf("%s:%d", b.Host, b.Port)
+		}
+		if b.BytesKnown {
+			bytes = humanBytes(b.Bytes)
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", b.ID, dash(b.Rack), addr, b.State, b.Replicas, b.Leaders, bytes)
+	}
+	tw.Flush()
+	if len(r.Problems) > 0 {
+		fmt.Fprintf(w, "\nproblem partitions (%d)\n", len(r.Problems))
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTITION\tLEADER\tREPLICAS\tISR\tMIN ISR\tPROBLEMS")
+		for i, p := range r.Problems {
+			if i == maxRows {
+				fmt.Fprintf(tw, "... %d more (see --json)\n", len(r.Problems)-maxRows)
+				break
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%v\t%v\t%d\t%s\n", p.TP, p.Leader, p.Replicas, p.ISR, p.MinISR, strings.Join(p.Problems, ","))
+		}
+		tw.Flush()
+	}
+	if len(r.Reassignments) > 0 {
+		fmt.Fprintf(w, "\nin-flight reassignments (%d)\n", len(r.Reassignments))
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "PARTITION\tREPLICAS\tADDING\tREMOVING\tISR")
+		for i, p := range r.Reassignments {
+			if i == maxRows {
+				fmt.Fprintf(tw, "... %d more (see --json)\n", len(r.Reassignments)-maxRows)
+				break
+			}
+			fmt.Fprintf(tw, "%s\t%v\t%v\t%v\t%v\n", p.TP, p.Replicas, p.Adding, p.Removing, p.ISR)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w)
+	if r.Verdict.Safe {
+		fmt.Fprintln(w, "safe to disrupt: yes")
+	} else {
+		fmt.Fprintln(w, "safe to disrupt: no")
+		for _, b := range r.Verdict.Blockers {
+			fmt.Fprintf(w, "  - %s: %s\n", b.Code, b.Message)
+		}
+	}
+	for _, wr := range r.Verdict.Warnings {
+		fmt.Fprintf(w, "  warning %s: %s\n", wr.Code, wr.Message)
+	}
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func humanBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}

@@ -1,0 +1,39 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+func TestRenderStatusShowsBrokersProblemsAndReasons(t *testing.T) {
+	s := &health.Snapshot{ClusterID: "c1", Controller: 9000,
+		Brokers: []health.Broker{{ID: 1, Rack: "az-a", Host: "h1", Port: 9092, Bytes: 3 << 20, BytesKnown: true}},
+		Partitions: []health.Partition{{TP: health.TP{Topic: "orders", Partition: 0}, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 2}},
+	}
+	var out bytes.Buffer
+	renderStatus(&out, health.NewReport(s, health.CanDisrupt(s, health.Policy{})))
+	for _, want := range []string{
+		"1       az-a  h1:9092  up",
+		"2       -     -        down",
+		"3.0 MiB",
+		"orders-0",
+		"under-replicated,under-min-isr,no-isr-headroom",
+		"safe to disrupt: no",
+		"- broker-down: broker 2 holds replicas",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for in, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 30: "5.0 GiB"} {
+		if got := humanBytes(in); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
