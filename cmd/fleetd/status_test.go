@@ -10,7 +10,7 @@ import (
 
 func TestRenderStatusShowsBrokersProblemsAndReasons(t *testing.T) {
 	s := &health.Snapshot{ClusterID: "c1", Controller: 9000,
-		Brokers: []health.Broker{{ID: 1, Rack: "az-a", Host: "h1", Port: 9092, Bytes: 3 << 20, BytesKnown: true}},
+		Brokers:    []health.Broker{{ID: 1, Rack: "az-a", Host: "h1", Port: 9092, Bytes: 3 << 20, BytesKnown: true}},
 		Partitions: []health.Partition{{TP: health.TP{Topic: "orders", Partition: 0}, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 2}},
 	}
 	var out bytes.Buffer
