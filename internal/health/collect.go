@@ -140,6 +140,9 @@ func activeController(ctx context.Context, cl *kgo.Client, s *Snapshot) error {
 				return err
 			}
 			s.Controller = p.LeaderID
+			for _, v := range p.CurrentVoters {
+				s.Controllers = append(s.Controllers, v.ReplicaID)
+			}
 		}
 	}
 	if s.Controller < 0 {

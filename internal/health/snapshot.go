@@ -67,9 +67,11 @@ type Snapshot struct {
 	Taken     time.Time `json:"taken"`
 	ClusterID string    `json:"cluster_id"`
 	// Controller is the active KRaft controller (the quorum leader), -1 if unknown.
-	Controller int32       `json:"controller"`
-	Brokers    []Broker    `json:"brokers"`
-	Partitions []Partition `json:"partitions"`
+	Controller int32 `json:"controller"`
+	// Controllers are the node ids of the KRaft voters; broker ids must avoid them.
+	Controllers []int32     `json:"controllers,omitempty"`
+	Brokers     []Broker    `json:"brokers"`
+	Partitions  []Partition `json:"partitions"`
 	// Incomplete lists what could not be read. Gates refuse while it is not
 	// empty: a partial picture is not evidence of safety.
 	Incomplete []string `json:"incomplete,omitempty"`

@@ -86,21 +86,27 @@ func (o *Options) setDefaults() error {
 
 // BrokerInfo describes one broker of the fleet, running or not.
 type BrokerInfo struct {
-	ID      int32
-	Rack    string
-	Addr    string // host:port of its PLAINTEXT listener
-	DataDir string
-	PID     int // 0 when not running
-	Running bool
+	ID int32
+	// Incarnation counts how often this node id was created afresh (Remove
+	// ends an incarnation), so a replaced instance gets a new identity.
+	Incarnation int
+	Started     time.Time
+	Rack        string
+	Addr        string // host:port of its PLAINTEXT listener
+	DataDir     string
+	PID         int // 0 when not running
+	Running     bool
 }
 
 type node struct {
-	id       int32
-	rack     string
-	port     int
-	dir      string
-	proc     *Process
-	starting bool
+	id          int32
+	incarnation int
+	started     time.Time
+	rack        string
+	port        int
+	dir         string
+	proc        *Process
+	starting    bool
 }
 
 func (n *node) addr() string    { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
@@ -115,10 +121,11 @@ type Fleet struct {
 	controllers []*node
 	voters      []endpoint
 
-	mu       sync.Mutex
-	brokers  map[int32]*node
-	rotation int
-	closed   bool
+	mu           sync.Mutex
+	brokers      map[int32]*node
+	incarnations map[int32]int
+	rotation     int
+	closed       bool
 }
 
 // Start formats and starts the controller quorum. Brokers are added with
@@ -130,7 +137,7 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("local fleet: %w", err)
 	}
-	f := &Fleet{opts: opts, clusterID: newClusterID(), brokers: map[int32]*node{}}
+	f := &Fleet{opts: opts, clusterID: newClusterID(), brokers: map[int32]*node{}, incarnations: map[int32]int{}}
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -234,7 +241,8 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 		return BrokerInfo{}, fmt.Errorf("broker %d is already running", id)
 	}
 	if n == nil {
-		n = &node{id: id, dir: filepath.Join(f.opts.Dir, fmt.Sprintf("broker-%d", id))}
+		f.incarnations[id]++
+		n = &node{id: id, incarnation: f.incarnations[id], dir: filepath.Join(f.opts.Dir, fmt.Sprintf("broker-%d-%d", id, f.incarnations[id]))}
 		f.brokers[id] = n
 	}
 	if rack != "" {
@@ -285,13 +293,13 @@ func (f *Fleet) startBroker(ctx context.Context, n *node) error {
 		return err
 	}
 	f.mu.Lock()
-	n.proc = p
+	n.proc, n.started = p, time.Now()
 	f.mu.Unlock()
 	return waitListening(ctx, p, n.addr(), f.opts.StartTimeout)
 }
 
 func (n *node) info() BrokerInfo {
-	bi := BrokerInfo{ID: n.id, Rack: n.rack, Addr: n.addr(), DataDir: n.dataDir()}
+	bi := BrokerInfo{ID: n.id, Incarnation: n.incarnation, Started: n.started, Rack: n.rack, Addr: n.addr(), DataDir: n.dataDir()}
 	if n.running() {
 		bi.PID = n.proc.PID()
 		bi.Running = true
@@ -366,6 +374,33 @@ func (f *Fleet) RestartEmpty(ctx context.Context, id int32) (BrokerInfo, error) 
 		return BrokerInfo{}, fmt.Errorf("wipe broker %d data: %w", id, err)
 	}
 	return f.StartBroker(ctx, id, rack)
+}
+
+// Remove ends broker id's incarnation as a terminated instance would: the
+// process is killed and its directory, data included, deleted. Starting the
+// id again creates a new incarnation on an empty disk. Unknown ids are fine.
+func (f *Fleet) Remove(id int32) error {
+	f.mu.Lock()
+	n := f.brokers[id]
+	if n == nil {
+		f.mu.Unlock()
+		return nil
+	}
+	if n.starting {
+		f.mu.Unlock()
+		return fmt.Errorf("broker %d is starting", id)
+	}
+	delete(f.brokers, id)
+	proc := n.proc
+	f.mu.Unlock()
+	if proc != nil {
+		proc.Kill()
+	}
+	if err := os.RemoveAll(n.dir); err != nil {
+		return fmt.Errorf("remove broker %d: %w", id, err)
+	}
+	f.opts.Log.Info().Int32("node_id", id).Msg("broker removed with its data")
+	return nil
 }
 
 // Broker describes broker id.

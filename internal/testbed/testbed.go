@@ -264,3 +264,37 @@ func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
 		time.Sleep(250 * time.Millisecond)
 	}
 }
+
+// ThrottleConfigs lists every replication-throttle config set dynamically on
+// any broker or topic, as "resource/name=value". Empty means none is left.
+func (c *Cluster) ThrottleConfigs() []string {
+	c.t.Helper()
+	ctx := Context(c.t)
+	var out []string
+	collect := func(rcs kadm.ResourceConfigs, err error) {
+		if err != nil {
+			c.t.Fatalf("describe configs: %v", err)
+		}
+		for _, rc := range rcs {
+			for _, cfg := range rc.Configs {
+				if strings.Contains(cfg.Key, "replication.throttled") &&
+					(cfg.Source == kmsg.ConfigSourceDynamicBrokerConfig || cfg.Source == kmsg.ConfigSourceDynamicTopicConfig || cfg.Source == kmsg.ConfigSourceDynamicDefaultBrokerConfig) {
+					out = append(out, fmt.Sprintf("%s/%s=%s", rc.Name, cfg.Key, cfg.MaybeValue()))
+				}
+			}
+		}
+	}
+	var ids []int32
+	for _, b := range c.Fleet.Brokers() {
+		if b.Running {
+			ids = append(ids, b.ID)
+		}
+	}
+	collect(c.Admin.DescribeBrokerConfigs(ctx, ids...))
+	topics, err := c.Admin.ListTopics(ctx)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	collect(c.Admin.DescribeTopicConfigs(ctx, topics.Names()...))
+	return out
+}

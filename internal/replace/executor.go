@@ -1,0 +1,434 @@
+package replace
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+// Options tune the executor. Zero values take the defaults noted.
+type Options struct {
+	// Throttle is the replication throttle in bytes/s (default 50 MiB/s).
+	Throttle int64
+	// Plan tunes batching and ordering; its Throttle is set from Throttle.
+	Plan PlanOptions
+	// Poll is how often progress is checked (default 10 s, as Cruise Control).
+	Poll time.Duration
+	// RegisterTimeout bounds the wait for a launched broker to register (15 min).
+	RegisterTimeout time.Duration
+	// BatchTimeout bounds one batch (default 3x its ETA, at least 30 min).
+	BatchTimeout time.Duration
+	// StallWarn: a copy below StallMinRate for this long is reported (90 s).
+	StallWarn time.Duration
+	// StallAbort: a copy that makes no progress for this long aborts (10 min).
+	StallAbort time.Duration
+	// StallMinRate in bytes/s (default 100 kB/s, Cruise Control's 0.1 MB/s).
+	StallMinRate int64
+	// StopTimeout bounds the old broker's controlled shutdown (5 min).
+	StopTimeout time.Duration
+	// InSyncTimeout bounds the identity strategy's re-replication (2 h).
+	InSyncTimeout time.Duration
+	// LeaderTimeout bounds waiting for preferred leaders (2 min).
+	LeaderTimeout time.Duration
+	// StepRetries is how often a step failing transiently is retried before
+	// it counts as failed (default 8, backoff 1 s doubling to 30 s).
+	StepRetries int
+	// OnProgress sees live progress (CLI display).
+	OnProgress func(Progress)
+	// OnEvent sees each durable event ("after:<step>", "batch-submitted:<n>")
+	// right after it was saved. Tests use it to kill fleetd at exact points.
+	OnEvent func(event string, r *Record)
+	Log     zerolog.Logger
+	Now     func() time.Time
+}
+
+func (o *Options) defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	if o.Throttle == 0 {
+		o.Throttle = 50 << 20
+	}
+	o.Plan.Throttle = max(o.Throttle, 0)
+	def(&o.Poll, 10*time.Second)
+	def(&o.RegisterTimeout, 15*time.Minute)
+	def(&o.StallWarn, 90*time.Second)
+	def(&o.StallAbort, 10*time.Minute)
+	def(&o.StopTimeout, 5*time.Minute)
+	def(&o.InSyncTimeout, 2*time.Hour)
+	def(&o.LeaderTimeout, 2*time.Minute)
+	if o.StallMinRate <= 0 {
+		o.StallMinRate = 100_000
+	}
+	if o.StepRetries <= 0 {
+		o.StepRetries = 8
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+}
+
+// Progress is a live view of a running replacement.
+type Progress struct {
+	ID              string `json:"id"`
+	Phase           Phase  `json:"phase"`
+	Step            Step   `json:"step"`
+	Batch           int    `json:"batch"`
+	Batches         int    `json:"batches"`
+	PartitionsDone  int    `json:"partitions_done"`
+	Partitions      int    `json:"partitions"`
+	BytesCopied     int64  `json:"bytes_copied"`
+	BytesTotal      int64  `json:"bytes_total"`
+	UnderReplicated int    `json:"under_replicated"`
+	Stalled         bool   `json:"stalled"`
+}
+
+// Request asks for one broker to be replaced.
+type Request struct {
+	Broker int32
+	// Strategy "" picks: move when the broker is alive, identity when dead.
+	Strategy Strategy
+	Trigger  string
+}
+
+// Executor runs replacements. One Executor runs one replacement at a time.
+type Executor struct {
+	Cluster  Cluster
+	Provider Provider
+	Store    Store
+	Opts     Options
+
+	mu    sync.Mutex
+	abort string
+}
+
+// New returns an executor with defaults applied.
+func New(c Cluster, p Provider, s Store, o Options) *Executor {
+	o.defaults()
+	return &Executor{Cluster: c, Provider: p, Store: s, Opts: o}
+}
+
+// Abort asks the running replacement to roll back at its next check.
+func (e *Executor) Abort(reason string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if reason == "" {
+		reason = "aborted by operator"
+	}
+	e.abort = reason
+}
+
+func (e *Executor) abortReason() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.abort
+}
+
+// Begin records a new replacement (nothing is changed yet) and returns it.
+func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
+	now := e.Opts.Now()
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	r := &Record{
+		ID:        fmt.Sprintf("r-%s-%d-%s", now.UTC().Format("20060102T150405"), req.Broker, hex.EncodeToString(id)),
+		Trigger:   req.Trigger,
+		Strategy:  req.Strategy,
+		OldBroker: req.Broker,
+		NewBroker: -1,
+		Phase:     PhaseRunning,
+		Step:      StepGate,
+		Created:   now,
+		Updated:   now,
+	}
+	if r.Trigger == "" {
+		r.Trigger = "operator"
+	}
+	if err := e.Store.Save(ctx, r); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// InFlight returns the records that are not finished, oldest first.
+func InFlight(ctx context.Context, s Store) ([]*Record, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Record
+	for _, r := range all {
+		if !r.Phase.Terminal() {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// fatalError ends the forward path: the replacement rolls back (or fails).
+type fatalError struct{ err error }
+
+func (f *fatalError) Error() string { return f.err.Error() }
+func (f *fatalError) Unwrap() error { return f.err }
+
+func fatal(format string, args ...any) error { return &fatalError{fmt.Errorf(format, args...)} }
+
+// personError stops everything: the state needs a person, and fleetd must
+// not guess (for example, the old broker is not empty after the move).
+type personError struct{ err error }
+
+func (p *personError) Error() string { return p.err.Error() }
+func (p *personError) Unwrap() error { return p.err }
+
+// refusedError: the gate refused before anything changed.
+type refusedError struct{ v health.Verdict }
+
+func (r *refusedError) Error() string { return "refused: " + r.v.Summary() }
+
+func (e *Executor) logger(r *Record) *zerolog.Logger {
+	l := e.Opts.Log.With().Str("replacement", r.ID).Int32("broker", r.OldBroker).Str("instance", r.OldInstance).
+		Int32("new_broker", r.NewBroker).Str("new_instance", r.NewInstance).Logger()
+	return &l
+}
+
+// Run drives r until it is completed, rolled back, refused or failed, or
+// until ctx ends (then r stays resumable where it was). The returned error is
+// nil for completed; otherwise it says why.
+func (e *Executor) Run(ctx context.Context, r *Record) error {
+	for !r.Phase.Terminal() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if reason := e.abortReason(); reason != "" && r.Phase == PhaseRunning {
+			if err := e.beginRollback(ctx, r, errors.New(reason)); err != nil {
+				return err
+			}
+			continue
+		}
+		step := r.Step
+		log := e.logger(r)
+		e.startTiming(r, step)
+		err := e.runStep(ctx, r, step)
+		if ctx.Err() != nil {
+			return ctx.Err() // killed or shutting down: resumable from the record
+		}
+		if err != nil {
+			if err := e.handleFailure(ctx, r, step, err); err != nil {
+				return err
+			}
+			continue
+		}
+		e.endTiming(r, step)
+		r.Step = e.next(r, step)
+		if r.Step == StepDone {
+			r.Phase, r.Finished = PhaseCompleted, e.Opts.Now()
+		}
+		if r.Step == StepRolledBack {
+			r.Phase, r.Finished = PhaseRolledBack, e.Opts.Now()
+		}
+		if err := e.save(ctx, r); err != nil {
+			return err
+		}
+		log.Info().Str("step", string(step)).Str("next", string(r.Step)).Msg("step done")
+		e.event("after:"+string(step), r)
+	}
+	switch r.Phase {
+	case PhaseCompleted:
+		return nil
+	case PhaseRolledBack:
+		return fmt.Errorf("replacement %s rolled back: %s", r.ID, r.Error)
+	default:
+		return fmt.Errorf("replacement %s %s: %s", r.ID, r.Phase, r.Error)
+	}
+}
+
+// runStep runs one step, retrying transient failures with capped backoff.
+func (e *Executor) runStep(ctx context.Context, r *Record, step Step) error {
+	fn := e.handler(r, step)
+	backoff := time.Second
+	var err error
+	for attempt := 0; attempt <= e.Opts.StepRetries; attempt++ {
+		err = fn(ctx, r)
+		var f *fatalError
+		var p *personError
+		var ref *refusedError
+		if err == nil || errors.As(err, &f) || errors.As(err, &p) || errors.As(err, &ref) || ctx.Err() != nil || errors.Is(err, errAborted) {
+			return err
+		}
+		e.logger(r).Warn().Err(err).Str("step", string(step)).Int("attempt", attempt+1).Dur("retry_in", backoff).Msg("step failed, retrying")
+		if !sleep(ctx, backoff) {
+			return ctx.Err()
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+	return fatal("step %s failed %d times: %w", step, e.Opts.StepRetries+1, err)
+}
+
+var errAborted = errors.New("aborted")
+
+func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err error) error {
+	log := e.logger(r)
+	var ref *refusedError
+	var p *personError
+	switch {
+	case errors.As(err, &ref):
+		r.Phase, r.Error, r.Finished = PhaseRefused, ref.v.Summary(), e.Opts.Now()
+		log.Warn().Str("reason", r.Error).Msg("gate refused; nothing was changed")
+	case errors.As(err, &p):
+		r.Phase, r.Error, r.Finished = PhaseFailed, err.Error(), e.Opts.Now()
+		log.Error().Err(err).Str("step", string(step)).Msg("replacement stopped: needs a person")
+	case r.Phase == PhaseRollingBack:
+		r.Phase, r.Error, r.Finished = PhaseFailed, fmt.Sprintf("rollback step %s failed: %v (first: %s)", step, err, r.Error), e.Opts.Now()
+		log.Error().Err(err).Str("step", string(step)).Msg("rollback failed: needs a person")
+	default:
+		if errors.Is(err, errAborted) {
+			err = errors.New(e.abortReason())
+		}
+		return e.beginRollback(ctx, r, fmt.Errorf("step %s: %w", step, err))
+	}
+	e.endTiming(r, step)
+	return e.save(ctx, r)
+}
+
+// beginRollback switches to the rollback path, or, where nothing can be
+// undone any more, to failed.
+func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error) error {
+	log := e.logger(r)
+	r.Error = cause.Error()
+	switch {
+	case r.Strategy == StrategyIdentity:
+		// Before the old instance was touched there is nothing to undo; after,
+		// its disk is gone and only finishing restores redundancy.
+		if slices.Index(identitySteps, r.Step) < slices.Index(identitySteps, StepStopOld) {
+			r.Phase, r.Finished = PhaseRolledBack, e.Opts.Now()
+		} else {
+			r.Phase, r.Finished = PhaseFailed, e.Opts.Now()
+		}
+	case slices.Index(moveSteps, r.Step) >= slices.Index(moveSteps, StepStopOld):
+		// The old broker is already going: finishing is the only safe way.
+		log.Warn().Err(cause).Msg("too late to roll back: the old broker is being retired; finishing instead")
+		e.mu.Lock()
+		e.abort = ""
+		e.mu.Unlock()
+		r.Error = ""
+		return nil
+	case r.NewInstance == "" && slices.Index(moveSteps, r.Step) < slices.Index(moveSteps, StepLaunch):
+		r.Phase, r.Finished = PhaseRolledBack, e.Opts.Now()
+	default:
+		r.Phase, r.Step = PhaseRollingBack, StepCancelMoves
+	}
+	log.Warn().Err(cause).Str("phase", string(r.Phase)).Msg("replacement aborted")
+	return e.save(ctx, r)
+}
+
+func (e *Executor) next(r *Record, step Step) Step {
+	seq := moveSteps
+	switch {
+	case r.Phase == PhaseRollingBack:
+		seq = rollbackSteps
+	case r.Strategy == StrategyIdentity:
+		seq = identitySteps
+	}
+	i := slices.Index(seq, step)
+	if i < 0 || i+1 >= len(seq) {
+		return StepDone
+	}
+	return seq[i+1]
+}
+
+func (e *Executor) handler(r *Record, step Step) func(context.Context, *Record) error {
+	switch step {
+	case StepGate:
+		return e.gate
+	case StepPlan:
+		return e.plan
+	case StepLaunch:
+		return e.launch
+	case StepAwaitRegister:
+		return e.awaitRegister
+	case StepThrottle:
+		return e.throttle
+	case StepMove:
+		return e.move
+	case StepElectLeaders:
+		return e.electLeaders
+	case StepUnthrottle, StepRollbackUnthr:
+		return e.unthrottle
+	case StepVerifyEmpty:
+		return e.verifyEmpty
+	case StepStopOld:
+		return e.stopOld
+	case StepTerminateOld:
+		return e.terminateOld
+	case StepUnregisterOld:
+		return e.unregisterOld
+	case StepAwaitInSync:
+		return e.awaitInSync
+	case StepCancelMoves:
+		return e.cancelMoves
+	case StepMoveBack:
+		return e.moveBack
+	case StepRemoveNew:
+		return e.removeNew
+	}
+	return func(context.Context, *Record) error { return &personError{fmt.Errorf("unknown step %q in record", step)} }
+}
+
+func (e *Executor) save(ctx context.Context, r *Record) error {
+	r.Updated = e.Opts.Now()
+	// A save must not be abandoned because fleetd is shutting down: the
+	// record is how the next fleetd knows what happened.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	if err := e.Store.Save(sctx, r); err != nil {
+		return fmt.Errorf("save progress of %s: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (e *Executor) event(name string, r *Record) {
+	if e.Opts.OnEvent != nil {
+		e.Opts.OnEvent(name, r)
+	}
+}
+
+func (e *Executor) progress(p Progress) {
+	if e.Opts.OnProgress != nil {
+		e.Opts.OnProgress(p)
+	}
+}
+
+func (e *Executor) startTiming(r *Record, step Step) {
+	if n := len(r.Steps); n > 0 && r.Steps[n-1].Step == step && r.Steps[n-1].Ended.IsZero() {
+		return // resumed: the step keeps its original start
+	}
+	r.Steps = append(r.Steps, StepTiming{Step: step, Started: e.Opts.Now()})
+}
+
+func (e *Executor) endTiming(r *Record, step Step) {
+	if n := len(r.Steps); n > 0 && r.Steps[n-1].Step == step {
+		r.Steps[n-1].Ended = e.Opts.Now()
+	}
+}
+
+// sleep waits d or until ctx ends; false means ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

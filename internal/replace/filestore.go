@@ -1,0 +1,101 @@
+package replace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// FileStore keeps one JSON file per replacement in a directory. Save writes a
+// temporary file, syncs it and renames it over the old one, then syncs the
+// directory: after Save returns, a crash leaves either the old record or the
+// new one, never a torn file.
+type FileStore struct {
+	Dir string
+}
+
+// NewFileStore creates dir if needed.
+func NewFileStore(dir string) (*FileStore, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("state directory: %w", err)
+	}
+	return &FileStore{Dir: dir}, nil
+}
+
+func (s *FileStore) path(id string) string { return filepath.Join(s.Dir, id+".json") }
+
+func (s *FileStore) Save(_ context.Context, r *Record) error {
+	if r.ID == "" || strings.ContainsAny(r.ID, `/\`) {
+		return fmt.Errorf("save record: bad id %q", r.ID)
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("save record %s: %w", r.ID, err)
+	}
+	tmp, err := os.CreateTemp(s.Dir, r.ID+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("save record %s: %w", r.ID, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save record %s: %w", r.ID, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("save record %s: %w", r.ID, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("save record %s: %w", r.ID, err)
+	}
+	if err := os.Rename(tmp.Name(), s.path(r.ID)); err != nil {
+		return fmt.Errorf("save record %s: %w", r.ID, err)
+	}
+	d, err := os.Open(s.Dir)
+	if err != nil {
+		return fmt.Errorf("save record %s: %w", r.ID, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("save record %s: sync directory: %w", r.ID, err)
+	}
+	return nil
+}
+
+func (s *FileStore) Load(_ context.Context, id string) (*Record, error) {
+	b, err := os.ReadFile(s.path(id))
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("load record %s: %w", id, err)
+	}
+	var r Record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("load record %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+// List returns every record, oldest first.
+func (s *FileStore) List(ctx context.Context) ([]*Record, error) {
+	names, err := filepath.Glob(filepath.Join(s.Dir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*Record, 0, len(names))
+	for _, n := range names {
+		r, err := s.Load(ctx, strings.TrimSuffix(filepath.Base(n), ".json"))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Created.Before(out[j].Created) })
+	return out, nil
+}

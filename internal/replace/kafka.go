@@ -1,0 +1,208 @@
+package replace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+// KafkaCluster is the Cluster over a franz-go client.
+type KafkaCluster struct {
+	Client *kgo.Client
+}
+
+func (k KafkaCluster) adm() *kadm.Client { return kadm.NewClient(k.Client) }
+
+func (k KafkaCluster) Snapshot(ctx context.Context) (*health.Snapshot, error) {
+	return health.Collect(ctx, k.Client)
+}
+
+func (k KafkaCluster) Reassign(ctx context.Context, targets map[health.TP][]int32) error {
+	req := kadm.AlterPartitionAssignmentsReq{}
+	for tp, replicas := range targets {
+		req.Assign(tp.Topic, tp.Partition, replicas)
+	}
+	resp, err := k.adm().AlterPartitionAssignments(ctx, req)
+	if err != nil {
+		return fmt.Errorf("alter partition assignments: %w", err)
+	}
+	return resp.Error()
+}
+
+func (k KafkaCluster) CancelReassign(ctx context.Context, tps []health.TP) error {
+	if len(tps) == 0 {
+		return nil
+	}
+	req := kadm.AlterPartitionAssignmentsReq{}
+	for _, tp := range tps {
+		req.CancelAssign(tp.Topic, tp.Partition)
+	}
+	resp, err := k.adm().AlterPartitionAssignments(ctx, req)
+	if err != nil {
+		return fmt.Errorf("cancel reassignments: %w", err)
+	}
+	var first error
+	resp.Each(func(r kadm.AlterPartitionAssignmentsResponse) {
+		if r.Err != nil && !errors.Is(r.Err, kerr.NoReassignmentInProgress) && first == nil {
+			first = fmt.Errorf("cancel reassignment of %s-%d: %w", r.Topic, r.Partition, r.Err)
+		}
+	})
+	return first
+}
+
+func (k KafkaCluster) ElectPreferred(ctx context.Context, tps []health.TP) error {
+	if len(tps) == 0 {
+		return nil
+	}
+	set := kadm.TopicsSet{}
+	for _, tp := range tps {
+		set.Add(tp.Topic, tp.Partition)
+	}
+	res, err := k.adm().ElectLeaders(ctx, kadm.ElectPreferredReplica, set)
+	if err != nil {
+		return fmt.Errorf("elect preferred leaders: %w", err)
+	}
+	for _, ps := range res {
+		for _, r := range ps {
+			if r.Err != nil && !errors.Is(r.Err, kerr.ElectionNotNeeded) {
+				return fmt.Errorf("elect preferred leader of %s-%d: %w %s", r.Topic, r.Partition, r.Err, r.ErrMessage)
+			}
+		}
+	}
+	return nil
+}
+
+func (k KafkaCluster) Configs(ctx context.Context, keys []ConfigKey) (map[ConfigKey]*string, error) {
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	type res struct {
+		kind ConfigKind
+		name string
+	}
+	names := map[res][]string{}
+	for _, key := range keys {
+		r := res{key.Kind, key.Resource}
+		names[r] = append(names[r], key.Name)
+	}
+	for r, ns := range names {
+		rr := kmsg.NewDescribeConfigsRequestResource()
+		rr.ResourceType = resourceType(r.kind)
+		rr.ResourceName = r.name
+		rr.ConfigNames = ns
+		req.Resources = append(req.Resources, rr)
+	}
+	resp, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return nil, fmt.Errorf("describe configs: %w", err)
+	}
+	out := map[ConfigKey]*string{}
+	for _, r := range resp.Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return nil, fmt.Errorf("describe configs of %s: %w", r.ResourceName, err)
+		}
+		kind := BrokerConfig
+		if r.ResourceType == kmsg.ConfigResourceTypeTopic {
+			kind = TopicConfig
+		}
+		for _, c := range r.Configs {
+			// Only a dynamic value set on this very resource is ours to
+			// restore; defaults and static values are not "set".
+			if c.Source != kmsg.ConfigSourceDynamicTopicConfig && c.Source != kmsg.ConfigSourceDynamicBrokerConfig {
+				continue
+			}
+			out[ConfigKey{Kind: kind, Resource: r.ResourceName, Name: c.Name}] = c.Value
+		}
+	}
+	return out, nil
+}
+
+func (k KafkaCluster) SetConfigs(ctx context.Context, values map[ConfigKey]*string) error {
+	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
+	byRes := map[ConfigKey][]kmsg.IncrementalAlterConfigsRequestResourceConfig{}
+	for key, v := range values {
+		res := ConfigKey{Kind: key.Kind, Resource: key.Resource}
+		c := kmsg.NewIncrementalAlterConfigsRequestResourceConfig()
+		c.Name = key.Name
+		if v == nil {
+			c.Op = kmsg.IncrementalAlterConfigOpDelete
+		} else {
+			c.Op = kmsg.IncrementalAlterConfigOpSet
+			c.Value = v
+		}
+		byRes[res] = append(byRes[res], c)
+	}
+	for res, cs := range byRes {
+		r := kmsg.NewIncrementalAlterConfigsRequestResource()
+		r.ResourceType = resourceType(res.Kind)
+		r.ResourceName = res.Resource
+		r.Configs = cs
+		req.Resources = append(req.Resources, r)
+	}
+	if len(req.Resources) == 0 {
+		return nil
+	}
+	resp, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return fmt.Errorf("alter configs: %w", err)
+	}
+	for _, r := range resp.Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return fmt.Errorf("alter configs of %s: %w %s", r.ResourceName, err, str(r.ErrorMessage))
+		}
+	}
+	return nil
+}
+
+func resourceType(k ConfigKind) kmsg.ConfigResourceType {
+	if k == TopicConfig {
+		return kmsg.ConfigResourceTypeTopic
+	}
+	return kmsg.ConfigResourceTypeBroker
+}
+
+func (k KafkaCluster) ReplicaBytes(ctx context.Context, broker int32) (map[health.TP]int64, error) {
+	dirs, err := k.adm().DescribeBrokerLogDirs(ctx, broker, nil)
+	if err != nil {
+		return nil, fmt.Errorf("describe log dirs of broker %d: %w", broker, err)
+	}
+	if err := dirs.Error(); err != nil {
+		return nil, fmt.Errorf("describe log dirs of broker %d: %w", broker, err)
+	}
+	out := map[health.TP]int64{}
+	dirs.EachPartition(func(d kadm.DescribedLogDirPartition) {
+		out[health.TP{Topic: d.Topic, Partition: d.Partition}] += d.Size
+	})
+	return out, nil
+}
+
+// Unregister sends KRaft's UnregisterBroker, which kadm does not wrap. A
+// broker that is not registered is already unregistered.
+func (k KafkaCluster) Unregister(ctx context.Context, broker int32) error {
+	req := kmsg.NewPtrUnregisterBrokerRequest()
+	req.BrokerID = broker
+	resp, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return fmt.Errorf("unregister broker %d: %w", broker, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil && !errors.Is(err, kerr.BrokerIDNotRegistered) {
+		return fmt.Errorf("unregister broker %d: %w %s", broker, err, str(resp.ErrorMessage))
+	}
+	return nil
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
+}
+
+// brokerRes is the config resource name of a broker.
+func brokerRes(id int32) string { return strconv.Itoa(int(id)) }

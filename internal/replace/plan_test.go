@@ -1,0 +1,152 @@
+package replace
+
+import (
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// golden compares got (as indented JSON) with testdata/name, or rewrites it
+// with -update.
+func golden(t *testing.T, name string, got any) {
+	t.Helper()
+	b, err := json.MarshalIndent(got, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = append(b, '\n')
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if string(want) != string(b) {
+		t.Errorf("%s differs from golden file; got:\n%s", name, b)
+	}
+}
+
+func loadSnapshot(t *testing.T, name string) *health.Snapshot {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s health.Snapshot
+	if err := json.Unmarshal(raw, &s); err != nil {
+		t.Fatal(err)
+	}
+	return &s
+}
+
+func TestPlanMoveGolden(t *testing.T) {
+	s := loadSnapshot(t, "snapshot-6brokers.json")
+	tests := []struct {
+		golden string
+		opts   PlanOptions
+	}{
+		{"plan-smallest-first.json", PlanOptions{Concurrency: 2, Throttle: 10 << 20}},
+		{"plan-largest-first.json", PlanOptions{Concurrency: 3, Order: LargestFirst}},
+		{"plan-by-name-default-concurrency.json", PlanOptions{Order: ByName, Throttle: 50 << 20}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			p, err := PlanMove(s, 2, 7, "az-b", tt.opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.golden, p)
+		})
+	}
+}
+
+func TestPlanMoveIsAOneToOneSubstitution(t *testing.T) {
+	s := loadSnapshot(t, "snapshot-6brokers.json")
+	p, err := PlanMove(s, 2, 7, "az-b", PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := 0
+	for _, part := range s.Partitions {
+		for _, r := range part.Replicas {
+			if r == 2 {
+				held++
+			}
+		}
+	}
+	if p.Partitions != held {
+		t.Fatalf("plan moves %d partitions, broker 2 holds %d", p.Partitions, held)
+	}
+	for _, b := range p.Batches {
+		if len(b.Moves) > 5 {
+			t.Errorf("batch of %d exceeds the default concurrency 5", len(b.Moves))
+		}
+		for _, m := range b.Moves {
+			for i := range m.From {
+				switch {
+				case m.From[i] == 2 && m.To[i] != 7:
+					t.Errorf("%s: position %d was 2, became %d", m.TP, i, m.To[i])
+				case m.From[i] != 2 && m.To[i] != m.From[i]:
+					t.Errorf("%s: untouched replica moved %v -> %v", m.TP, m.From, m.To)
+				}
+			}
+		}
+	}
+}
+
+func TestPlanMoveRefusesNonsense(t *testing.T) {
+	s := loadSnapshot(t, "snapshot-6brokers.json")
+	for _, tt := range []struct {
+		old, new int32
+		opts     PlanOptions
+		want     string
+	}{
+		{2, 2, PlanOptions{}, "both 2"},
+		{2, 3, PlanOptions{}, "already has broker 3"},
+		{2, 7, PlanOptions{Order: "random"}, "unknown order"},
+	} {
+		if _, err := PlanMove(s, tt.old, tt.new, "", tt.opts); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("PlanMove(%d->%d, %+v) = %v, want error with %q", tt.old, tt.new, tt.opts, err, tt.want)
+		}
+	}
+}
+
+func TestPlanETAFollowsThrottle(t *testing.T) {
+	s := &health.Snapshot{Partitions: []health.Partition{{TP: health.TP{Topic: "t"}, Replicas: []int32{1, 2}, Bytes: 100 << 20}}}
+	p, err := PlanMove(s, 1, 3, "", PlanOptions{Throttle: 10 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ETA != 10*time.Second {
+		t.Errorf("ETA = %s, want 10s for 100 MiB at 10 MiB/s", p.ETA)
+	}
+}
+
+func TestReverseMovesBackOnlyWhatArrived(t *testing.T) {
+	s := loadSnapshot(t, "snapshot-6brokers.json")
+	p, _ := PlanMove(s, 2, 7, "", PlanOptions{Concurrency: 2})
+	first := p.Batches[0].Moves[0]
+	moved := map[health.TP][]int32{first.TP: first.To}
+	r := p.Reverse(moved)
+	if r.Partitions != 1 || r.Batches[0].Moves[0].TP != first.TP {
+		t.Fatalf("reverse = %+v, want only %s", r, first.TP)
+	}
+	m := r.Batches[0].Moves[0]
+	for i := range m.To {
+		if m.To[i] != first.From[i] {
+			t.Errorf("reverse target %v, want the original %v", m.To, first.From)
+		}
+	}
+}

@@ -1,0 +1,131 @@
+//go:build integration
+
+package replace_test
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleetd/internal/health"
+	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/testbed"
+)
+
+// fastOptions poll quickly so tests on a laptop-sized cluster stay short; the
+// safety logic is the same as with production defaults.
+func fastOptions(t *testing.T) replace.Options {
+	return replace.Options{
+		Throttle:        20 << 20,
+		Poll:            300 * time.Millisecond,
+		RegisterTimeout: 2 * time.Minute,
+		StopTimeout:     time.Minute,
+		LeaderTimeout:   30 * time.Second,
+		StallWarn:       10 * time.Second,
+		StallAbort:      time.Minute,
+		InSyncTimeout:   3 * time.Minute,
+		StepRetries:     3,
+		Log:             testbed.Logger(t),
+	}
+}
+
+func newExecutor(t *testing.T, c *testbed.Cluster, o replace.Options) (*replace.Executor, *local.Provider, *replace.FileStore) {
+	t.Helper()
+	store, err := replace.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := local.NewProvider(c.Fleet)
+	return replace.New(replace.KafkaCluster{Client: c.Client}, p, store, o), p, store
+}
+
+// assertReplaced checks, from the cluster's own metadata, that old is gone
+// and nothing is left degraded or throttled.
+func assertReplaced(t *testing.T, c *testbed.Cluster, old int32) {
+	t.Helper()
+	snap, err := health.Collect(testbed.Context(t), c.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, listed := snap.Broker(old); listed {
+		t.Errorf("broker %d is still registered", old)
+	}
+	if _, exists := c.Fleet.Broker(old); exists {
+		t.Errorf("broker %d's instance was not terminated", old)
+	}
+	for _, p := range snap.Partitions {
+		if slices.Contains(p.Replicas, old) || slices.Contains(p.ISR, old) {
+			t.Errorf("%s still has broker %d: replicas %v isr %v", p.TP, old, p.Replicas, p.ISR)
+		}
+		if len(p.ISR) != len(p.Replicas) || p.Reassigning {
+			t.Errorf("%s not fully in sync: replicas %v isr %v reassigning %v", p.TP, p.Replicas, p.ISR, p.Reassigning)
+		}
+	}
+	if left := c.ThrottleConfigs(); len(left) > 0 {
+		t.Errorf("throttle configs left behind: %v", left)
+	}
+}
+
+func TestMoveReplacesBrokerWithoutLoss(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 8, 3, 2)
+	c.Fill("orders", 40)
+	run := c.StartLedger("orders", 200)
+
+	oldInfo, _ := c.Fleet.Broker(2)
+	ex, _, store := newExecutor(t, c, fastOptions(t))
+	ctx := testbed.Context(t)
+	rec, err := ex.Begin(ctx, replace.Request{Broker: 2, Strategy: replace.StrategyMove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Run(ctx, rec); err != nil {
+		t.Fatalf("replacement failed: %v", err)
+	}
+	c.StopLedger(run)
+	assertReplaced(t, c, 2)
+
+	saved, err := store.Load(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if saved.Phase != replace.PhaseCompleted || saved.NewBroker != 4 || saved.Plan.Partitions < 8 {
+		t.Errorf("record: phase %s new %d partitions %d", saved.Phase, saved.NewBroker, saved.Plan.Partitions)
+	}
+	if b, ok := c.Fleet.Broker(4); !ok || b.Rack != oldInfo.Rack {
+		t.Errorf("new broker 4 = %+v, want it in broker 2's rack %s", b, oldInfo.Rack)
+	}
+	for _, s := range saved.Steps {
+		t.Logf("step %-20s %s", s.Step, s.Duration().Round(time.Millisecond))
+	}
+}
+
+func TestGateRefusesMoveWhileAnotherBrokerIsDown(t *testing.T) {
+	c := testbed.NewCluster(t, 4)
+	c.CreateTopic("orders", 4, 3, 2)
+	if err := c.Fleet.KillBroker(3); err != nil {
+		t.Fatal(err)
+	}
+	ex, _, _ := newExecutor(t, c, fastOptions(t))
+	ctx := testbed.Context(t)
+	var rec *replace.Record
+	testbed.Eventually(t, 60*time.Second, func() error {
+		var err error
+		rec, err = ex.Begin(ctx, replace.Request{Broker: 1, Strategy: replace.StrategyMove})
+		if err != nil {
+			return err
+		}
+		_ = ex.Run(ctx, rec)
+		if rec.Phase != replace.PhaseRefused || !strings.Contains(rec.Error, "broker-down: broker 3") {
+			return errors.New("not refused for broker 3 yet: " + rec.Error)
+		}
+		return nil
+	})
+	if rec.NewInstance != "" || len(c.Fleet.Brokers()) != 4 {
+		t.Errorf("a refused replacement launched something: %+v", rec)
+	}
+	t.Logf("refusal: %s", rec.Error)
+}

@@ -1,0 +1,378 @@
+package replace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+// alive: registered and not fenced.
+func alive(s *health.Snapshot, id int32) bool {
+	b, ok := s.Broker(id)
+	return ok && !b.Fenced
+}
+
+func (e *Executor) instance(ctx context.Context, nodeID int32) (Instance, bool, error) {
+	insts, err := e.Provider.Instances(ctx)
+	if err != nil {
+		return Instance{}, false, fmt.Errorf("list instances: %w", err)
+	}
+	for _, in := range insts {
+		if in.NodeID == nodeID && in.State != StateTerminated && in.State != StateShuttingDown {
+			return in, true, nil
+		}
+	}
+	return Instance{}, false, nil
+}
+
+// gate decides whether the replacement may start, and with which strategy.
+// Nothing has been changed yet, so every problem is a refusal.
+func (e *Executor) gate(ctx context.Context, r *Record) error {
+	log := e.logger(r)
+	snap, err := e.Cluster.Snapshot(ctx)
+	if err != nil {
+		return &refusedError{health.NotEvaluated(err)}
+	}
+	inst, found, err := e.instance(ctx, r.OldBroker)
+	if err != nil {
+		return &refusedError{health.NotEvaluated(err)}
+	}
+	r.OldDead = !alive(snap, r.OldBroker)
+	if r.Strategy == "" {
+		r.Strategy = StrategyMove
+		if r.OldDead {
+			r.Strategy = StrategyIdentity
+		}
+	}
+	refuse := func(code health.Code, format string, args ...any) error {
+		return &refusedError{health.Verdict{Blockers: []health.Reason{{Code: code, Brokers: []int32{r.OldBroker}, Message: fmt.Sprintf(format, args...)}}}}
+	}
+	switch {
+	case r.Strategy != StrategyMove && r.Strategy != StrategyIdentity:
+		return refuse("bad-request", "unknown strategy %q (want move or identity)", r.Strategy)
+	case r.Strategy == StrategyMove && r.OldDead:
+		return refuse(health.CodeBrokerDown, "broker %d is down: a move needs the old broker serving; use the identity strategy", r.OldBroker)
+	case !found && !r.OldDead:
+		return refuse("no-instance", "broker %d is serving but no instance of this cluster carries node id %d", r.OldBroker, r.OldBroker)
+	}
+	if found {
+		r.OldInstance, r.Zone, r.Like = inst.ID, inst.Zone, inst
+	} else if b, ok := snap.Broker(r.OldBroker); ok && b.Rack != "" {
+		r.Zone, r.Like = b.Rack, Instance{NodeID: r.OldBroker, Zone: b.Rack}
+	} else {
+		return refuse("no-instance", "broker %d is gone and no instance or registration says which zone it was in", r.OldBroker)
+	}
+	pol := health.Policy{Own: r.Own()}
+	if r.OldDead {
+		pol.AllowDown = []int32{r.OldBroker}
+		log.Warn().Msg("emergency: the broker is already dead; its under-replicated partitions are excused by the gate")
+	}
+	v := health.CanDisrupt(snap, pol)
+	if !v.Safe {
+		return &refusedError{v}
+	}
+	if r.Strategy == StrategyIdentity {
+		if !r.OldDead {
+			if stop := health.SafeToStop(snap, r.OldBroker); !stop.Safe {
+				return &refusedError{stop}
+			}
+		}
+		r.NewBroker = r.OldBroker
+	}
+	for _, w := range v.Warnings {
+		log.Warn().Str("code", string(w.Code)).Msg(w.Message)
+	}
+	return nil
+}
+
+// nextNodeID picks a node id above every broker, replica, controller and
+// instance id ever seen, so a new broker never inherits an old identity.
+func nextNodeID(s *health.Snapshot, insts []Instance) int32 {
+	var top int32
+	for _, b := range s.Brokers {
+		top = max(top, b.ID)
+	}
+	for _, p := range s.Partitions {
+		for _, id := range p.Replicas {
+			top = max(top, id)
+		}
+	}
+	for _, in := range insts {
+		top = max(top, in.NodeID)
+	}
+	id := top + 1
+	for slices.Contains(s.Controllers, id) {
+		id++
+	}
+	return id
+}
+
+func (e *Executor) plan(ctx context.Context, r *Record) error {
+	if r.Plan != nil {
+		return nil
+	}
+	snap, err := e.Cluster.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	insts, err := e.Provider.Instances(ctx)
+	if err != nil {
+		return err
+	}
+	if r.NewBroker < 0 {
+		r.NewBroker = nextNodeID(snap, insts)
+	}
+	p, err := PlanMove(snap, r.OldBroker, r.NewBroker, r.Zone, e.Opts.Plan)
+	if err != nil {
+		return fatal("%w", err)
+	}
+	r.Plan = p
+	e.logger(r).Info().Int("partitions", p.Partitions).Int("batches", len(p.Batches)).Int64("bytes", p.TotalBytes).
+		Dur("eta", p.ETA).Msg("plan made")
+	return nil
+}
+
+func (e *Executor) launch(ctx context.Context, r *Record) error {
+	in, err := e.Provider.Launch(ctx, LaunchRequest{Token: r.ID + "-launch", Like: r.Like, NodeID: r.NewBroker, ReplacementID: r.ID})
+	if err != nil {
+		return fmt.Errorf("launch broker %d: %w", r.NewBroker, err)
+	}
+	r.NewInstance = in.ID
+	return nil
+}
+
+// poll calls check every Poll until it reports done, it fails fatally, or
+// timeout passes. Transient check errors are retried until the timeout.
+func (e *Executor) poll(ctx context.Context, r *Record, what string, timeout time.Duration, check func(ctx context.Context) (bool, error)) error {
+	deadline := e.Opts.Now().Add(timeout)
+	var last error
+	for {
+		if e.abortReason() != "" && r.Phase == PhaseRunning {
+			return errAborted
+		}
+		done, err := check(ctx)
+		var f *fatalError
+		var p *personError
+		switch {
+		case err == nil && done:
+			return nil
+		case errors.As(err, &f), errors.As(err, &p):
+			return err
+		case err != nil:
+			last = err
+		}
+		if e.Opts.Now().After(deadline) {
+			if last != nil {
+				return fatal("%s: not done within %s (last error: %v)", what, timeout, last)
+			}
+			return fatal("%s: not done within %s", what, timeout)
+		}
+		if !sleep(ctx, e.Opts.Poll) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (e *Executor) awaitRegister(ctx context.Context, r *Record) error {
+	return e.poll(ctx, r, fmt.Sprintf("broker %d registration", r.NewBroker), e.Opts.RegisterTimeout, func(ctx context.Context) (bool, error) {
+		snap, err := e.Cluster.Snapshot(ctx)
+		if err != nil {
+			return false, err
+		}
+		b, ok := snap.Broker(r.NewBroker)
+		if !ok || b.Fenced {
+			in, found, err := e.instance(ctx, r.NewBroker)
+			if err == nil && (!found || in.ID != r.NewInstance) && r.NewInstance != "" {
+				return false, fatal("instance %s of broker %d is gone before it registered", r.NewInstance, r.NewBroker)
+			}
+			return false, nil
+		}
+		if r.Zone != "" && b.Rack != "" && b.Rack != r.Zone {
+			return false, fatal("broker %d registered in rack %q, want %q: it would unbalance the racks", r.NewBroker, b.Rack, r.Zone)
+		}
+		return true, nil
+	})
+}
+
+// preferredTPs are the partitions whose leadership the replacement touched.
+func preferredTPs(r *Record, snap *health.Snapshot) []health.TP {
+	var tps []health.TP
+	if r.Plan != nil && r.Strategy == StrategyMove {
+		for _, b := range r.Plan.Batches {
+			for _, m := range b.Moves {
+				tps = append(tps, m.TP)
+			}
+		}
+		return tps
+	}
+	for _, p := range snap.Partitions {
+		if slices.Contains(p.Replicas, r.NewBroker) {
+			tps = append(tps, p.TP)
+		}
+	}
+	return tps
+}
+
+// electLeaders restores preferred leadership. Leadership is not redundancy,
+// so if it does not settle in time fleetd warns and goes on.
+func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
+	snap, err := e.Cluster.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	tps := preferredTPs(r, snap)
+	if err := e.Cluster.ElectPreferred(ctx, tps); err != nil {
+		return err
+	}
+	want := map[health.TP]bool{}
+	for _, tp := range tps {
+		want[tp] = true
+	}
+	err = e.poll(ctx, r, "preferred leaders", e.Opts.LeaderTimeout, func(ctx context.Context) (bool, error) {
+		snap, err := e.Cluster.Snapshot(ctx)
+		if err != nil {
+			return false, err
+		}
+		for _, tp := range health.LeaderSkew(snap) {
+			if want[tp] {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	var f *fatalError
+	if errors.As(err, &f) {
+		e.logger(r).Warn().Err(err).Msg("preferred leaders not restored; continuing (leadership is not redundancy)")
+		return nil
+	}
+	return err
+}
+
+func (e *Executor) verifyEmpty(ctx context.Context, r *Record) error {
+	return e.requireEmpty(ctx, r.OldBroker)
+}
+
+// requireEmpty reads the cluster fresh and refuses unless broker holds no
+// replica and sits in no ISR: the only evidence fleetd retires a broker on.
+func (e *Executor) requireEmpty(ctx context.Context, broker int32) error {
+	snap, err := e.Cluster.Snapshot(ctx)
+	if err != nil {
+		return err
+	}
+	if v := health.Empty(snap, broker); !v.Safe {
+		return &personError{fmt.Errorf("broker %d is not empty, refusing to retire it: %s", broker, v.Summary())}
+	}
+	return nil
+}
+
+func (e *Executor) stopOld(ctx context.Context, r *Record) error {
+	if r.Strategy == StrategyMove {
+		if err := e.requireEmpty(ctx, r.OldBroker); err != nil {
+			return err
+		}
+	}
+	if r.OldInstance == "" {
+		return nil
+	}
+	if err := e.Provider.Stop(ctx, r.OldInstance); err != nil {
+		return fmt.Errorf("stop %s: %w", r.OldInstance, err)
+	}
+	err := e.poll(ctx, r, fmt.Sprintf("broker %d shutdown", r.OldBroker), e.Opts.StopTimeout, func(ctx context.Context) (bool, error) {
+		snap, err := e.Cluster.Snapshot(ctx)
+		if err != nil {
+			return false, err
+		}
+		return !alive(snap, r.OldBroker), nil
+	})
+	var f *fatalError
+	if errors.As(err, &f) {
+		// It is empty (move) or being replaced anyway (identity): terminate.
+		e.logger(r).Warn().Err(err).Msg("old broker did not shut down in time; terminating it")
+		return nil
+	}
+	return err
+}
+
+func (e *Executor) terminateOld(ctx context.Context, r *Record) error {
+	if r.Strategy == StrategyMove {
+		if err := e.requireEmpty(ctx, r.OldBroker); err != nil {
+			return err
+		}
+	}
+	if r.OldInstance == "" {
+		return nil
+	}
+	if err := e.Provider.Terminate(ctx, r.OldInstance); err != nil {
+		return fmt.Errorf("terminate %s: %w", r.OldInstance, err)
+	}
+	return nil
+}
+
+func (e *Executor) unregisterOld(ctx context.Context, r *Record) error {
+	return e.unregister(ctx, r, r.OldBroker)
+}
+
+// unregister waits until broker is no longer serving, then removes its
+// registration and waits until the cluster no longer lists it.
+func (e *Executor) unregister(ctx context.Context, r *Record, broker int32) error {
+	return e.poll(ctx, r, fmt.Sprintf("unregistration of broker %d", broker), e.Opts.StopTimeout, func(ctx context.Context) (bool, error) {
+		snap, err := e.Cluster.Snapshot(ctx)
+		if err != nil {
+			return false, err
+		}
+		if alive(snap, broker) {
+			return false, nil // its session has not expired yet
+		}
+		if _, listed := snap.Broker(broker); !listed {
+			return true, nil
+		}
+		return false, e.Cluster.Unregister(ctx, broker)
+	})
+}
+
+// awaitInSync (identity): the new, empty broker re-replicates its partitions
+// at Kafka's pace; done when it is back in every ISR.
+func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
+	st := stallTracker{}
+	err := e.poll(ctx, r, fmt.Sprintf("broker %d back in sync", r.NewBroker), e.Opts.InSyncTimeout, func(ctx context.Context) (bool, error) {
+		snap, err := e.Cluster.Snapshot(ctx)
+		if err != nil {
+			return false, err
+		}
+		var total int64
+		var parts, synced int
+		for _, p := range snap.Partitions {
+			if !slices.Contains(p.Replicas, r.NewBroker) {
+				continue
+			}
+			parts++
+			total += p.Bytes
+			if slices.Contains(p.ISR, r.NewBroker) {
+				synced++
+			}
+		}
+		copied := int64(0)
+		if sizes, err := e.Cluster.ReplicaBytes(ctx, r.NewBroker); err == nil {
+			for _, n := range sizes {
+				copied += n
+			}
+		}
+		stalled, err := st.observe(e, r, copied, synced == parts)
+		e.progress(Progress{ID: r.ID, Phase: r.Phase, Step: r.Step, PartitionsDone: synced, Partitions: parts, BytesCopied: copied,
+			BytesTotal: total, UnderReplicated: len(health.UnderReplicated(snap)), Stalled: stalled})
+		if err != nil {
+			return false, err
+		}
+		return synced == parts && alive(snap, r.NewBroker), nil
+	})
+	var f *fatalError
+	if errors.As(err, &f) {
+		// The old disk is gone: nothing to roll back to. A person must look.
+		return &personError{err}
+	}
+	return err
+}

@@ -1,0 +1,221 @@
+package replace
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+// InstanceState is an instance's lifecycle state, as EC2 names them.
+type InstanceState string
+
+const (
+	StatePending      InstanceState = "pending"
+	StateRunning      InstanceState = "running"
+	StateStopping     InstanceState = "stopping"
+	StateStopped      InstanceState = "stopped"
+	StateShuttingDown InstanceState = "shutting-down"
+	StateTerminated   InstanceState = "terminated"
+)
+
+// Instance is the machine a broker runs on.
+type Instance struct {
+	ID         string            `json:"id"`
+	NodeID     int32             `json:"node_id"`
+	Zone       string            `json:"zone"` // availability zone, which is the broker's rack
+	State      InstanceState     `json:"state"`
+	Image      string            `json:"image,omitempty"`
+	LaunchedAt time.Time         `json:"launched_at"`
+	Tags       map[string]string `json:"tags,omitempty"`
+}
+
+// LaunchRequest asks for a broker like Like (same zone), with NodeID.
+type LaunchRequest struct {
+	// Token makes the launch idempotent: a repeated request with the same
+	// token returns the instance the first one started, never a second one.
+	Token         string
+	Like          Instance
+	NodeID        int32
+	ReplacementID string
+}
+
+// Provider is what a replacement needs from the infrastructure. Launch may
+// return before the broker runs (EC2 is asynchronous): the executor waits for
+// the broker to register with Kafka, which is the only readiness that counts.
+// Every method may fail transiently and is retried.
+type Provider interface {
+	// Instances lists the cluster's broker instances that are not terminated.
+	Instances(ctx context.Context) ([]Instance, error)
+	Launch(ctx context.Context, req LaunchRequest) (Instance, error)
+	// Stop shuts the broker down gracefully (Kafka's controlled shutdown).
+	Stop(ctx context.Context, instanceID string) error
+	// Terminate destroys the instance and its instance-store data.
+	Terminate(ctx context.Context, instanceID string) error
+}
+
+// ErrNotFound is returned by a Store for an unknown record.
+var ErrNotFound = errors.New("replacement record not found")
+
+// Store keeps replacement records durably: Save returns only once the record
+// would survive a crash.
+type Store interface {
+	Save(ctx context.Context, r *Record) error
+	Load(ctx context.Context, id string) (*Record, error)
+	List(ctx context.Context) ([]*Record, error)
+}
+
+// Strategy is how a broker is replaced.
+type Strategy string
+
+const (
+	// StrategyMove (make-before-break): a new node id takes over the old
+	// broker's replicas 1:1 by reassignment; redundancy never drops.
+	StrategyMove Strategy = "move"
+	// StrategyIdentity (break-before-make): for a dead broker; a new instance
+	// takes the old node id with an empty disk and Kafka re-replicates.
+	StrategyIdentity Strategy = "identity"
+)
+
+// Phase is where a replacement stands overall.
+type Phase string
+
+const (
+	PhaseRunning     Phase = "running"
+	PhaseRollingBack Phase = "rolling-back"
+	PhaseCompleted   Phase = "completed"
+	PhaseRolledBack  Phase = "rolled-back"
+	// PhaseFailed: neither finished nor rolled back cleanly; a person must look.
+	PhaseFailed Phase = "failed"
+	// PhaseRefused: the gate refused before anything was changed.
+	PhaseRefused Phase = "refused"
+)
+
+// Terminal reports whether nothing more will happen to a record in phase p.
+func (p Phase) Terminal() bool {
+	return p == PhaseCompleted || p == PhaseRolledBack || p == PhaseFailed || p == PhaseRefused
+}
+
+// Step names one idempotent step.
+type Step string
+
+const (
+	StepGate           Step = "gate"
+	StepPlan           Step = "plan"
+	StepLaunch         Step = "launch"
+	StepAwaitRegister  Step = "await-registration"
+	StepThrottle       Step = "throttle"
+	StepMove           Step = "move"
+	StepElectLeaders   Step = "elect-leaders"
+	StepUnthrottle     Step = "unthrottle"
+	StepVerifyEmpty    Step = "verify-empty"
+	StepStopOld        Step = "stop-old"
+	StepTerminateOld   Step = "terminate-old"
+	StepUnregisterOld  Step = "unregister-old"
+	StepAwaitInSync    Step = "await-in-sync"
+	StepDone           Step = "done"
+	StepCancelMoves    Step = "rollback-cancel"
+	StepMoveBack       Step = "rollback-move-back"
+	StepRollbackUnthr  Step = "rollback-unthrottle"
+	StepRemoveNew      Step = "rollback-remove-new"
+	StepRolledBack     Step = "rolled-back"
+)
+
+// moveSteps and identitySteps are the forward sequences; rollbackSteps undo a
+// move. Each step is idempotent, so resuming repeats at most the step that
+// was running when fleetd died.
+var (
+	moveSteps     = []Step{StepGate, StepPlan, StepLaunch, StepAwaitRegister, StepThrottle, StepMove, StepElectLeaders, StepUnthrottle, StepVerifyEmpty, StepStopOld, StepTerminateOld, StepUnregisterOld, StepDone}
+	identitySteps = []Step{StepGate, StepStopOld, StepTerminateOld, StepLaunch, StepAwaitRegister, StepAwaitInSync, StepElectLeaders, StepDone}
+	rollbackSteps = []Step{StepCancelMoves, StepMoveBack, StepRollbackUnthr, StepRemoveNew, StepRolledBack}
+)
+
+// StepTiming records when a step ran.
+type StepTiming struct {
+	Step    Step      `json:"step"`
+	Started time.Time `json:"started"`
+	Ended   time.Time `json:"ended,omitzero"`
+}
+
+// Duration is how long the step took (0 while running).
+func (t StepTiming) Duration() time.Duration {
+	if t.Ended.IsZero() {
+		return 0
+	}
+	return t.Ended.Sub(t.Started)
+}
+
+// ConfigKind is the kind of resource a throttle config lives on.
+type ConfigKind string
+
+const (
+	BrokerConfig ConfigKind = "broker"
+	TopicConfig  ConfigKind = "topic"
+)
+
+// ConfigKey names one dynamic config entry.
+type ConfigKey struct {
+	Kind     ConfigKind `json:"kind"`
+	Resource string     `json:"resource"` // broker id or topic name
+	Name     string     `json:"name"`
+}
+
+// ThrottleEntry is one config fleetd set, with what it replaced, so that
+// removing it restores the operator's own setting instead of deleting it.
+type ThrottleEntry struct {
+	Key      ConfigKey `json:"key"`
+	Value    string    `json:"value"`
+	Previous *string   `json:"previous"`
+}
+
+// Record is the durable state of one replacement.
+type Record struct {
+	ID       string   `json:"id"`
+	Trigger  string   `json:"trigger"`
+	Strategy Strategy `json:"strategy"`
+	// OldBroker is the node id being replaced; NewBroker the node id taking
+	// over (equal for the identity strategy).
+	OldBroker   int32  `json:"old_broker"`
+	NewBroker   int32  `json:"new_broker"`
+	OldInstance string `json:"old_instance,omitempty"`
+	NewInstance string `json:"new_instance,omitempty"`
+	Zone        string `json:"zone,omitempty"`
+	// Like is the old broker's instance as it was at the gate; the new one is
+	// launched like it (same zone), even after the old one is gone.
+	Like Instance `json:"like"`
+	// OldDead: the old broker was already gone when the replacement began (an
+	// emergency: the gate excuses it, and the log says so).
+	OldDead bool `json:"old_dead,omitempty"`
+
+	Phase Phase `json:"phase"`
+	Step  Step  `json:"step"`
+	Plan  *Plan `json:"plan,omitempty"`
+	// BatchesDone counts move batches verified done.
+	BatchesDone int `json:"batches_done"`
+	// Throttles are exactly the configs fleetd set (recorded before setting).
+	Throttles        []ThrottleEntry `json:"throttles,omitempty"`
+	ThrottlesRemoved bool            `json:"throttles_removed,omitempty"`
+
+	AbortRequested string       `json:"abort_requested,omitempty"`
+	Error          string       `json:"error,omitempty"`
+	Steps          []StepTiming `json:"steps,omitempty"`
+	BytesMoved     int64        `json:"bytes_moved"`
+	Created        time.Time    `json:"created"`
+	Updated        time.Time    `json:"updated"`
+	Finished       time.Time    `json:"finished,omitzero"`
+}
+
+// Own lists the partitions whose reassignments this replacement starts, for
+// the gate's policy.
+func (r *Record) Own() map[health.TP]bool {
+	own := map[health.TP]bool{}
+	if r.Plan != nil {
+		for _, b := range r.Plan.Batches {
+			for _, m := range b.Moves {
+				own[m.TP] = true
+			}
+		}
+	}
+	return own
+}
