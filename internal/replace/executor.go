@@ -381,7 +381,9 @@ func (e *Executor) handler(r *Record, step Step) func(context.Context, *Record) 
 	case StepRemoveNew:
 		return e.removeNew
 	}
-	return func(context.Context, *Record) error { return &personError{fmt.Errorf("unknown step %q in record", step)} }
+	return func(context.Context, *Record) error {
+		return &personError{fmt.Errorf("unknown step %q in record", step)}
+	}
 }
 
 func (e *Executor) save(ctx context.Context, r *Record) error {
