@@ -176,10 +176,17 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	return f, nil
 }
 
+// newClusterID returns a random Kafka UUID in base64url. Like Kafka's own
+// Uuid.randomUuid it never starts with '-', which kafka-storage's argument
+// parser would take for an option (1 run in 64 failed before this).
 func newClusterID() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return base64.RawURLEncoding.EncodeToString(b[:])
+	for {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		if id := base64.RawURLEncoding.EncodeToString(b[:]); id[0] != '-' {
+			return id
+		}
+	}
 }
 
 // ClusterID is the KRaft cluster id every node was formatted with.

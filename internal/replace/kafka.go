@@ -17,6 +17,11 @@ import (
 // KafkaCluster is the Cluster over a franz-go client.
 type KafkaCluster struct {
 	Client *kgo.Client
+	// Controllers, if set, is a client seeded with the KRaft controllers
+	// (KIP-919). Broker-level configs are changed through it, because a
+	// broker only accepts changes to its own configs: without it, the
+	// throttle of a broker that died mid-replacement cannot be removed.
+	Controllers *kgo.Client
 }
 
 func (k KafkaCluster) adm() *kadm.Client { return kadm.NewClient(k.Client) }
@@ -124,6 +129,37 @@ func (k KafkaCluster) Configs(ctx context.Context, keys []ConfigKey) (map[Config
 }
 
 func (k KafkaCluster) SetConfigs(ctx context.Context, values map[ConfigKey]*string) error {
+	if k.Controllers == nil {
+		return k.alterConfigs(ctx, values, k.Client.Request)
+	}
+	brokers, topics := map[ConfigKey]*string{}, map[ConfigKey]*string{}
+	for key, v := range values {
+		if key.Kind == BrokerConfig {
+			brokers[key] = v
+		} else {
+			topics[key] = v
+		}
+	}
+	if err := k.alterConfigs(ctx, topics, k.Client.Request); err != nil {
+		return err
+	}
+	return k.alterConfigs(ctx, brokers, k.controllerRequest)
+}
+
+// controllerRequest sends req to the first controller that answers.
+func (k KafkaCluster) controllerRequest(ctx context.Context, req kmsg.Request) (kmsg.Response, error) {
+	var last error
+	for _, b := range k.Controllers.SeedBrokers() {
+		resp, err := b.Request(ctx, req)
+		if err == nil {
+			return resp, nil
+		}
+		last = err
+	}
+	return nil, fmt.Errorf("no controller answered: %w", last)
+}
+
+func (k KafkaCluster) alterConfigs(ctx context.Context, values map[ConfigKey]*string, send func(context.Context, kmsg.Request) (kmsg.Response, error)) error {
 	req := kmsg.NewPtrIncrementalAlterConfigsRequest()
 	byRes := map[ConfigKey][]kmsg.IncrementalAlterConfigsRequestResourceConfig{}
 	for key, v := range values {
@@ -148,10 +184,14 @@ func (k KafkaCluster) SetConfigs(ctx context.Context, values map[ConfigKey]*stri
 	if len(req.Resources) == 0 {
 		return nil
 	}
-	resp, err := req.RequestWith(ctx, k.Client)
+	raw, err := send(ctx, req)
 	if err != nil {
+		if k.Controllers == nil {
+			return fmt.Errorf("alter configs: %w (a broker accepts changes only to its own configs; to change a down broker's, configure kafka.controllers)", err)
+		}
 		return fmt.Errorf("alter configs: %w", err)
 	}
+	resp := raw.(*kmsg.IncrementalAlterConfigsResponse)
 	for _, r := range resp.Resources {
 		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
 			return fmt.Errorf("alter configs of %s: %w %s", r.ResourceName, err, str(r.ErrorMessage))

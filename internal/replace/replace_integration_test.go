@@ -39,7 +39,7 @@ func newExecutor(t *testing.T, c *testbed.Cluster, o replace.Options) (*replace.
 		t.Fatal(err)
 	}
 	p := local.NewProvider(c.Fleet)
-	return replace.New(replace.KafkaCluster{Client: c.Client}, p, store, o), p, store
+	return replace.New(replace.KafkaCluster{Client: c.Client, Controllers: c.Controllers}, p, store, o), p, store
 }
 
 // assertReplaced checks, from the cluster's own metadata, that old is gone
@@ -128,4 +128,96 @@ func TestGateRefusesMoveWhileAnotherBrokerIsDown(t *testing.T) {
 		t.Errorf("a refused replacement launched something: %+v", rec)
 	}
 	t.Logf("refusal: %s", rec.Error)
+}
+
+func TestIdentityReplacesDeadBrokerWithSameID(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 20)
+	run := c.StartLedger("orders", 200)
+	if err := c.Fleet.KillBroker(3); err != nil {
+		t.Fatal(err)
+	}
+	ex, _, _ := newExecutor(t, c, fastOptions(t))
+	ctx := testbed.Context(t)
+	// Wait until Kafka has noticed the loss, as a real trigger would.
+	testbed.Eventually(t, 60*time.Second, func() error {
+		for _, p := range c.Partitions("orders") {
+			if slices.Contains(p.ISR, 3) {
+				return errors.New("broker 3 still in ISR")
+			}
+		}
+		return nil
+	})
+	rec, err := ex.Begin(ctx, replace.Request{Broker: 3, Trigger: "instance-lost"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Run(ctx, rec); err != nil {
+		t.Fatalf("identity replacement failed: %v", err)
+	}
+	if rec.Strategy != replace.StrategyIdentity || !rec.OldDead || rec.NewBroker != 3 {
+		t.Errorf("record: strategy %s dead %v new %d, want identity for dead broker 3", rec.Strategy, rec.OldDead, rec.NewBroker)
+	}
+	for _, p := range c.Partitions("orders") {
+		if len(p.ISR) != 3 {
+			t.Errorf("partition %d ISR %v, want full", p.Partition, p.ISR)
+		}
+	}
+	if b, _ := c.Fleet.Broker(3); b.Incarnation != 2 {
+		t.Errorf("broker 3 incarnation %d, want 2 (a new instance)", b.Incarnation)
+	}
+	c.StopLedger(run)
+}
+
+func TestNewBrokerDyingMidCopyAbortsCleanly(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 60)
+	run := c.StartLedger("orders", 200)
+
+	o := fastOptions(t)
+	o.Throttle = 2 << 20 // slow enough to kill the destination mid-copy
+	o.Plan.Concurrency = 2
+	var ex *replace.Executor
+	var p *local.Provider
+	killed := false
+	o.OnEvent = func(ev string, r *replace.Record) {
+		if ev == "batch-done:0" && !killed {
+			killed = true
+			go func() {
+				time.Sleep(500 * time.Millisecond) // batch 1 is under way
+				if err := p.Kill(r.NewInstance); err != nil {
+					t.Errorf("kill new broker: %v", err)
+				}
+			}()
+		}
+	}
+	ex, p, _ = newExecutor(t, c, o)
+	ctx := testbed.Context(t)
+	rec, err := ex.Begin(ctx, replace.Request{Broker: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ex.Run(ctx, rec)
+	if err == nil || rec.Phase != replace.PhaseRolledBack {
+		t.Fatalf("want a rollback, got phase %s err %v", rec.Phase, err)
+	}
+	t.Logf("rolled back: %s", rec.Error)
+	if b, ok := c.Fleet.Broker(1); !ok || !b.Running {
+		t.Fatal("the old broker must keep serving after a rollback")
+	}
+	snap, err := health.Collect(ctx, c.Client)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, part := range snap.Partitions {
+		if part.Reassigning || slices.Contains(part.Replicas, rec.NewBroker) || len(part.ISR) != len(part.Replicas) {
+			t.Errorf("%s after rollback: replicas %v isr %v reassigning %v", part.TP, part.Replicas, part.ISR, part.Reassigning)
+		}
+	}
+	if left := c.ThrottleConfigs(); len(left) > 0 {
+		t.Errorf("throttles left after rollback: %v", left)
+	}
+	c.StopLedger(run)
 }

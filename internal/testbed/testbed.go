@@ -35,6 +35,8 @@ type Cluster struct {
 	// they survive brokers coming and going.
 	Client *kgo.Client
 	Admin  *kadm.Client
+	// Controllers is a client seeded with the KRaft controllers.
+	Controllers *kgo.Client
 }
 
 // Option changes the fleet's options before it starts.
@@ -110,7 +112,12 @@ func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
 		t.Fatalf("admin client: %v", err)
 	}
 	t.Cleanup(cl.Close)
-	c := &Cluster{t: t, Fleet: f, Client: cl, Admin: kadm.NewClient(cl)}
+	cc, err := kgo.NewClient(kgo.SeedBrokers(f.ControllerAddrs()...))
+	if err != nil {
+		t.Fatalf("controller client: %v", err)
+	}
+	t.Cleanup(cc.Close)
+	c := &Cluster{t: t, Fleet: f, Client: cl, Admin: kadm.NewClient(cl), Controllers: cc}
 	c.WaitBrokers(ids...)
 	return c
 }
@@ -284,17 +291,36 @@ func (c *Cluster) ThrottleConfigs() []string {
 			}
 		}
 	}
-	var ids []int32
-	for _, b := range c.Fleet.Brokers() {
-		if b.Running {
-			ids = append(ids, b.ID)
+	// Ask the controllers, which know every broker id's dynamic configs,
+	// including those of brokers that are down or gone.
+	for id := int32(1); id <= 12; id++ {
+		req := kmsg.NewPtrDescribeConfigsRequest()
+		r := kmsg.NewDescribeConfigsRequestResource()
+		r.ResourceType, r.ResourceName = kmsg.ConfigResourceTypeBroker, fmt.Sprint(id)
+		req.Resources = append(req.Resources, r)
+		resp, err := c.Controllers.SeedBrokers()[0].Request(ctx, req)
+		if err != nil {
+			c.t.Fatalf("describe configs of broker %d via controller: %v", id, err)
+		}
+		for _, res := range resp.(*kmsg.DescribeConfigsResponse).Resources {
+			for _, cfg := range res.Configs {
+				if strings.Contains(cfg.Name, "replication.throttled") && cfg.Source == kmsg.ConfigSourceDynamicBrokerConfig {
+					out = append(out, fmt.Sprintf("broker %d/%s=%s", id, cfg.Name, str(cfg.Value)))
+				}
+			}
 		}
 	}
-	collect(c.Admin.DescribeBrokerConfigs(ctx, ids...))
 	topics, err := c.Admin.ListTopics(ctx)
 	if err != nil {
 		c.t.Fatal(err)
 	}
 	collect(c.Admin.DescribeTopicConfigs(ctx, topics.Names()...))
 	return out
+}
+
+func str(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }
