@@ -3,9 +3,26 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 	"testing"
 )
+
+// TestMain lets tests run this binary as fleetd itself (FLEETD_TEST_AS_FLEETD=1),
+// so that a test can SIGKILL a real fleetd process. FLEETD_TEST_PAUSE_AT names
+// the durable event at which that fleetd stops dead to be killed.
+func TestMain(m *testing.M) {
+	if os.Getenv("FLEETD_TEST_AS_FLEETD") == "1" {
+		pauseAtEvent = os.Getenv("FLEETD_TEST_PAUSE_AT")
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		code := run(ctx, strings.Fields(os.Getenv("FLEETD_TEST_ARGS")), os.Stdout, os.Stderr)
+		stop()
+		os.Exit(code)
+	}
+	os.Exit(m.Run())
+}
 
 func TestVersionPrintsFleetdVersion(t *testing.T) {
 	var out, errb bytes.Buffer

@@ -21,6 +21,10 @@ import (
 // Settings say how to reach and authenticate to a cluster.
 type Settings struct {
 	Bootstrap []string `yaml:"bootstrap"`
+	// Controllers are the KRaft controllers' listeners (host:port). fleetd
+	// changes broker-level throttle configs through them, which is the only
+	// way to remove a throttle from a broker that died (KIP-919).
+	Controllers []string `yaml:"controllers"`
 	TLS       TLS      `yaml:"tls"`
 	SASL      SASL     `yaml:"sasl"`
 	// DialTimeout bounds each connection attempt (default 5 s).
@@ -121,6 +125,25 @@ func (t TLS) config() (*tls.Config, error) {
 		cfg.Certificates = []tls.Certificate{cert}
 	}
 	return cfg, nil
+}
+
+// ControllerClient connects to the controllers, or returns nil when none are
+// configured. Close it.
+func (s Settings) ControllerClient() (*kgo.Client, error) {
+	if len(s.Controllers) == 0 {
+		return nil, nil
+	}
+	c := s
+	c.Bootstrap = s.Controllers
+	opts, err := c.Opts()
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka controller client: %w", err)
+	}
+	return cl, nil
 }
 
 // Admin connects a client and an admin client. Close the *kgo.Client.

@@ -222,17 +222,28 @@ func (r *Run) Stop(ctx context.Context) (Report, error) {
 	defer r.prod.Close()
 	fctx, cancel := context.WithTimeout(ctx, r.opts.DrainTimeout)
 	defer cancel()
-	if err := r.prod.Flush(fctx); err != nil {
+	err := r.prod.Flush(fctx)
+	if err != nil {
 		r.stopConsumer()
 		return r.ledger.Report(), fmt.Errorf("ledger: flush producer: %w", err)
 	}
-	end, err := kadm.NewClient(r.prod).ListEndOffsets(fctx, r.opts.Topic)
-	if err == nil {
-		err = end.Error()
-	}
-	if err != nil {
-		r.stopConsumer()
-		return r.ledger.Report(), fmt.Errorf("ledger: list end offsets: %w", err)
+	// The client may pick a seed broker that is gone (after a whole fleet was
+	// replaced, every seed is); another try reaches a live one.
+	var end kadm.ListedOffsets
+	for {
+		end, err = kadm.NewClient(r.prod).ListEndOffsets(fctx, r.opts.Topic)
+		if err == nil {
+			err = end.Error()
+		}
+		if err == nil {
+			break
+		}
+		select {
+		case <-fctx.Done():
+			r.stopConsumer()
+			return r.ledger.Report(), fmt.Errorf("ledger: list end offsets: %w", err)
+		case <-time.After(500 * time.Millisecond):
+		}
 	}
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()

@@ -28,8 +28,9 @@ import (
 
 // ClusterInfo is what GET /v1/cluster answers.
 type ClusterInfo struct {
-	ClusterID string   `json:"cluster_id"`
-	Bootstrap []string `json:"bootstrap"`
+	ClusterID   string   `json:"cluster_id"`
+	Bootstrap   []string `json:"bootstrap"`
+	Controllers []string `json:"controllers"`
 }
 
 type launchBody struct {
@@ -44,7 +45,7 @@ type launchBody struct {
 func NewHandler(p *Provider) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, ClusterInfo{ClusterID: p.Fleet.ClusterID(), Bootstrap: p.Fleet.Bootstrap()})
+		writeJSON(w, http.StatusOK, ClusterInfo{ClusterID: p.Fleet.ClusterID(), Bootstrap: p.Fleet.Bootstrap(), Controllers: p.Fleet.ControllerAddrs()})
 	})
 	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
 		in, err := p.Instances(r.Context())

@@ -1,0 +1,197 @@
+//go:build integration
+
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleetd/internal/health"
+	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/testbed"
+)
+
+// fleetdProc runs this test binary as fleetd with args; pauseAt, if set,
+// makes it stop dead at that event.
+func fleetdProc(t *testing.T, pauseAt string, args ...string) (*exec.Cmd, *bufio.Scanner, *strings.Builder) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "FLEETD_TEST_AS_FLEETD=1", "FLEETD_TEST_PAUSE_AT="+pauseAt, "FLEETD_TEST_ARGS="+strings.Join(args, " "))
+	stderr := &strings.Builder{}
+	cmd.Stderr = stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, bufio.NewScanner(out), stderr
+}
+
+// killAt runs fleetd until it pauses at event, then SIGKILLs it. It reports
+// whether the event was reached (a rollback or an early finish may skip it).
+func killAt(t *testing.T, event string, args ...string) bool {
+	t.Helper()
+	cmd, out, stderr := fleetdProc(t, event, args...)
+	paused := make(chan bool, 1)
+	go func() {
+		for out.Scan() {
+			if strings.HasPrefix(out.Text(), "FLEETD-PAUSED ") {
+				paused <- true
+				return
+			}
+		}
+		paused <- false
+	}()
+	select {
+	case ok := <-paused:
+		if ok {
+			_ = cmd.Process.Signal(syscall.SIGKILL)
+		}
+		_ = cmd.Wait()
+		if !ok {
+			t.Logf("fleetd ended before %s:\n%s", event, tail(stderr.String()))
+		}
+		return ok
+	case <-time.After(4 * time.Minute):
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		_ = cmd.Wait()
+		t.Fatalf("fleetd never reached %s:\n%s", event, tail(stderr.String()))
+		return false
+	}
+}
+
+func tail(s string) string {
+	if len(s) > 3000 {
+		return s[len(s)-3000:]
+	}
+	return s
+}
+
+// resume runs fleetd to the end and returns its exit code.
+func resume(t *testing.T, args ...string) int {
+	t.Helper()
+	cmd, out, stderr := fleetdProc(t, "", args...)
+	var lines []string
+	for out.Scan() {
+		lines = append(lines, out.Text())
+	}
+	err := cmd.Wait()
+	code := 0
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		code = exit.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	if code == exitError {
+		t.Errorf("resumed fleetd failed (exit 2):\n%s\n%s", strings.Join(lines, "\n"), tail(stderr.String()))
+	}
+	return code
+}
+
+// assertConsistent checks the invariants that must hold after every crash and
+// resume: the replacement ended (completed or rolled back), every replica sits
+// on a serving broker with a full ISR, and no throttle is left.
+func assertConsistent(t *testing.T, c *testbed.Cluster, store *replace.FileStore) {
+	t.Helper()
+	ctx := testbed.Context(t)
+	inflight, err := replace.InFlight(ctx, store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inflight) > 0 {
+		t.Errorf("replacement %s still in flight at %s", inflight[0].ID, inflight[0].Step)
+	}
+	testbed.Eventually(t, 60*time.Second, func() error {
+		snap, err := health.Collect(ctx, c.Client)
+		if err != nil {
+			return err
+		}
+		for _, p := range snap.Partitions {
+			for _, r := range p.Replicas {
+				if b, ok := c.Fleet.Broker(r); !ok || !b.Running {
+					return fmt.Errorf("%s has a replica on broker %d, whose instance is gone", p.TP, r)
+				}
+			}
+			if len(p.ISR) != len(p.Replicas) || p.Reassigning {
+				return fmt.Errorf("%s: replicas %v isr %v reassigning %v", p.TP, p.Replicas, p.ISR, p.Reassigning)
+			}
+		}
+		return nil
+	})
+	if left := c.ThrottleConfigs(); len(left) > 0 {
+		t.Errorf("throttles left: %v", left)
+	}
+}
+
+// TestCrashAtEveryStepBoundaryResumesOrRollsBack SIGKILLs a real fleetd
+// process at every step boundary of a move, and once in the middle of a batch,
+// then runs it again. Every run must end completed or cleanly rolled back,
+// with no throttle left, no broker holding replicas terminated, and the
+// ledger, running throughout, must lose nothing.
+func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 12)
+	run := c.StartLedger("orders", 100)
+	srv := httptest.NewServer(local.NewHandler(local.NewProvider(c.Fleet)))
+	defer srv.Close()
+	stateDir := t.TempDir()
+	store, err := replace.NewFileStore(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--local-fleet", srv.URL, "--state-dir", stateDir, "--throttle", "4MiB", "--concurrency", "2", "--poll", "300ms"}
+
+	events := []string{
+		"after:gate", "after:plan", "after:launch", "after:await-registration", "after:throttle",
+		"batch-submitted:0", // in the middle of a batch: submitted, copying, fleetd dead
+		"batch-done:0", "after:move", "after:elect-leaders", "after:unthrottle", "after:verify-empty",
+		"after:stop-old", "after:terminate-old",
+	}
+	for _, ev := range events {
+		t.Run(strings.ReplaceAll(ev, ":", "_"), func(t *testing.T) {
+			victim := oldestBroker(c)
+			args := append([]string{"replace", "--broker", fmt.Sprint(victim)}, common...)
+			if !killAt(t, ev, args...) {
+				t.Fatalf("fleetd did not reach %s", ev)
+			}
+			code := resume(t, append([]string{"replace"}, common...)...)
+			recs, _ := store.List(testbed.Context(t))
+			last := recs[len(recs)-1]
+			t.Logf("killed at %s, resumed: exit %d, %s (%s)", ev, code, last.Phase, last.Error)
+			if last.Phase != replace.PhaseCompleted && last.Phase != replace.PhaseRolledBack {
+				t.Fatalf("replacement ended %s: %s", last.Phase, last.Error)
+			}
+			assertConsistent(t, c, store)
+		})
+		if t.Failed() {
+			break
+		}
+	}
+	c.StopLedger(run)
+}
+
+func oldestBroker(c *testbed.Cluster) int32 {
+	var bs []local.BrokerInfo
+	for _, b := range c.Fleet.Brokers() {
+		if b.Running {
+			bs = append(bs, b)
+		}
+	}
+	slices.SortFunc(bs, func(a, b local.BrokerInfo) int { return a.Started.Compare(b.Started) })
+	return bs[0].ID
+}

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/internal/local"
+)
+
+func newLocalCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "local",
+		Short: "Run a Kafka fleet on this machine to practise on (KRaft, loopback)",
+	}
+	cmd.AddCommand(newLocalUpCmd())
+	return cmd
+}
+
+func newLocalUpCmd() *cobra.Command {
+	var (
+		brokers int
+		dir     string
+		listen  string
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Start a controller and brokers on loopback and serve their control API until interrupted",
+		Long: `Start a KRaft controller and brokers (ids 1..N, racks rotating over three
+simulated zones) from the Kafka distribution that scripts/kafka-dist.sh
+assembled, and serve the local fleet's control API on a loopback address.
+fleetd replace --local-fleet URL acts on the fleet through that API, so
+fleetd itself can be stopped or killed while the brokers keep running.
+Everything stops, and the data is deleted, when this command is interrupted.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			host, _, err := net.SplitHostPort(listen)
+			if err != nil {
+				return fmt.Errorf("--listen %q: %w", listen, err)
+			}
+			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+				return fmt.Errorf("--listen %q: the control API has no authentication and binds to loopback only", listen)
+			}
+			dist, err := local.DefaultDist()
+			if err != nil {
+				return err
+			}
+			if dir == "" {
+				if dir, err = os.MkdirTemp("", "fleetd-local-"); err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+			}
+			log := zerolog.New(zerolog.ConsoleWriter{Out: cmd.ErrOrStderr(), TimeFormat: "15:04:05"}).With().Timestamp().Logger()
+			fleet, err := startLocalFleet(cmd.Context(), dist, filepath.Join(dir, "fleet"), brokers, log)
+			if err != nil {
+				return err
+			}
+			defer fleet.Close()
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			srv := &http.Server{Handler: local.NewHandler(local.NewProvider(fleet)), ReadHeaderTimeout: 10 * time.Second}
+			go func() { _ = srv.Serve(ln) }()
+			defer func() {
+				sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				_ = srv.Shutdown(sctx)
+			}()
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "local fleet up: cluster %s\n  bootstrap:   %s\n  controllers: %s\n  control API: http://%s\n\n", fleet.ClusterID(),
+				strings.Join(fleet.Bootstrap(), ","), strings.Join(fleet.ControllerAddrs(), ","), ln.Addr())
+			fmt.Fprintf(out, "  export FLEETD_LOCAL_FLEET=http://%s\n  fleetd status --bootstrap %s\n  fleetd replace --broker 2 --dry-run\n\nCtrl-C stops the fleet and deletes its data.\n", ln.Addr(), fleet.Bootstrap()[0])
+			<-cmd.Context().Done()
+			fmt.Fprintln(out, "stopping the local fleet")
+			return nil
+		},
+	}
+	cmd.Flags().IntVar(&brokers, "brokers", 3, "number of brokers")
+	cmd.Flags().StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a temporary one, deleted on exit)")
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "loopback address of the control API")
+	return cmd
+}
+
+// startLocalFleet starts a controller and brokers 1..n concurrently.
+func startLocalFleet(ctx context.Context, dist local.Dist, dir string, n int, log zerolog.Logger) (*local.Fleet, error) {
+	if n < 1 {
+		return nil, errors.New("at least one broker is needed")
+	}
+	fleet, err := local.Start(ctx, local.Options{Dist: dist, Dir: dir, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	errs := make(chan error, n)
+	for id := int32(1); id <= int32(n); id++ {
+		go func(id int32) {
+			_, err := fleet.StartBroker(ctx, id, "")
+			errs <- err
+		}(id)
+	}
+	for i := 0; i < n; i++ {
+		if e := <-errs; e != nil && err == nil {
+			err = e
+		}
+	}
+	if err != nil {
+		fleet.Close()
+		return nil, err
+	}
+	return fleet, nil
+}

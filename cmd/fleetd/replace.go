@@ -1,0 +1,341 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+// pauseAtEvent, when set (only by this package's tests), makes replace stop
+// dead at that durable event so a test can SIGKILL it there.
+var pauseAtEvent string
+
+const replaceLong = `Replace one broker end to end.
+
+Strategy "move" (the default for a serving broker) launches a new broker with a
+new node id in the same zone, moves the old broker's replicas to it one for
+one under a replication throttle, in batches, waits until every moved partition
+has its full ISR, restores preferred leaders, removes the throttles, and only
+when the cluster's metadata shows the old broker empty, shuts it down,
+terminates it and unregisters its id. Redundancy never drops.
+
+Strategy "identity" (the default for a dead broker) terminates the old
+instance and launches a new one with the same node id and an empty disk; Kafka
+re-replicates. Asked for a serving broker, it is allowed only when stopping it
+takes no partition below min.insync.replicas.
+
+Every step is recorded in --state-dir before the next begins. If fleetd is
+killed, run the same command again: it resumes the replacement in flight (or
+finishes rolling it back). Throttles left by a crashed run are removed at
+start-up. Interrupting (Ctrl-C) leaves the replacement resumable.
+
+Exit codes: 0 replaced, 1 refused or rolled back (nothing lost; reasons
+printed), 2 error or failed (a person should look; the record says where).`
+
+type replaceFlags struct {
+	kf          kafkaFlags
+	broker      int32
+	strategy    string
+	dryRun      bool
+	localFleet  string
+	stateDir    string
+	throttle    string
+	concurrency int
+	order       string
+	poll        time.Duration
+	asJSON      bool
+}
+
+func defaultStateDir() string {
+	if d := os.Getenv("FLEETD_STATE_DIR"); d != "" {
+		return d
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "fleetd")
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return ".fleetd"
+	}
+	return filepath.Join(home, ".local", "state", "fleetd")
+}
+
+func newReplaceCmd() *cobra.Command {
+	var f replaceFlags
+	cmd := &cobra.Command{
+		Use:   "replace --broker N",
+		Short: "Replace a broker (move its replicas to a new one, or restore a dead one's identity)",
+		Long:  replaceLong,
+		Example: `  fleetd local up &                       # a local fleet to practise on
+  fleetd replace --broker 2 --dry-run     # show the plan, change nothing
+  fleetd replace --broker 2 --throttle 20MiB
+  fleetd replace --broker 3 --strategy identity`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runReplace(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, cmd.Flags().Changed("broker"))
+		},
+	}
+	fs := cmd.Flags()
+	f.kf.register(fs)
+	fs.Int32Var(&f.broker, "broker", -1, "node id of the broker to replace")
+	fs.StringVar(&f.strategy, "strategy", "", `"move" or "identity" (default: move if the broker serves, identity if it is dead)`)
+	fs.BoolVar(&f.dryRun, "dry-run", false, "run the gate and print the plan; change nothing")
+	fs.StringVar(&f.localFleet, "local-fleet", os.Getenv("FLEETD_LOCAL_FLEET"), "control API URL of a local fleet (fleetd local up prints it; env FLEETD_LOCAL_FLEET)")
+	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where replacement records are kept (env FLEETD_STATE_DIR)")
+	fs.StringVar(&f.throttle, "throttle", "50MiB", `replication throttle per second ("0" for none), e.g. 20MiB, 100MB`)
+	fs.IntVar(&f.concurrency, "concurrency", 5, "partition moves in flight per broker (the batch size)")
+	fs.StringVar(&f.order, "order", string(replace.SmallestFirst), "move order: smallest-first, largest-first or by-name")
+	fs.DurationVar(&f.poll, "poll", 10*time.Second, "how often progress is checked")
+	fs.BoolVar(&f.asJSON, "json", false, "print the final record (or the dry-run plan) as JSON")
+	return cmd
+}
+
+func parseThrottle(s string) (int64, error) {
+	if s == "0" || strings.EqualFold(s, "none") {
+		return -1, nil
+	}
+	n, err := humanize.ParseBytes(s)
+	if err != nil || n == 0 {
+		return 0, fmt.Errorf("--throttle %q: want a size per second like 20MiB or 100MB, or 0 for none", s)
+	}
+	return int64(n), nil
+}
+
+func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brokerSet bool) error {
+	throttle, err := parseThrottle(f.throttle)
+	if err != nil {
+		return err
+	}
+	if f.strategy != "" && f.strategy != string(replace.StrategyMove) && f.strategy != string(replace.StrategyIdentity) {
+		return fmt.Errorf("--strategy %q: want move or identity", f.strategy)
+	}
+	if f.localFleet == "" {
+		return errors.New("no infrastructure to act on: give --local-fleet URL (from `fleetd local up`); the EC2 provider runs under `fleetd run`")
+	}
+	remote := local.NewRemote(f.localFleet)
+	var fleetControllers []string
+	if len(f.kf.bootstrap) == 0 && f.kf.configPath == "" && os.Getenv("FLEETD_KAFKA_BOOTSTRAP") == "" {
+		ci, err := remote.Cluster(ctx)
+		if err != nil {
+			return fmt.Errorf("ask the local fleet for its bootstrap servers: %w", err)
+		}
+		f.kf.bootstrap = ci.Bootstrap
+		fleetControllers = ci.Controllers
+	}
+	s, err := f.kf.settings()
+	if err != nil {
+		return err
+	}
+	if len(s.Controllers) == 0 {
+		s.Controllers = fleetControllers
+	}
+	cl, _, err := s.Admin()
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	cc, err := s.ControllerClient()
+	if err != nil {
+		return err
+	}
+	if cc != nil {
+		defer cc.Close()
+	}
+	store, err := replace.NewFileStore(f.stateDir)
+	if err != nil {
+		return err
+	}
+	log := zerolog.New(zerolog.ConsoleWriter{Out: errOut, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
+	view := newProgressView(out)
+	opts := replace.Options{
+		Throttle:   throttle,
+		Plan:       replace.PlanOptions{Concurrency: f.concurrency, Order: replace.Order(f.order)},
+		Poll:       f.poll,
+		Log:        log,
+		OnProgress: view.progress,
+		OnEvent: func(ev string, r *replace.Record) {
+			view.event(ev, r)
+			if pauseAtEvent != "" && ev == pauseAtEvent {
+				fmt.Fprintf(out, "FLEETD-PAUSED %s\n", ev)
+				<-ctx.Done() // wait here to be killed
+			}
+		},
+	}
+	ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, remote, store, opts)
+
+	if n, err := replace.SweepThrottles(ctx, ex.Cluster, store); err != nil {
+		return fmt.Errorf("start-up sweep of leftover throttles: %w", err)
+	} else if n > 0 {
+		log.Warn().Int("records", n).Msg("removed throttles left by a crashed run")
+	}
+	inflight, err := replace.InFlight(ctx, store)
+	if err != nil {
+		return err
+	}
+	if f.dryRun {
+		if !brokerSet {
+			return errors.New("--broker is required")
+		}
+		rec, err := ex.Preview(ctx, replace.Request{Broker: f.broker, Strategy: replace.Strategy(f.strategy)})
+		if err != nil {
+			return err
+		}
+		printPreview(out, rec, f.asJSON)
+		if rec.Phase == replace.PhaseRefused {
+			return &codeError{code: exitNotSafe}
+		}
+		return nil
+	}
+	var rec *replace.Record
+	switch {
+	case len(inflight) > 0:
+		rec = inflight[0]
+		if brokerSet && rec.OldBroker != f.broker {
+			return fmt.Errorf("replacement %s of broker %d is in flight (step %s); one replacement at a time: run again without --broker to resume it", rec.ID, rec.OldBroker, rec.Step)
+		}
+		fmt.Fprintf(out, "resuming replacement %s of broker %d at step %s (%s)\n", rec.ID, rec.OldBroker, rec.Step, rec.Phase)
+	case !brokerSet:
+		return errors.New("--broker is required (no replacement is in flight to resume)")
+	default:
+		rec, err = ex.Begin(ctx, replace.Request{Broker: f.broker, Strategy: replace.Strategy(f.strategy), Trigger: "operator"})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "replacement %s of broker %d started\n", rec.ID, rec.OldBroker)
+	}
+	runErr := ex.Run(ctx, rec)
+	if ctx.Err() != nil {
+		fmt.Fprintf(out, "interrupted at step %s; run the same command again to resume\n", rec.Step)
+		return &codeError{code: exitError, err: ctx.Err()}
+	}
+	view.stop()
+	printSummary(out, rec, f.asJSON)
+	switch rec.Phase {
+	case replace.PhaseCompleted:
+		return nil
+	case replace.PhaseRefused, replace.PhaseRolledBack:
+		return &codeError{code: exitNotSafe}
+	default:
+		return &codeError{code: exitError, err: runErr}
+	}
+}
+
+func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+		return
+	}
+	if r.Phase == replace.PhaseRefused {
+		fmt.Fprintf(w, "dry run: refused: %s\n", r.Error)
+		return
+	}
+	fmt.Fprintf(w, "dry run: replace broker %d (%s, zone %s) with strategy %s\n", r.OldBroker, r.OldInstance, r.Zone, r.Strategy)
+	if r.Plan == nil {
+		fmt.Fprintf(w, "  a new instance takes node id %d with an empty disk; Kafka re-replicates its partitions\n", r.NewBroker)
+		return
+	}
+	p := r.Plan
+	fmt.Fprintf(w, "  new broker %d, %d partitions in %d batches of up to %d, %s to copy", p.New, p.Partitions, len(p.Batches), p.Options.Concurrency, humanize.IBytes(uint64(p.TotalBytes)))
+	if p.ETA > 0 {
+		fmt.Fprintf(w, ", about %s at %s/s", p.ETA, humanize.IBytes(uint64(p.Options.Throttle)))
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  BATCH\tPARTITION\tFROM\tTO\tBYTES")
+	for i, b := range p.Batches {
+		for _, m := range b.Moves {
+			fmt.Fprintf(tw, "  %d\t%s\t%v\t%v\t%s\n", i+1, m.TP, m.From, m.To, humanize.IBytes(uint64(m.Bytes)))
+		}
+	}
+	tw.Flush()
+}
+
+func printSummary(w io.Writer, r *replace.Record, asJSON bool) {
+	if asJSON {
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+		return
+	}
+	fmt.Fprintf(w, "\nreplacement %s: %s\n", r.ID, r.Phase)
+	if r.Error != "" {
+		fmt.Fprintf(w, "  reason: %s\n", r.Error)
+	}
+	fmt.Fprintf(w, "  broker %d (%s) -> broker %d (%s), strategy %s\n", r.OldBroker, r.OldInstance, r.NewBroker, r.NewInstance, r.Strategy)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  STEP\tWALL TIME")
+	var total, move time.Duration
+	for _, s := range r.Steps {
+		fmt.Fprintf(tw, "  %s\t%s\n", s.Step, s.Duration().Round(10*time.Millisecond))
+		total += s.Duration()
+		if s.Step == replace.StepMove {
+			move += s.Duration()
+		}
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  total %s, moved %s", total.Round(10*time.Millisecond), humanize.IBytes(uint64(r.BytesMoved)))
+	if move > 0 && r.BytesMoved > 0 {
+		fmt.Fprintf(w, " at %.1f MB/s effective", float64(r.BytesMoved)/move.Seconds()/1e6)
+	}
+	fmt.Fprintln(w)
+}
+
+// progressView prints live progress, at most one line every two seconds.
+type progressView struct {
+	mu   sync.Mutex
+	w    io.Writer
+	last time.Time
+	done bool
+}
+
+func newProgressView(w io.Writer) *progressView { return &progressView{w: w} }
+
+func (v *progressView) progress(p replace.Progress) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.done || time.Since(v.last) < 2*time.Second {
+		return
+	}
+	v.last = time.Now()
+	stalled := ""
+	if p.Stalled {
+		stalled = "  STALLED"
+	}
+	batch := ""
+	if p.Batches > 0 {
+		batch = fmt.Sprintf("batch %d/%d  ", p.Batch, p.Batches)
+	}
+	fmt.Fprintf(v.w, "  [%s] %spartitions %d/%d  copied %s/%s  under-replicated %d%s\n", p.Step, batch, p.PartitionsDone, p.Partitions,
+		humanize.IBytes(uint64(max(p.BytesCopied, 0))), humanize.IBytes(uint64(max(p.BytesTotal, 0))), p.UnderReplicated, stalled)
+}
+
+func (v *progressView) event(ev string, r *replace.Record) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if step, ok := strings.CutPrefix(ev, "after:"); ok && !v.done {
+		fmt.Fprintf(v.w, "  done: %-20s next: %s\n", step, r.Step)
+	}
+}
+
+func (v *progressView) stop() {
+	v.mu.Lock()
+	v.done = true
+	v.mu.Unlock()
+}

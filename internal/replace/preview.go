@@ -1,0 +1,27 @@
+package replace
+
+import (
+	"context"
+	"errors"
+)
+
+// Preview runs the gate and the planner for req on a record that is never
+// saved, and changes nothing: what --dry-run shows. A refusal comes back as
+// the record's Phase and Error, not as an error.
+func (e *Executor) Preview(ctx context.Context, req Request) (*Record, error) {
+	r := &Record{ID: "preview", OldBroker: req.Broker, NewBroker: -1, Strategy: req.Strategy, Trigger: req.Trigger, Phase: PhaseRunning, Step: StepGate}
+	if err := e.gate(ctx, r); err != nil {
+		var ref *refusedError
+		if errors.As(err, &ref) {
+			r.Phase, r.Error = PhaseRefused, ref.v.Summary()
+			return r, nil
+		}
+		return nil, err
+	}
+	if r.Strategy == StrategyMove {
+		if err := e.plan(ctx, r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
