@@ -25,8 +25,8 @@ type Settings struct {
 	// changes broker-level throttle configs through them, which is the only
 	// way to remove a throttle from a broker that died (KIP-919).
 	Controllers []string `yaml:"controllers"`
-	TLS       TLS      `yaml:"tls"`
-	SASL      SASL     `yaml:"sasl"`
+	TLS         TLS      `yaml:"tls"`
+	SASL        SASL     `yaml:"sasl"`
 	// DialTimeout bounds each connection attempt (default 5 s).
 	DialTimeout time.Duration `yaml:"dial_timeout"`
 }
