@@ -243,10 +243,10 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 		return
 	}
 	if r.Phase == replace.PhaseRefused {
-		fmt.Fprintf(w, "dry run: refused: %s\n", r.Error)
+		fmt.Fprintf(w, "refused: %s\n", r.Error)
 		return
 	}
-	fmt.Fprintf(w, "dry run: replace broker %d (%s, zone %s) with strategy %s\n", r.OldBroker, r.OldInstance, r.Zone, r.Strategy)
+	fmt.Fprintf(w, "plan: replace broker %d (%s, zone %s) with strategy %s\n", r.OldBroker, r.OldInstance, r.Zone, r.Strategy)
 	if r.Plan == nil {
 		fmt.Fprintf(w, "  a new instance takes node id %d with an empty disk; Kafka re-replicates its partitions\n", r.NewBroker)
 		return
