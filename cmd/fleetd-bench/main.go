@@ -23,8 +23,8 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fleetd/fleetd/internal/kclient"
 	"github.com/fleetd/fleetd/internal/ledger"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -75,17 +75,16 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		return err
 	}
 	defer fleet.Close()
-	for id := int32(1); id <= 3; id++ {
-		if _, err := fleet.StartBroker(ctx, id, ""); err != nil {
-			return err
-		}
+	if err := fleet.StartBrokers(ctx, 1, 2, 3); err != nil {
+		return err
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(fleet.Bootstrap()...))
+	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.ControllerAddrs()}
+	cl, _, err := conn.Admin()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	cc, err := kgo.NewClient(kgo.SeedBrokers(fleet.ControllerAddrs()...))
+	cc, err := conn.ControllerClient()
 	if err != nil {
 		return err
 	}

@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetd/fleetd/internal/health"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/testbed"
@@ -115,23 +114,7 @@ func assertConsistent(t *testing.T, c *testbed.Cluster, store *replace.FileStore
 	if len(inflight) > 0 {
 		t.Errorf("replacement %s still in flight at %s", inflight[0].ID, inflight[0].Step)
 	}
-	testbed.Eventually(t, 60*time.Second, func() error {
-		snap, err := health.Collect(ctx, c.Client)
-		if err != nil {
-			return err
-		}
-		for _, p := range snap.Partitions {
-			for _, r := range p.Replicas {
-				if b, ok := c.Fleet.Broker(r); !ok || !b.Running {
-					return fmt.Errorf("%s has a replica on broker %d, whose instance is gone", p.TP, r)
-				}
-			}
-			if len(p.ISR) != len(p.Replicas) || p.Reassigning {
-				return fmt.Errorf("%s: replicas %v isr %v reassigning %v", p.TP, p.Replicas, p.ISR, p.Reassigning)
-			}
-		}
-		return nil
-	})
+	testbed.Eventually(t, 60*time.Second, c.Settled)
 	if left := c.ThrottleConfigs(); len(left) > 0 {
 		t.Errorf("throttles left: %v", left)
 	}

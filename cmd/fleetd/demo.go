@@ -12,8 +12,8 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
-	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fleetd/fleetd/internal/kclient"
 	"github.com/fleetd/fleetd/internal/ledger"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -90,12 +90,13 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data, throttle int64, b
 	for _, b := range fleet.Brokers() {
 		say("  broker %d  rack %s  %s", b.ID, b.Rack, b.Addr)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(fleet.Bootstrap()...))
+	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.ControllerAddrs()}
+	cl, _, err := conn.Admin()
 	if err != nil {
 		return err
 	}
 	defer cl.Close()
-	cc, err := kgo.NewClient(kgo.SeedBrokers(fleet.ControllerAddrs()...))
+	cc, err := conn.ControllerClient()
 	if err != nil {
 		return err
 	}

@@ -101,19 +101,11 @@ func startLocalFleet(ctx context.Context, dist local.Dist, dir string, n int, lo
 	if err != nil {
 		return nil, err
 	}
-	errs := make(chan error, n)
-	for id := int32(1); id <= int32(n); id++ {
-		go func(id int32) {
-			_, err := fleet.StartBroker(ctx, id, "")
-			errs <- err
-		}(id)
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(i + 1)
 	}
-	for i := 0; i < n; i++ {
-		if e := <-errs; e != nil && err == nil {
-			err = e
-		}
-	}
-	if err != nil {
+	if err := fleet.StartBrokers(ctx, ids...); err != nil {
 		fleet.Close()
 		return nil, err
 	}

@@ -290,6 +290,25 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 	return n.info(), nil
 }
 
+// StartBrokers starts brokers with the given ids concurrently (racks from
+// the rotation) and returns the first error.
+func (f *Fleet) StartBrokers(ctx context.Context, ids ...int32) error {
+	errs := make(chan error, len(ids))
+	for _, id := range ids {
+		go func(id int32) {
+			_, err := f.StartBroker(ctx, id, "")
+			errs <- err
+		}(id)
+	}
+	var first error
+	for range ids {
+		if err := <-errs; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 func (f *Fleet) startBroker(ctx context.Context, n *node) error {
 	props := brokerProps(n.id, n.addr(), n.rack, n.dataDir(), f.voters, f.opts.BrokerConfig)
 	if err := f.prepare(ctx, n, props); err != nil {

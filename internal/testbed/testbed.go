@@ -94,18 +94,11 @@ func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
 		f.Close()
 	})
 	ids := make([]int32, brokers)
-	errs := make(chan error, brokers)
 	for i := range ids {
 		ids[i] = int32(i + 1)
-		go func(id int32) {
-			_, err := f.StartBroker(ctx, id, "")
-			errs <- err
-		}(ids[i])
 	}
-	for range ids {
-		if err := <-errs; err != nil {
-			t.Fatalf("start broker: %v", err)
-		}
+	if err := f.StartBrokers(ctx, ids...); err != nil {
+		t.Fatalf("start brokers: %v", err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.Bootstrap()...))
 	if err != nil {
@@ -270,6 +263,38 @@ func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
+}
+
+// Settled returns nil once every partition is fully in sync, no reassignment
+// is in flight, and every replica sits on a running broker; otherwise it says
+// what is not settled. Use it with Eventually.
+func (c *Cluster) Settled() error {
+	m, err := c.Metadata()
+	if err != nil {
+		return err
+	}
+	for _, t := range m.Topics {
+		for _, p := range t.Partitions {
+			tp := fmt.Sprintf("%s-%d", str(t.Topic), p.Partition)
+			for _, r := range p.Replicas {
+				if b, ok := c.Fleet.Broker(r); !ok || !b.Running {
+					return fmt.Errorf("%s has a replica on broker %d, which is not running", tp, r)
+				}
+			}
+			if len(p.ISR) != len(p.Replicas) {
+				return fmt.Errorf("%s: replicas %v isr %v", tp, p.Replicas, p.ISR)
+			}
+		}
+	}
+	req := kmsg.NewPtrListPartitionReassignmentsRequest()
+	resp, err := req.RequestWith(Context(c.t), c.Client)
+	if err != nil {
+		return err
+	}
+	if len(resp.Topics) > 0 {
+		return fmt.Errorf("reassignments in flight: %d topics", len(resp.Topics))
+	}
+	return nil
 }
 
 // ThrottleConfigs lists every replication-throttle config set dynamically on
