@@ -115,9 +115,7 @@ func assertConsistent(t *testing.T, c *testbed.Cluster, store *replace.FileStore
 		t.Errorf("replacement %s still in flight at %s", inflight[0].ID, inflight[0].Step)
 	}
 	testbed.Eventually(t, 60*time.Second, c.Settled)
-	if left := c.ThrottleConfigs(); len(left) > 0 {
-		t.Errorf("throttles left: %v", left)
-	}
+	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
 }
 
 // TestCrashAtEveryStepBoundaryResumesOrRollsBack SIGKILLs a real fleetd

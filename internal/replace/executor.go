@@ -296,6 +296,13 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 		}
 		return e.beginRollback(ctx, r, fmt.Errorf("step %s: %w", step, err))
 	}
+	if r.Phase == PhaseFailed {
+		// Failed still means no throttle left behind; if even that fails, the
+		// start-up sweep removes them.
+		if err := RemoveThrottles(ctx, e.Cluster, r); err != nil {
+			log.Error().Err(err).Msg("could not remove throttles; the next start-up sweep will")
+		}
+	}
 	e.endTiming(r, step)
 	return e.save(ctx, r)
 }
