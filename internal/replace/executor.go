@@ -210,7 +210,7 @@ func (e *Executor) Run(ctx context.Context, r *Record) error {
 			return err
 		}
 		if reason := e.abortReason(); reason != "" && r.Phase == PhaseRunning {
-			if err := e.beginRollback(ctx, r, errors.New(reason)); err != nil {
+			if err := e.beginRollback(ctx, r, errors.New(reason), true); err != nil {
 				return err
 			}
 			continue
@@ -291,10 +291,11 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 		r.Phase, r.Error, r.Finished = PhaseFailed, fmt.Sprintf("rollback step %s failed: %v (first: %s)", step, err, r.Error), e.Opts.Now()
 		log.Error().Err(err).Str("step", string(step)).Msg("rollback failed: needs a person")
 	default:
-		if errors.Is(err, errAborted) {
+		aborted := errors.Is(err, errAborted)
+		if aborted {
 			err = errors.New(e.abortReason())
 		}
-		return e.beginRollback(ctx, r, fmt.Errorf("step %s: %w", step, err))
+		return e.beginRollback(ctx, r, fmt.Errorf("step %s: %w", step, err), aborted)
 	}
 	if r.Phase == PhaseFailed {
 		// Failed still means no throttle left behind; if even that fails, the
@@ -308,8 +309,9 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 }
 
 // beginRollback switches to the rollback path, or, where nothing can be
-// undone any more, to failed.
-func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error) error {
+// undone any more, to failed. aborted says the cause is an operator's abort
+// rather than a failure.
+func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error, aborted bool) error {
 	log := e.logger(r)
 	r.Error = cause.Error()
 	switch {
@@ -321,14 +323,18 @@ func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error) er
 		} else {
 			r.Phase, r.Finished = PhaseFailed, e.Opts.Now()
 		}
-	case slices.Index(moveSteps, r.Step) >= slices.Index(moveSteps, StepStopOld):
+	case slices.Index(moveSteps, r.Step) >= slices.Index(moveSteps, StepStopOld) && aborted:
 		// The old broker is already going: finishing is the only safe way.
-		log.Warn().Err(cause).Msg("too late to roll back: the old broker is being retired; finishing instead")
+		log.Warn().Err(cause).Msg("too late to abort: the old broker is being retired; finishing instead")
 		e.mu.Lock()
 		e.abort = ""
 		e.mu.Unlock()
 		r.Error = ""
 		return nil
+	case slices.Index(moveSteps, r.Step) >= slices.Index(moveSteps, StepStopOld):
+		// The old broker is empty but its retirement failed: nothing to undo,
+		// and retrying in a loop would not help. A person looks.
+		r.Phase, r.Finished = PhaseFailed, e.Opts.Now()
 	case r.NewInstance == "" && slices.Index(moveSteps, r.Step) < slices.Index(moveSteps, StepLaunch):
 		r.Phase, r.Finished = PhaseRolledBack, e.Opts.Now()
 	default:

@@ -1,0 +1,114 @@
+package replace
+
+import (
+	"context"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func fakeExecutor(c *fakeCluster, p *fakeProvider) *Executor {
+	return New(c, p, &memStore{}, Options{Poll: time.Second, StepRetries: 2, Log: zerolog.Nop()})
+}
+
+func TestRunCompletesAndRetiresOldBroker(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster(1, 2, 3)
+		p := newFakeProvider(c)
+		ex := fakeExecutor(c, p)
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
+		if err := ex.Run(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Phase != PhaseCompleted || r.NewBroker != 4 {
+			t.Fatalf("phase %s new %d", r.Phase, r.NewBroker)
+		}
+		if _, ok := p.insts["i-2"]; ok {
+			t.Error("old instance not terminated")
+		}
+		if len(c.configs) != 0 {
+			t.Errorf("throttles left: %v", c.configs)
+		}
+	})
+}
+
+// After the old broker began retiring there is nothing to roll back; a
+// failure there must end in "failed" after bounded retries, never loop.
+func TestFailureWhileRetiringEndsFailedWithoutLooping(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster(1, 2, 3)
+		p := newFakeProvider(c)
+		p.terminateErr = errCloud
+		ex := fakeExecutor(c, p)
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
+		err := ex.Run(context.Background(), r)
+		if err == nil || r.Phase != PhaseFailed || r.Step != StepTerminateOld {
+			t.Fatalf("phase %s step %s err %v; want failed at terminate-old", r.Phase, r.Step, err)
+		}
+		if p.terminations != 3 {
+			t.Errorf("terminate tried %d times, want 3 (StepRetries 2 + 1)", p.terminations)
+		}
+	})
+}
+
+func TestAbortAfterRetirementBeganIsIgnored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster(1, 2, 3)
+		p := newFakeProvider(c)
+		ex := fakeExecutor(c, p)
+		ex.Opts.OnEvent = func(ev string, _ *Record) {
+			if ev == "after:stop-old" {
+				ex.Abort("operator changed their mind")
+			}
+		}
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
+		if err := ex.Run(context.Background(), r); err != nil || r.Phase != PhaseCompleted {
+			t.Fatalf("phase %s err %v; an abort after stop-old must finish the replacement", r.Phase, err)
+		}
+	})
+}
+
+func TestAbortDuringMoveRollsBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster(1, 2, 3)
+		p := newFakeProvider(c)
+		ex := fakeExecutor(c, p)
+		ex.Opts.OnEvent = func(ev string, _ *Record) {
+			if ev == "after:throttle" {
+				ex.Abort("")
+			}
+		}
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
+		_ = ex.Run(context.Background(), r)
+		if r.Phase != PhaseRolledBack || r.Error != "aborted by operator" {
+			t.Fatalf("phase %s error %q, want rolled-back by the operator", r.Phase, r.Error)
+		}
+		if _, ok := p.insts["i-2"]; !ok {
+			t.Error("the old instance must keep serving")
+		}
+		for _, in := range p.insts {
+			if in.NodeID == r.NewBroker {
+				t.Errorf("new instance %s not removed", in.ID)
+			}
+		}
+		if len(c.configs) != 0 {
+			t.Errorf("throttles left: %v", c.configs)
+		}
+	})
+}
+
+func TestGateRefusalChangesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster(1, 2, 3)
+		c.snap.Partitions[0].ISR = []int32{c.snap.Partitions[0].Replicas[0]} // under min ISR
+		p := newFakeProvider(c)
+		ex := fakeExecutor(c, p)
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
+		_ = ex.Run(context.Background(), r)
+		if r.Phase != PhaseRefused || len(p.insts) != 3 || c.reassign != 0 {
+			t.Fatalf("phase %s instances %d reassignments %d; want refused with nothing changed", r.Phase, len(p.insts), c.reassign)
+		}
+	})
+}

@@ -1,0 +1,206 @@
+package replace
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+// fakeCluster applies reassignments at once and keeps configs in a map. It
+// agrees with Kafka only on what the step machine's tests need; behaviour
+// that matters is proved against real Kafka in the integration tests.
+type fakeCluster struct {
+	mu       sync.Mutex
+	snap     health.Snapshot
+	configs  map[ConfigKey]*string
+	reassign int
+}
+
+func newFakeCluster(brokers ...int32) *fakeCluster {
+	c := &fakeCluster{configs: map[ConfigKey]*string{}}
+	for _, b := range brokers {
+		c.snap.Brokers = append(c.snap.Brokers, health.Broker{ID: b, Rack: fmt.Sprintf("az-%d", b)})
+	}
+	n := len(brokers)
+	for i := 0; i < 4; i++ {
+		reps := []int32{brokers[i%n], brokers[(i+1)%n], brokers[(i+2)%n]}
+		c.snap.Partitions = append(c.snap.Partitions, health.Partition{TP: health.TP{Topic: "t", Partition: int32(i)}, Leader: reps[0], Replicas: reps, ISR: slices.Clone(reps), MinISR: 2, Bytes: 1 << 20})
+	}
+	return c
+}
+
+func (c *fakeCluster) Snapshot(context.Context) (*health.Snapshot, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.snap
+	s.Brokers = slices.Clone(c.snap.Brokers)
+	s.Partitions = make([]health.Partition, len(c.snap.Partitions))
+	for i, p := range c.snap.Partitions {
+		p.Replicas, p.ISR = slices.Clone(p.Replicas), slices.Clone(p.ISR)
+		s.Partitions[i] = p
+	}
+	return &s, nil
+}
+
+func (c *fakeCluster) Reassign(_ context.Context, targets map[health.TP][]int32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.reassign++
+	for i := range c.snap.Partitions {
+		if to, ok := targets[c.snap.Partitions[i].TP]; ok {
+			c.snap.Partitions[i].Replicas, c.snap.Partitions[i].ISR = slices.Clone(to), slices.Clone(to)
+			c.snap.Partitions[i].Leader = to[0]
+		}
+	}
+	return nil
+}
+
+func (c *fakeCluster) CancelReassign(context.Context, []health.TP) error { return nil }
+func (c *fakeCluster) ElectPreferred(context.Context, []health.TP) error { return nil }
+
+func (c *fakeCluster) Configs(_ context.Context, keys []ConfigKey) (map[ConfigKey]*string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[ConfigKey]*string{}
+	for _, k := range keys {
+		if v, ok := c.configs[k]; ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
+func (c *fakeCluster) SetConfigs(_ context.Context, values map[ConfigKey]*string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range values {
+		if v == nil {
+			delete(c.configs, k)
+		} else {
+			c.configs[k] = v
+		}
+	}
+	return nil
+}
+
+func (c *fakeCluster) ReplicaBytes(context.Context, int32) (map[health.TP]int64, error) {
+	return map[health.TP]int64{}, nil
+}
+
+func (c *fakeCluster) Unregister(_ context.Context, broker int32) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.snap.Brokers = slices.DeleteFunc(c.snap.Brokers, func(b health.Broker) bool { return b.ID == broker })
+	return nil
+}
+
+func (c *fakeCluster) setAlive(id int32, rack string, alive bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.snap.Brokers = slices.DeleteFunc(c.snap.Brokers, func(b health.Broker) bool { return b.ID == id })
+	if alive {
+		c.snap.Brokers = append(c.snap.Brokers, health.Broker{ID: id, Rack: rack})
+	}
+}
+
+// fakeProvider keeps instances in a map; terminateErr makes every Terminate fail.
+type fakeProvider struct {
+	mu           sync.Mutex
+	cluster      *fakeCluster
+	insts        map[string]Instance
+	terminations int
+	terminateErr error
+}
+
+func newFakeProvider(c *fakeCluster) *fakeProvider {
+	p := &fakeProvider{cluster: c, insts: map[string]Instance{}}
+	for _, b := range c.snap.Brokers {
+		id := fmt.Sprintf("i-%d", b.ID)
+		p.insts[id] = Instance{ID: id, NodeID: b.ID, Zone: b.Rack, State: StateRunning}
+	}
+	return p
+}
+
+func (p *fakeProvider) Instances(context.Context) ([]Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []Instance
+	for _, in := range p.insts {
+		out = append(out, in)
+	}
+	return out, nil
+}
+
+func (p *fakeProvider) Launch(_ context.Context, req LaunchRequest) (Instance, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	id := "i-" + req.Token
+	in := Instance{ID: id, NodeID: req.NodeID, Zone: req.Like.Zone, State: StateRunning}
+	p.insts[id] = in
+	p.cluster.setAlive(req.NodeID, req.Like.Zone, true)
+	return in, nil
+}
+
+func (p *fakeProvider) Stop(_ context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	in := p.insts[id]
+	p.cluster.setAlive(in.NodeID, in.Zone, false)
+	return nil
+}
+
+func (p *fakeProvider) Terminate(_ context.Context, id string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.terminations++
+	if p.terminateErr != nil {
+		return p.terminateErr
+	}
+	if in, ok := p.insts[id]; ok {
+		p.cluster.setAlive(in.NodeID, in.Zone, false)
+	}
+	delete(p.insts, id)
+	return nil
+}
+
+// memStore is a Store in memory.
+type memStore struct {
+	mu   sync.Mutex
+	recs map[string]Record
+}
+
+func (m *memStore) Save(_ context.Context, r *Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recs == nil {
+		m.recs = map[string]Record{}
+	}
+	m.recs[r.ID] = *r
+	return nil
+}
+
+func (m *memStore) Load(_ context.Context, id string) (*Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.recs[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return &r, nil
+}
+
+func (m *memStore) List(context.Context) ([]*Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*Record
+	for _, r := range m.recs {
+		out = append(out, &r)
+	}
+	return out, nil
+}
+
+var errCloud = errors.New("cloud API: internal error")
