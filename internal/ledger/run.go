@@ -182,22 +182,6 @@ func (r *Run) consume(ctx context.Context) {
 	}
 }
 
-// Stats is a live view of a run.
-type Stats struct {
-	Acked       int64
-	Observed    int64
-	ProduceErrs int64
-	LastErr     error
-}
-
-// Stats reports progress so far.
-func (r *Run) Stats() Stats {
-	rep := r.ledger.Report()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return Stats{Acked: rep.Acked, Observed: rep.Observed, ProduceErrs: r.produceErrs, LastErr: r.lastErr}
-}
-
 // LatencyPercentile returns the q-quantile (0..1) of acknowledged produce
 // latencies, 0 when nothing was acknowledged.
 func (r *Run) LatencyPercentile(q float64) time.Duration {

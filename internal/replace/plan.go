@@ -1,7 +1,6 @@
 package replace
 
 import (
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -156,6 +155,3 @@ func (p *Plan) Reverse(moved map[health.TP][]int32) *Plan {
 	}
 	return r
 }
-
-// ErrNothingToMove is returned when the old broker holds no replica.
-var ErrNothingToMove = errors.New("the broker holds no replicas")
