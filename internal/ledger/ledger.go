@@ -109,13 +109,16 @@ type Report struct {
 	Lost       int64             `json:"lost"`
 	Duplicated int64             `json:"duplicated"`
 	OutOfOrder int64             `json:"out_of_order"`
+	// ProduceErrors counts records the producer gave up on: never
+	// acknowledged, so not promises and not losses, but worth knowing.
+	ProduceErrors int64 `json:"produce_errors"`
 }
 
 // OK is true when nothing acknowledged was lost, duplicated or reordered.
 func (r Report) OK() bool { return r.Lost == 0 && r.Duplicated == 0 && r.OutOfOrder == 0 }
 
 func (r Report) String() string {
-	s := fmt.Sprintf("acked=%d observed=%d lost=%d duplicated=%d out_of_order=%d", r.Acked, r.Observed, r.Lost, r.Duplicated, r.OutOfOrder)
+	s := fmt.Sprintf("acked=%d observed=%d lost=%d duplicated=%d out_of_order=%d produce_errors=%d", r.Acked, r.Observed, r.Lost, r.Duplicated, r.OutOfOrder, r.ProduceErrors)
 	var bad []string
 	for _, p := range r.Partitions {
 		if p.Lost+p.Duplicated+p.OutOfOrder > 0 {

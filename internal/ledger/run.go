@@ -151,7 +151,6 @@ func (r *Run) produce(ctx context.Context) {
 				if err != nil {
 					r.mu.Lock()
 					r.produceErrs++
-					r.lastErr = err
 					r.mu.Unlock()
 					return
 				}
@@ -209,7 +208,7 @@ func (r *Run) Stop(ctx context.Context) (Report, error) {
 	err := r.prod.Flush(fctx)
 	if err != nil {
 		r.stopConsumer()
-		return r.ledger.Report(), fmt.Errorf("ledger: flush producer: %w", err)
+		return r.report(), fmt.Errorf("ledger: flush producer: %w", err)
 	}
 	// The client may pick a seed broker that is gone (after a whole fleet was
 	// replaced, every seed is); another try reaches a live one.
@@ -225,7 +224,7 @@ func (r *Run) Stop(ctx context.Context) (Report, error) {
 		select {
 		case <-fctx.Done():
 			r.stopConsumer()
-			return r.ledger.Report(), fmt.Errorf("ledger: list end offsets: %w", err)
+			return r.report(), fmt.Errorf("ledger: list end offsets: %w", err)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
@@ -235,12 +234,21 @@ func (r *Run) Stop(ctx context.Context) (Report, error) {
 		select {
 		case <-fctx.Done():
 			r.stopConsumer()
-			return r.ledger.Report(), fmt.Errorf("ledger: consumer did not reach the end offsets within %s", r.opts.DrainTimeout)
+			return r.report(), fmt.Errorf("ledger: consumer did not reach the end offsets within %s", r.opts.DrainTimeout)
 		case <-tick.C:
 		}
 	}
 	r.stopConsumer()
-	return r.ledger.Report(), nil
+	return r.report(), nil
+}
+
+// report is the ledger's verdict plus what only the run knows.
+func (r *Run) report() Report {
+	rep := r.ledger.Report()
+	r.mu.Lock()
+	rep.ProduceErrors = r.produceErrs
+	r.mu.Unlock()
+	return rep
 }
 
 func (r *Run) stopConsumer() {
