@@ -55,3 +55,20 @@ func TestUnknownCommandIsAnError(t *testing.T) {
 		t.Errorf("stderr %q does not name the unknown command", errb.String())
 	}
 }
+
+func TestConfigValidate(t *testing.T) {
+	dir := t.TempDir()
+	good := dir + "/good.yaml"
+	bad := dir + "/bad.yaml"
+	os.WriteFile(good, []byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\n"), 0o644)
+	os.WriteFile(bad, []byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\nchaos:\n  enabled: yes please\n"), 0o644)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"config", "validate", good}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "is valid: cluster c1") {
+		t.Errorf("good config: exit %d %q %q", code, out.String(), errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	if code := run(context.Background(), []string{"config", "validate", bad}, &out, &errb); code != exitError || !strings.Contains(errb.String(), "line 5") {
+		t.Errorf("bad config: exit %d %q", code, errb.String())
+	}
+}

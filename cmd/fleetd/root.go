@@ -68,7 +68,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newStatusCmd(), newReplaceCmd(), newLocalCmd(), newDemoCmd())
+	root.AddCommand(newVersionCmd(), newStatusCmd(), newReplaceCmd(), newLocalCmd(), newDemoCmd(), newConfigCmd())
 	return root
 }
 

@@ -9,23 +9,125 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"regexp"
 	"strings"
+	"time"
 
+	"github.com/dustin/go-humanize"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/fleetd/fleetd/internal/kclient"
+	"github.com/fleetd/fleetd/internal/schedule"
 )
 
-// Config is fleetd's configuration.
+// Config is fleetd's configuration. docs/config.md holds a complete,
+// commented example that the tests load.
 type Config struct {
-	Kafka kclient.Settings `yaml:"kafka"`
+	// Cluster names the Kafka cluster; instances carry it in their cluster tag.
+	Cluster  string           `yaml:"cluster"`
+	StateDir string           `yaml:"state_dir"`
+	Kafka    kclient.Settings `yaml:"kafka"`
+	Provider Provider         `yaml:"provider"`
+	Replace  Replace          `yaml:"replace"`
+	Gate     Gate             `yaml:"gate"`
+	Chaos    Chaos            `yaml:"chaos"`
+	Lease    Lease            `yaml:"lease"`
+	API      API              `yaml:"api"`
+	Tracing  Tracing          `yaml:"tracing"`
+	Log      Log              `yaml:"log"`
 }
+
+// Provider says what fleetd's instances are.
+type Provider struct {
+	Kind string `yaml:"kind"` // local or ec2
+	// LocalFleet is the control API URL of `fleetd local up` (kind local).
+	LocalFleet string `yaml:"local_fleet"`
+}
+
+// Replace tunes replacements.
+type Replace struct {
+	Throttle        ByteSize      `yaml:"throttle"` // per second; "0" for none
+	Concurrency     int           `yaml:"concurrency"`
+	Order           string        `yaml:"order"`
+	Poll            time.Duration `yaml:"poll"`
+	RegisterTimeout time.Duration `yaml:"register_timeout"`
+	StallWarn       time.Duration `yaml:"stall_warn"`
+	StallAbort      time.Duration `yaml:"stall_abort"`
+}
+
+// Gate bounds how long a refused request waits for the cluster to be healthy.
+type Gate struct {
+	Consecutive int           `yaml:"consecutive"`
+	Interval    time.Duration `yaml:"interval"`
+	Limit       time.Duration `yaml:"limit"`
+}
+
+// Chaos is the weekly chaos schedule (off unless enabled).
+type Chaos struct {
+	Enabled     bool          `yaml:"enabled"`
+	Leashed     bool          `yaml:"leashed"`
+	Cron        string        `yaml:"cron"`
+	Timezone    string        `yaml:"timezone"`
+	Days        string        `yaml:"days"`
+	Hours       string        `yaml:"hours"`
+	MinInterval time.Duration `yaml:"min_interval"`
+	Pick        string        `yaml:"pick"`
+}
+
+// Lease keeps two fleetd processes from both acting on one cluster.
+type Lease struct {
+	Kind  string        `yaml:"kind"` // file or dynamodb
+	Path  string        `yaml:"path"`
+	Table string        `yaml:"table"`
+	TTL   time.Duration `yaml:"ttl"`
+}
+
+// API is fleetd's HTTP API.
+type API struct {
+	Listen string `yaml:"listen"`
+	// Token is required unless Listen is loopback; set it with FLEETD_API_TOKEN.
+	Token string `yaml:"token"`
+}
+
+// Tracing sends one trace per replacement over OTLP (off by default).
+type Tracing struct {
+	Enabled  bool   `yaml:"enabled"`
+	Endpoint string `yaml:"endpoint"`
+}
+
+// Log configures zerolog.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"` // json or console
+}
+
+// ByteSize is a size in bytes written like "50MiB" or "100MB".
+type ByteSize int64
+
+// UnmarshalYAML accepts a human size, or 0 for none.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Value == "0" {
+		*b = -1 // explicitly none
+		return nil
+	}
+	v, err := humanize.ParseBytes(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a size like 50MiB", n.Line, n.Value)
+	}
+	*b = ByteSize(v)
+	return nil
+}
+
+// badDuration matches yaml's message for a string that is not a duration.
+var badDuration = regexp.MustCompile("cannot unmarshal !!str (`[^`]*`) into time.Duration")
 
 // Environment variables that override the file.
 const (
 	EnvBootstrap    = "FLEETD_KAFKA_BOOTSTRAP"
 	EnvSASLPassword = "FLEETD_KAFKA_SASL_PASSWORD"
+	EnvAPIToken     = "FLEETD_API_TOKEN"
 )
 
 // Load reads and validates the file at path, applying environment overrides.
@@ -44,9 +146,12 @@ func Parse(raw []byte, source string) (*Config, error) {
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %s", source, strings.TrimPrefix(err.Error(), "yaml: "))
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		msg = badDuration.ReplaceAllString(msg, "$1 is not a duration (write it like 90s, 10m or 24h)")
+		return nil, fmt.Errorf("%s: %s", source, msg)
 	}
 	c.ApplyEnv(os.Getenv)
+	c.Defaults()
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
 	}
@@ -61,11 +166,151 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	if v := getenv(EnvSASLPassword); v != "" {
 		c.Kafka.SASL.Password = v
 	}
+	if v := getenv(EnvAPIToken); v != "" {
+		c.API.Token = v
+	}
+}
+
+// Defaults fills what the file left out. Safe values: chaos off, leashed
+// off only when asked, file lease, API on loopback.
+func (c *Config) Defaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	if c.StateDir == "" {
+		c.StateDir = "/var/lib/fleetd"
+	}
+	if c.Provider.Kind == "" {
+		c.Provider.Kind = "ec2"
+	}
+	if c.Replace.Throttle == 0 {
+		c.Replace.Throttle = 50 << 20
+	}
+	if c.Replace.Concurrency == 0 {
+		c.Replace.Concurrency = 5
+	}
+	if c.Replace.Order == "" {
+		c.Replace.Order = "smallest-first"
+	}
+	def(&c.Replace.Poll, 10*time.Second)
+	def(&c.Replace.RegisterTimeout, 15*time.Minute)
+	def(&c.Replace.StallWarn, 90*time.Second)
+	def(&c.Replace.StallAbort, 10*time.Minute)
+	if c.Gate.Consecutive == 0 {
+		c.Gate.Consecutive = 12
+	}
+	def(&c.Gate.Interval, 10*time.Second)
+	def(&c.Gate.Limit, 600*time.Second)
+	if c.Chaos.Timezone == "" {
+		c.Chaos.Timezone = "UTC"
+	}
+	if c.Chaos.Days == "" {
+		c.Chaos.Days = "mon-fri"
+	}
+	if c.Chaos.Hours == "" {
+		c.Chaos.Hours = "09:00-15:00"
+	}
+	def(&c.Chaos.MinInterval, 24*time.Hour)
+	if c.Chaos.Pick == "" {
+		c.Chaos.Pick = string(schedule.PickOldest)
+	}
+	if c.Lease.Kind == "" {
+		c.Lease.Kind = "file"
+	}
+	if c.Lease.Path == "" {
+		c.Lease.Path = c.StateDir + "/lease"
+	}
+	def(&c.Lease.TTL, 30*time.Second)
+	if c.API.Listen == "" {
+		c.API.Listen = "127.0.0.1:7080"
+	}
+	if c.Log.Level == "" {
+		c.Log.Level = "info"
+	}
+	if c.Log.Format == "" {
+		c.Log.Format = "json"
+	}
 }
 
 // Validate reports the first setting that cannot work, naming its key.
 func (c *Config) Validate() error {
-	return c.Kafka.Validate()
+	if c.Cluster == "" {
+		return errors.New("cluster: a cluster name is required (it is the value of the instances' cluster tag)")
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	switch c.Provider.Kind {
+	case "local":
+		if c.Provider.LocalFleet == "" {
+			return errors.New("provider.local_fleet: required for provider.kind local (the URL `fleetd local up` prints)")
+		}
+	case "ec2":
+	default:
+		return fmt.Errorf("provider.kind: %q is not local or ec2", c.Provider.Kind)
+	}
+	if c.Replace.Concurrency < 1 {
+		return fmt.Errorf("replace.concurrency: %d, want at least 1", c.Replace.Concurrency)
+	}
+	switch c.Replace.Order {
+	case "smallest-first", "largest-first", "by-name":
+	default:
+		return fmt.Errorf("replace.order: %q is not smallest-first, largest-first or by-name", c.Replace.Order)
+	}
+	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.interval": c.Gate.Interval, "gate.limit": c.Gate.Limit, "chaos.min_interval": c.Chaos.MinInterval, "lease.ttl": c.Lease.TTL} {
+		if d < 0 {
+			return fmt.Errorf("%s: %s is negative", key, d)
+		}
+	}
+	if c.Replace.StallAbort <= c.Replace.StallWarn {
+		return fmt.Errorf("replace.stall_abort (%s) must be longer than replace.stall_warn (%s)", c.Replace.StallAbort, c.Replace.StallWarn)
+	}
+	if _, err := c.ChaosSchedule(); err != nil {
+		return err
+	}
+	switch c.Lease.Kind {
+	case "file":
+	case "dynamodb":
+		if c.Lease.Table == "" {
+			return errors.New("lease.table: required for lease.kind dynamodb")
+		}
+	default:
+		return fmt.Errorf("lease.kind: %q is not file or dynamodb", c.Lease.Kind)
+	}
+	host, _, err := net.SplitHostPort(c.API.Listen)
+	if err != nil {
+		return fmt.Errorf("api.listen: %q: %w", c.API.Listen, err)
+	}
+	if ip := net.ParseIP(host); c.API.Token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("api.listen: %s is not loopback, so api.token is required (set %s)", c.API.Listen, EnvAPIToken)
+	}
+	if c.Tracing.Enabled && c.Tracing.Endpoint == "" {
+		return errors.New("tracing.endpoint: required when tracing.enabled")
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return fmt.Errorf("log.format: %q is not json or console", c.Log.Format)
+	}
+	return nil
+}
+
+// ChaosSchedule builds the compiled chaos schedule from the chaos section.
+func (c *Config) ChaosSchedule() (*schedule.Chaos, error) {
+	w, err := schedule.ParseWindow(c.Chaos.Days, c.Chaos.Hours, c.Chaos.Timezone)
+	if err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	ch := &schedule.Chaos{Enabled: c.Chaos.Enabled, Leashed: c.Chaos.Leashed, Cron: c.Chaos.Cron, Window: w, MinInterval: c.Chaos.MinInterval, Pick: schedule.Pick(c.Chaos.Pick)}
+	if c.Chaos.Enabled && c.Chaos.Cron == "" {
+		return nil, errors.New("chaos.cron: required when chaos.enabled (e.g. \"0 10 * * TUE\")")
+	}
+	if err := ch.Compile(); err != nil {
+		return nil, fmt.Errorf("chaos: %w", err)
+	}
+	return ch, nil
 }
 
 // SplitList splits a comma-separated list, dropping blanks.

@@ -1,44 +1,103 @@
 package config
 
 import (
+	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
-func TestParseRejectsUnknownKeyWithItsLine(t *testing.T) {
-	_, err := Parse([]byte("kafka:\n  bootstrap: [b:9092]\n  bootstap_servers: x\n"), "fleetd.yaml")
-	if err == nil {
-		t.Fatal("unknown key accepted")
-	}
-	for _, want := range []string{"fleetd.yaml", "line 3", "bootstap_servers"} {
-		if !strings.Contains(err.Error(), want) {
-			t.Errorf("error %q lacks %q", err, want)
-		}
+const minimal = "cluster: c1\nkafka:\n  bootstrap: [b:9092]\n"
+
+func noEnv(t *testing.T) {
+	for _, k := range []string{EnvBootstrap, EnvSASLPassword, EnvAPIToken} {
+		t.Setenv(k, "")
 	}
 }
 
-func TestParseRequiresBootstrap(t *testing.T) {
-	t.Setenv(EnvBootstrap, "")
-	_, err := Parse([]byte("kafka: {}\n"), "f.yaml")
-	if err == nil || !strings.Contains(err.Error(), "kafka.bootstrap") {
-		t.Fatalf("got %v, want an error naming kafka.bootstrap", err)
+// TestDocumentedExampleLoads parses the complete example in docs/config.md,
+// so the documentation cannot drift from the code.
+func TestDocumentedExampleLoads(t *testing.T) {
+	noEnv(t)
+	t.Setenv(EnvSASLPassword, "from-env")
+	doc, err := os.ReadFile("../../docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	block, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("docs/config.md has no yaml block")
+	}
+	c, err := Parse([]byte(block), "docs/config.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster != "orders-prod" || c.Replace.Throttle != 50<<20 || c.Gate.Limit != 600*time.Second || c.Kafka.SASL.Password != "from-env" || len(c.Kafka.Controllers) != 1 {
+		t.Errorf("example loaded as %+v", c)
+	}
+	if c.Chaos.Enabled {
+		t.Error("the documented example must keep chaos off")
+	}
+}
+
+func TestDefaultsAreSafe(t *testing.T) {
+	noEnv(t)
+	c, err := Parse([]byte(minimal), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Chaos.Enabled || c.Replace.Concurrency != 5 || c.Lease.Kind != "file" || c.API.Listen != "127.0.0.1:7080" || c.Replace.StallWarn != 90*time.Second {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestParseRejectsWithTheKeyNamed(t *testing.T) {
+	noEnv(t)
+	tests := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"unknown key with its line", minimal + "replace:\n  throtle: 10MiB\n", []string{"f.yaml", "line 5", "throtle"}},
+		{"bad duration", minimal + "gate:\n  interval: ten seconds\n", []string{"line 5", "`ten sec...` is not a duration"}},
+		{"bad size", minimal + "replace:\n  throttle: fast\n", []string{"line 5", "fast"}},
+		{"missing bootstrap", "cluster: c1\n", []string{"kafka.bootstrap"}},
+		{"missing cluster", "kafka:\n  bootstrap: [b:1]\n", []string{"cluster:"}},
+		{"chaos without cron", minimal + "chaos:\n  enabled: true\n", []string{"chaos.cron"}},
+		{"bad time zone", minimal + "chaos:\n  timezone: Mars/Base\n", []string{"chaos", "Mars/Base"}},
+		{"public API without token", minimal + "api:\n  listen: 0.0.0.0:7080\n", []string{"api.listen", "FLEETD_API_TOKEN"}},
+		{"dynamodb lease without table", minimal + "lease:\n  kind: dynamodb\n", []string{"lease.table"}},
+		{"local provider without URL", minimal + "provider:\n  kind: local\n", []string{"provider.local_fleet"}},
+		{"stall limits reversed", minimal + "replace:\n  stall_warn: 10m\n  stall_abort: 1m\n", []string{"replace.stall_abort"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), "f.yaml")
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q lacks %q", err, w)
+				}
+			}
+		})
 	}
 }
 
 func TestEnvironmentOverridesFileAndCarriesSecrets(t *testing.T) {
+	noEnv(t)
 	t.Setenv(EnvBootstrap, "a:1, b:2")
 	t.Setenv(EnvSASLPassword, "s3cret")
-	c, err := Parse([]byte("kafka:\n  bootstrap: [file:9092]\n  sasl: {mechanism: SCRAM-SHA-512, username: fleetd}\n  dial_timeout: 3s\n"), "f.yaml")
+	t.Setenv(EnvAPIToken, "tok")
+	c, err := Parse([]byte("cluster: c\nkafka:\n  bootstrap: [file:9092]\n  sasl: {mechanism: SCRAM-SHA-512, username: fleetd}\napi:\n  listen: 0.0.0.0:7080\n"), "f.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := strings.Join(c.Kafka.Bootstrap, ","); got != "a:1,b:2" {
 		t.Errorf("bootstrap = %s", got)
 	}
-	if c.Kafka.SASL.Password != "s3cret" {
-		t.Error("password not taken from the environment")
-	}
-	if c.Kafka.DialTimeout.Seconds() != 3 {
-		t.Errorf("dial_timeout = %s", c.Kafka.DialTimeout)
+	if c.Kafka.SASL.Password != "s3cret" || c.API.Token != "tok" {
+		t.Error("secrets not taken from the environment")
 	}
 }
