@@ -2,6 +2,7 @@ package replace
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -109,6 +110,24 @@ func TestGateRefusalChangesNothing(t *testing.T) {
 		_ = ex.Run(context.Background(), r)
 		if r.Phase != PhaseRefused || len(p.insts) != 3 || c.reassign != 0 {
 			t.Fatalf("phase %s instances %d reassignments %d; want refused with nothing changed", r.Phase, len(p.insts), c.reassign)
+		}
+	})
+}
+
+// Kafka notices a dead broker only when its session expires; a stopped
+// instance the infrastructure reports must refuse the gate at once.
+func TestGateRefusesWhenAnotherInstanceIsStopped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster(1, 2, 3)
+		p := newFakeProvider(c)
+		in := p.insts["i-3"]
+		in.State = StateStopped
+		p.insts["i-3"] = in // Kafka still lists broker 3 as alive
+		ex := fakeExecutor(c, p)
+		r, _ := ex.Begin(context.Background(), Request{Broker: 1})
+		_ = ex.Run(context.Background(), r)
+		if r.Phase != PhaseRefused || !strings.Contains(r.Error, "broker-down: broker 3's instance i-3 is stopped") {
+			t.Fatalf("phase %s error %q", r.Phase, r.Error)
 		}
 	})
 }

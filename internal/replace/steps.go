@@ -37,9 +37,16 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 	if err != nil {
 		return &refusedError{health.NotEvaluated(err)}
 	}
-	inst, found, err := e.instance(ctx, r.OldBroker)
+	insts, err := e.Provider.Instances(ctx)
 	if err != nil {
-		return &refusedError{health.NotEvaluated(err)}
+		return &refusedError{health.NotEvaluated(fmt.Errorf("list instances: %w", err))}
+	}
+	var inst Instance
+	found := false
+	for _, in := range insts {
+		if in.NodeID == r.OldBroker && in.State != StateTerminated && in.State != StateShuttingDown {
+			inst, found = in, true
+		}
 	}
 	r.OldDead = !alive(snap, r.OldBroker)
 	if r.Strategy == "" {
@@ -65,6 +72,15 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 		r.Zone, r.Like = b.Rack, Instance{NodeID: r.OldBroker, Zone: b.Rack}
 	} else {
 		return refuse("no-instance", "broker %d is gone and no instance or registration says which zone it was in", r.OldBroker)
+	}
+	// Kafka notices a dead broker only when its session expires (seconds);
+	// the infrastructure may know already. Another broker's instance that is
+	// stopped or going away is a broker down.
+	for _, in := range insts {
+		if in.NodeID != r.OldBroker && in.State != StateRunning && in.State != StatePending && in.State != StateTerminated {
+			return &refusedError{health.Verdict{Blockers: []health.Reason{{Code: health.CodeBrokerDown, Brokers: []int32{in.NodeID},
+				Message: fmt.Sprintf("broker %d's instance %s is %s (Kafka may not have noticed yet)", in.NodeID, in.ID, in.State)}}}}
+		}
 	}
 	pol := health.Policy{Own: r.Own()}
 	if r.OldDead {
