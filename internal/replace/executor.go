@@ -205,6 +205,12 @@ func (e *Executor) logger(r *Record) *zerolog.Logger {
 // until ctx ends (then r stays resumable where it was). The returned error is
 // nil for completed; otherwise it says why.
 func (e *Executor) Run(ctx context.Context, r *Record) error {
+	// An abort is for the replacement running now, never the next one.
+	defer func() {
+		e.mu.Lock()
+		e.abort = ""
+		e.mu.Unlock()
+	}()
 	for !r.Phase.Terminal() {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -314,6 +320,9 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error, aborted bool) error {
 	log := e.logger(r)
 	r.Error = cause.Error()
+	if aborted {
+		r.AbortRequested = cause.Error()
+	}
 	switch {
 	case r.Strategy == StrategyIdentity:
 		// Before the old instance was touched there is nothing to undo; after,
@@ -330,7 +339,7 @@ func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error, ab
 		e.abort = ""
 		e.mu.Unlock()
 		r.Error = ""
-		return nil
+		return e.save(ctx, r)
 	case slices.Index(moveSteps, r.Step) >= slices.Index(moveSteps, StepStopOld):
 		// The old broker is empty but its retirement failed: nothing to undo,
 		// and retrying in a loop would not help. A person looks.

@@ -131,3 +131,26 @@ func TestGateRefusesWhenAnotherInstanceIsStopped(t *testing.T) {
 		}
 	})
 }
+
+func TestAbortDoesNotCarryOverToTheNextReplacement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster(1, 2, 3)
+		p := newFakeProvider(c)
+		ex := fakeExecutor(c, p)
+		ex.Opts.OnEvent = func(ev string, _ *Record) {
+			if ev == "after:throttle" {
+				ex.Abort("first one only")
+			}
+		}
+		first, _ := ex.Begin(context.Background(), Request{Broker: 2})
+		_ = ex.Run(context.Background(), first)
+		if first.Phase != PhaseRolledBack || first.AbortRequested != "first one only" {
+			t.Fatalf("first: phase %s abort %q", first.Phase, first.AbortRequested)
+		}
+		ex.Opts.OnEvent = nil
+		second, _ := ex.Begin(context.Background(), Request{Broker: 3})
+		if err := ex.Run(context.Background(), second); err != nil || second.Phase != PhaseCompleted {
+			t.Fatalf("second: phase %s err %v; the first abort leaked into it", second.Phase, err)
+		}
+	})
+}
