@@ -1,0 +1,139 @@
+// Package controller is the one goroutine that owns fleetd's work: the queue
+// of replacement requests, the lease, the pause switch and the schedules. It
+// knows nothing of Kafka or EC2: it asks health and replace.
+//
+// This file is the queue: pure, with time as an input.
+package controller
+
+import (
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+// Request asks for one broker to be replaced.
+type Request struct {
+	ID       string           `json:"id"`
+	Broker   int32            `json:"broker"`
+	Strategy replace.Strategy `json:"strategy,omitempty"`
+	// Triggers lists every source that asked (operator, chaos, retirement,
+	// instance-lost, ami-drift): a deduplicated request keeps them all.
+	Triggers []string  `json:"triggers"`
+	Received time.Time `json:"received"`
+	// Deadline, if set, is when the replacement must be finished (an EC2
+	// event's not-before time).
+	Deadline time.Time `json:"deadline,omitzero"`
+	// Emergency: the broker is already lost; it goes first.
+	Emergency bool `json:"emergency,omitempty"`
+
+	Attempts    int       `json:"attempts"`
+	LastRefusal string    `json:"last_refusal,omitempty"`
+	NotBefore   time.Time `json:"not_before,omitzero"`
+}
+
+// Queue holds pending requests, at most one per broker. Not safe for
+// concurrent use: the controller goroutine owns it.
+type Queue struct {
+	items []Request
+}
+
+// Add queues r, or merges it into the request already queued for the same
+// broker (nothing is dropped: triggers are kept, the earlier deadline and an
+// emergency win). It reports whether r was new.
+func (q *Queue) Add(r Request) bool {
+	for i := range q.items {
+		cur := &q.items[i]
+		if cur.Broker != r.Broker {
+			continue
+		}
+		for _, t := range r.Triggers {
+			if !slices.Contains(cur.Triggers, t) {
+				cur.Triggers = append(cur.Triggers, t)
+			}
+		}
+		if !r.Deadline.IsZero() && (cur.Deadline.IsZero() || r.Deadline.Before(cur.Deadline)) {
+			cur.Deadline = r.Deadline
+		}
+		if r.Emergency {
+			cur.Emergency = true
+			cur.Strategy = replace.StrategyIdentity
+			cur.NotBefore = time.Time{}
+		}
+		if cur.Strategy == "" {
+			cur.Strategy = r.Strategy
+		}
+		return false
+	}
+	q.items = append(q.items, r)
+	return true
+}
+
+// Next returns the request to try at now: emergencies first, then the
+// earliest deadline, then the oldest; skipping those waiting after a refusal.
+func (q *Queue) Next(now time.Time) (Request, bool) {
+	ready := make([]Request, 0, len(q.items))
+	for _, r := range q.items {
+		if !r.NotBefore.After(now) {
+			ready = append(ready, r)
+		}
+	}
+	if len(ready) == 0 {
+		return Request{}, false
+	}
+	sort.SliceStable(ready, func(i, j int) bool {
+		a, b := ready[i], ready[j]
+		if a.Emergency != b.Emergency {
+			return a.Emergency
+		}
+		if !a.Deadline.Equal(b.Deadline) {
+			if a.Deadline.IsZero() || b.Deadline.IsZero() {
+				return !a.Deadline.IsZero()
+			}
+			return a.Deadline.Before(b.Deadline)
+		}
+		return a.Received.Before(b.Received)
+	})
+	return ready[0], true
+}
+
+// Refused records that the gate refused request id at now, and makes it wait
+// with a backoff doubling from base up to maxWait.
+func (q *Queue) Refused(id, reason string, now time.Time, base, maxWait time.Duration) {
+	for i := range q.items {
+		if q.items[i].ID != id {
+			continue
+		}
+		r := &q.items[i]
+		r.Attempts++
+		r.LastRefusal = reason
+		wait := base
+		for n := 1; n < r.Attempts && wait < maxWait; n++ {
+			wait *= 2
+		}
+		r.NotBefore = now.Add(min(wait, maxWait))
+	}
+}
+
+// Remove takes request id off the queue (started, or given up).
+func (q *Queue) Remove(id string) {
+	q.items = slices.DeleteFunc(q.items, func(r Request) bool { return r.ID == id })
+}
+
+// List returns the queue in the order it would be served, ignoring waits.
+func (q *Queue) List() []Request {
+	out := slices.Clone(q.items)
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Emergency && !out[j].Emergency })
+	return out
+}
+
+// Len is the number of queued requests.
+func (q *Queue) Len() int { return len(q.items) }
+
+// String is a one-line summary for logs.
+func (r Request) String() string {
+	return "broker " + strconv.Itoa(int(r.Broker)) + " (" + strings.Join(r.Triggers, ",") + ")"
+}
