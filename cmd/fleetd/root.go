@@ -37,7 +37,8 @@ the old broker's replicas to it under a replication throttle, waits until
 nothing is under-replicated, restores preferred leaders, and only then shuts
 down, terminates and unregisters the old broker.
 
-Exit codes: 0 success, 1 "not safe" (a gate refused), 2 error.`
+Exit codes: 0 success; 1 not safe, refused or rolled back (nothing lost, the
+reasons are printed); 2 error or failed (a person should look).`
 
 // run executes one fleetd invocation and returns its exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
