@@ -79,16 +79,11 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		return err
 	}
 	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.ControllerAddrs()}
-	cl, _, err := conn.Admin()
+	cl, cc, closeClients, err := conn.Clients()
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	cc, err := conn.ControllerClient()
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
+	defer closeClients()
 	const topic = "bench"
 	if err := workload.CreateTopic(ctx, kadm.NewClient(cl), workload.Topic{Name: topic, Partitions: 12, ReplicationFactor: 3, MinInsyncReplicas: 2}, time.Minute); err != nil {
 		return err

@@ -91,16 +91,11 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data, throttle int64, b
 		say("  broker %d  rack %s  %s", b.ID, b.Rack, b.Addr)
 	}
 	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.ControllerAddrs()}
-	cl, _, err := conn.Admin()
+	cl, cc, closeClients, err := conn.Clients()
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	cc, err := conn.ControllerClient()
-	if err != nil {
-		return err
-	}
-	defer cc.Close()
+	defer closeClients()
 
 	const topic = "orders"
 	say("creating topic %s: 12 partitions, replication factor 3, min.insync.replicas 2", topic)

@@ -144,18 +144,11 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	if len(s.Controllers) == 0 {
 		s.Controllers = fleetControllers
 	}
-	cl, _, err := s.Admin()
+	cl, cc, closeClients, err := s.Clients()
 	if err != nil {
 		return err
 	}
-	defer cl.Close()
-	cc, err := s.ControllerClient()
-	if err != nil {
-		return err
-	}
-	if cc != nil {
-		defer cc.Close()
-	}
+	defer closeClients()
 	store, err := replace.NewFileStore(f.stateDir)
 	if err != nil {
 		return err

@@ -146,6 +146,26 @@ func (s Settings) ControllerClient() (*kgo.Client, error) {
 	return cl, nil
 }
 
+// Clients connects to the brokers and, when configured, to the controllers
+// (nil otherwise). closeAll closes whatever was opened.
+func (s Settings) Clients() (brokers, controllers *kgo.Client, closeAll func(), err error) {
+	brokers, _, err = s.Admin()
+	if err != nil {
+		return nil, nil, func() {}, err
+	}
+	controllers, err = s.ControllerClient()
+	if err != nil {
+		brokers.Close()
+		return nil, nil, func() {}, err
+	}
+	return brokers, controllers, func() {
+		brokers.Close()
+		if controllers != nil {
+			controllers.Close()
+		}
+	}, nil
+}
+
 // Admin connects a client and an admin client. Close the *kgo.Client.
 func (s Settings) Admin(extra ...kgo.Opt) (*kgo.Client, *kadm.Client, error) {
 	opts, err := s.Opts()
