@@ -100,11 +100,11 @@ func (q *Queue) Next(now time.Time) (Request, bool) {
 	return ready[0], true
 }
 
-// Refused records that the gate refused request id at now, and makes it wait
-// with a backoff doubling from base up to maxWait.
-func (q *Queue) Refused(id, reason string, now time.Time, base, maxWait time.Duration) {
+// Refused records that the gate refused the request for broker at now, and
+// makes it wait with a backoff doubling from base up to maxWait.
+func (q *Queue) Refused(broker int32, reason string, now time.Time, base, maxWait time.Duration) {
 	for i := range q.items {
-		if q.items[i].ID != id {
+		if q.items[i].Broker != broker {
 			continue
 		}
 		r := &q.items[i]

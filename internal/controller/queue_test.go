@@ -67,7 +67,7 @@ func TestRefusedRequestWaitsWithCappedBackoffAndKeepsItsReason(t *testing.T) {
 	now := t0
 	var waits []time.Duration
 	for i := 0; i < 6; i++ {
-		q.Refused("a", "under-replicated: 3 partitions", now, 10*time.Second, time.Minute)
+		q.Refused(1, "under-replicated: 3 partitions", now, 10*time.Second, time.Minute)
 		r := q.List()[0]
 		waits = append(waits, r.NotBefore.Sub(now))
 		if _, ok := q.Next(now); ok {

@@ -1,0 +1,296 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+// Executor is what the controller needs from the replacement engine
+// (*replace.Executor satisfies it).
+type Executor interface {
+	Begin(ctx context.Context, req replace.Request) (*replace.Record, error)
+	Run(ctx context.Context, r *replace.Record) error
+	Abort(reason string)
+}
+
+// Lease is the single-active-controller lease (internal/lease).
+type Lease interface {
+	TryAcquire(ctx context.Context) error
+	Held(ctx context.Context) (bool, error)
+	Release(ctx context.Context) error
+}
+
+// Options tune the controller.
+type Options struct {
+	// Tick is how often the controller looks at its lease and queue (5 s).
+	Tick time.Duration
+	// RetryBase and RetryMax bound the wait after a gate refusal (10 s, 5 min).
+	RetryBase, RetryMax time.Duration
+	// GiveUpAfter drops a request refused for this long, recording why (24 h).
+	GiveUpAfter time.Duration
+	Log         zerolog.Logger
+	Now         func() time.Time
+}
+
+// Status is what the controller reports about itself.
+type Status struct {
+	LeaseHeld bool             `json:"lease_held"`
+	Paused    bool             `json:"paused"`
+	Running   *replace.Record  `json:"running,omitempty"`
+	Queue     []Request        `json:"queue"`
+	Dropped   []DroppedRequest `json:"dropped,omitempty"`
+}
+
+// DroppedRequest is a request given up on, and why.
+type DroppedRequest struct {
+	Request
+	Reason string    `json:"reason"`
+	At     time.Time `json:"at"`
+}
+
+// Controller is the one goroutine that owns the queue and runs at most one
+// replacement at a time. Its methods are safe from any goroutine; they talk
+// to the owner through a channel.
+type Controller struct {
+	exec  Executor
+	store replace.Store
+	lease Lease
+	opts  Options
+
+	cmds chan func(*state)
+}
+
+// state is owned by the Run goroutine alone.
+type state struct {
+	queue     Queue
+	paused    bool
+	leaseHeld bool
+	running   *replace.Record
+	runReq    *Request
+	cancelRun context.CancelFunc
+	dropped   []DroppedRequest
+}
+
+type result struct {
+	req *Request // nil for a resumed record
+	rec *replace.Record
+	err error
+}
+
+// New returns a controller. Start it with Run.
+func New(exec Executor, store replace.Store, lease Lease, o Options) *Controller {
+	if o.Tick <= 0 {
+		o.Tick = 5 * time.Second
+	}
+	if o.RetryBase <= 0 {
+		o.RetryBase = 10 * time.Second
+	}
+	if o.RetryMax <= 0 {
+		o.RetryMax = 5 * time.Minute
+	}
+	if o.GiveUpAfter <= 0 {
+		o.GiveUpAfter = 24 * time.Hour
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &Controller{exec: exec, store: store, lease: lease, opts: o, cmds: make(chan func(*state))}
+}
+
+// do runs fn on the owner goroutine, or fails when ctx ends first.
+func (c *Controller) do(ctx context.Context, fn func(*state)) error {
+	done := make(chan struct{})
+	select {
+	case c.cmds <- func(s *state) { fn(s); close(done) }:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Submit queues a request (merged with one already queued for the broker).
+func (c *Controller) Submit(ctx context.Context, r Request) (Request, error) {
+	if r.ID == "" {
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		r.ID = "q-" + hex.EncodeToString(b)
+	}
+	if r.Received.IsZero() {
+		r.Received = c.opts.Now()
+	}
+	err := c.do(ctx, func(s *state) {
+		if s.runReq != nil && s.runReq.Broker == r.Broker {
+			return // that broker is being replaced right now
+		}
+		if s.queue.Add(r) {
+			c.opts.Log.Info().Str("request", r.ID).Int32("broker", r.Broker).Strs("triggers", r.Triggers).Msg("replacement requested")
+		}
+	})
+	return r, err
+}
+
+// SetPaused stops (or allows again) new disruptions. A running replacement
+// is not affected: abort it to stop it.
+func (c *Controller) SetPaused(ctx context.Context, paused bool) error {
+	return c.do(ctx, func(s *state) { s.paused = paused })
+}
+
+// Abort asks the running replacement to roll back. It reports whether one was running.
+func (c *Controller) Abort(ctx context.Context, reason string) (bool, error) {
+	var running bool
+	err := c.do(ctx, func(s *state) {
+		if s.running != nil {
+			running = true
+			c.exec.Abort(reason)
+		}
+	})
+	return running, err
+}
+
+// Status reports the controller's state.
+func (c *Controller) Status(ctx context.Context) (Status, error) {
+	var st Status
+	err := c.do(ctx, func(s *state) {
+		st = Status{LeaseHeld: s.leaseHeld, Paused: s.paused, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
+		if s.running != nil {
+			r := *s.running
+			st.Running = &r
+		}
+	})
+	return st, err
+}
+
+// Run owns the controller's state until ctx ends. A replacement running then
+// is interrupted where it stands and stays resumable from its record.
+func (c *Controller) Run(ctx context.Context) error {
+	s := &state{}
+	done := make(chan result, 1)
+	tick := time.NewTicker(c.opts.Tick)
+	defer tick.Stop()
+	defer func() {
+		if s.cancelRun != nil {
+			s.cancelRun()
+			<-done
+		}
+		_ = c.lease.Release(context.WithoutCancel(ctx))
+	}()
+	for {
+		c.step(ctx, s, done)
+		select {
+		case <-ctx.Done():
+			return nil
+		case fn := <-c.cmds:
+			fn(s)
+		case res := <-done:
+			c.finished(s, res)
+		case <-tick.C:
+		}
+	}
+}
+
+// step acquires or checks the lease and starts work when idle.
+func (c *Controller) step(ctx context.Context, s *state, done chan result) {
+	log := c.opts.Log
+	if !s.leaseHeld {
+		if err := c.lease.TryAcquire(ctx); err != nil {
+			return // standby: another fleetd is active
+		}
+		s.leaseHeld = true
+		log.Info().Msg("lease acquired: this fleetd is the active controller")
+	} else if held, err := c.lease.Held(ctx); err != nil || !held {
+		s.leaseHeld = false
+		log.Warn().Err(err).Msg("lease lost: stopping disruptive work at the next step boundary")
+		if s.cancelRun != nil {
+			s.cancelRun()
+		}
+		return
+	}
+	if s.running != nil {
+		return
+	}
+	// An in-flight record (ours after a crash, or a previous holder's) comes
+	// before anything new.
+	inflight, err := replace.InFlight(ctx, c.store)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot read replacement records; starting nothing")
+		return
+	}
+	if len(inflight) > 0 {
+		rec := inflight[0]
+		log.Info().Str("replacement", rec.ID).Str("step", string(rec.Step)).Msg("resuming in-flight replacement")
+		c.start(ctx, s, done, nil, rec)
+		return
+	}
+	if s.paused {
+		return
+	}
+	req, ok := s.queue.Next(c.opts.Now())
+	if !ok {
+		return
+	}
+	c.start(ctx, s, done, &req, nil)
+}
+
+func (c *Controller) start(ctx context.Context, s *state, done chan result, req *Request, rec *replace.Record) {
+	rctx, cancel := context.WithCancel(ctx)
+	s.cancelRun, s.runReq = cancel, req
+	if req != nil {
+		s.queue.Remove(req.ID) // running, not queued; a refusal puts it back
+	}
+	if rec == nil {
+		var err error
+		rec, err = c.exec.Begin(rctx, replace.Request{Broker: req.Broker, Strategy: req.Strategy, Trigger: strings.Join(req.Triggers, ",")})
+		if err != nil {
+			cancel()
+			s.cancelRun, s.runReq = nil, nil
+			s.queue.Add(*req)
+			s.queue.Refused(req.Broker, "cannot record the replacement: "+err.Error(), c.opts.Now(), c.opts.RetryBase, c.opts.RetryMax)
+			c.opts.Log.Error().Err(err).Msg("cannot record a new replacement")
+			return
+		}
+	}
+	s.running = rec
+	go func() {
+		err := c.exec.Run(rctx, rec)
+		done <- result{req: req, rec: rec, err: err}
+	}()
+}
+
+// finished takes a replacement's outcome back into the queue.
+func (c *Controller) finished(s *state, res result) {
+	s.cancelRun()
+	s.running, s.runReq, s.cancelRun = nil, nil, nil
+	log := c.opts.Log.With().Str("replacement", res.rec.ID).Int32("broker", res.rec.OldBroker).Logger()
+	if res.req == nil {
+		log.Info().Str("phase", string(res.rec.Phase)).Msg("resumed replacement ended")
+		return
+	}
+	now := c.opts.Now()
+	switch {
+	case res.rec.Phase == replace.PhaseRefused:
+		if now.Sub(res.req.Received) >= c.opts.GiveUpAfter {
+			s.dropped = append(s.dropped, DroppedRequest{Request: *res.req, Reason: "refused for " + now.Sub(res.req.Received).String() + ": " + res.rec.Error, At: now})
+			log.Error().Str("reason", res.rec.Error).Msg("giving up on a request the gate kept refusing")
+			return
+		}
+		s.queue.Add(*res.req) // merges with any request for the broker that came meanwhile
+		s.queue.Refused(res.req.Broker, res.rec.Error, now, c.opts.RetryBase, c.opts.RetryMax)
+		log.Warn().Str("reason", res.rec.Error).Msg("gate refused; the request waits and is retried")
+	case !res.rec.Phase.Terminal():
+		// Interrupted (lease lost or shutting down): the record resumes later.
+	default:
+		log.Info().Str("phase", string(res.rec.Phase)).Msg("replacement ended")
+	}
+}

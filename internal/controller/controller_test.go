@@ -1,0 +1,215 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+// fakeExec plays replacements: each broker's outcome is scripted; a run
+// "takes" runFor of (virtual) time unless aborted. It records what ran.
+type fakeExec struct {
+	store   replace.Store
+	runFor  time.Duration
+	refuse  map[int32]int // refuse the first n attempts for a broker
+	mu      sync.Mutex
+	ran     []string // "broker:phase"
+	aborted chan string
+}
+
+func (f *fakeExec) Begin(ctx context.Context, req replace.Request) (*replace.Record, error) {
+	r := &replace.Record{ID: fmt.Sprintf("r-%d-%d", req.Broker, time.Now().UnixNano()), OldBroker: req.Broker, Trigger: req.Trigger, Phase: replace.PhaseRunning, Step: replace.StepGate, Created: time.Now()}
+	return r, f.store.Save(ctx, r)
+}
+
+func (f *fakeExec) Run(ctx context.Context, r *replace.Record) error {
+	f.mu.Lock()
+	refuse := f.refuse[r.OldBroker] > 0
+	if refuse {
+		f.refuse[r.OldBroker]--
+	}
+	f.mu.Unlock()
+	switch {
+	case refuse:
+		r.Phase, r.Error = replace.PhaseRefused, "under-replicated: 1 partition"
+	default:
+		select {
+		case <-ctx.Done():
+			return ctx.Err() // interrupted: the record stays in flight
+		case reason := <-f.aborted:
+			r.Phase, r.Error = replace.PhaseRolledBack, reason
+		case <-time.After(f.runFor):
+			r.Phase = replace.PhaseCompleted
+		}
+	}
+	f.mu.Lock()
+	f.ran = append(f.ran, fmt.Sprintf("%d:%s", r.OldBroker, r.Phase))
+	f.mu.Unlock()
+	return f.store.Save(context.Background(), r)
+}
+
+func (f *fakeExec) Abort(reason string) { f.aborted <- reason }
+
+func (f *fakeExec) runs() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.ran...)
+}
+
+// freeLease is a lease nobody else wants; taken toggles holding it.
+type freeLease struct {
+	mu    sync.Mutex
+	taken bool
+	deny  bool
+}
+
+func (l *freeLease) TryAcquire(context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.deny {
+		return fmt.Errorf("held by another fleetd")
+	}
+	l.taken = true
+	return nil
+}
+func (l *freeLease) Held(context.Context) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.taken && !l.deny, nil
+}
+func (l *freeLease) Release(context.Context) error { l.taken = false; return nil }
+
+func setup(t *testing.T) (*Controller, *fakeExec, *freeLease, context.CancelFunc, chan struct{}) {
+	store, err := replace.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := &fakeExec{store: store, runFor: 10 * time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
+	lease := &freeLease{}
+	c := New(ex, store, lease, Options{Tick: time.Second, RetryBase: 30 * time.Second, RetryMax: 2 * time.Minute, GiveUpAfter: time.Hour, Log: zerolog.Nop()})
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(stopped) }()
+	t.Cleanup(func() { cancel(); <-stopped })
+	return c, ex, lease, cancel, stopped
+}
+
+func operator(broker int32) Request { return Request{Broker: broker, Triggers: []string{"operator"}} }
+
+func TestRequestDuringAReplacementIsQueuedAndRunsAfter(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ex, _, _, _ := setup(t)
+		ctx := context.Background()
+		c.Submit(ctx, operator(1))
+		time.Sleep(2 * time.Second) // broker 1 is running now
+		c.Submit(ctx, operator(2))
+		c.Submit(ctx, Request{Broker: 2, Triggers: []string{"chaos"}}) // merged
+		st, _ := c.Status(ctx)
+		if st.Running == nil || st.Running.OldBroker != 1 || len(st.Queue) != 1 || len(st.Queue[0].Triggers) != 2 {
+			t.Errorf("status %+v: want 1 running, 2 queued once with both triggers", st)
+		}
+		time.Sleep(25 * time.Minute)
+		if got := ex.runs(); fmt.Sprint(got) != "[1:completed 2:completed]" {
+			t.Errorf("runs %v, want 1 then 2, one at a time", got)
+		}
+	})
+}
+
+func TestPauseStopsTheNextReplacementNotTheCurrent(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ex, _, _, _ := setup(t)
+		ctx := context.Background()
+		c.Submit(ctx, operator(1))
+		time.Sleep(2 * time.Second)
+		c.SetPaused(ctx, true)
+		c.Submit(ctx, operator(2))
+		time.Sleep(time.Hour)
+		if got := ex.runs(); fmt.Sprint(got) != "[1:completed]" {
+			t.Fatalf("while paused: runs %v, want only the one already running", got)
+		}
+		c.SetPaused(ctx, false)
+		time.Sleep(15 * time.Minute)
+		if got := ex.runs(); fmt.Sprint(got) != "[1:completed 2:completed]" {
+			t.Errorf("after resume: runs %v", got)
+		}
+	})
+}
+
+func TestAbortRollsBackTheCurrentReplacement(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ex, _, _, _ := setup(t)
+		ctx := context.Background()
+		if running, _ := c.Abort(ctx, "nothing"); running {
+			t.Error("abort with nothing running reported a replacement")
+		}
+		c.Submit(ctx, operator(3))
+		time.Sleep(2 * time.Second)
+		if running, _ := c.Abort(ctx, "operator abort"); !running {
+			t.Fatal("abort found nothing running")
+		}
+		time.Sleep(time.Second)
+		if got := ex.runs(); fmt.Sprint(got) != "[3:rolled-back]" {
+			t.Errorf("runs %v, want 3 rolled back", got)
+		}
+	})
+}
+
+func TestRefusedRequestIsRetriedThenDroppedWithItsReason(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ex, _, _, _ := setup(t)
+		ctx := context.Background()
+		ex.refuse[4] = 2 // refused twice, then the cluster is healthy
+		c.Submit(ctx, operator(4))
+		time.Sleep(5 * time.Second)
+		st, _ := c.Status(ctx)
+		if len(st.Queue) != 1 || st.Queue[0].LastRefusal == "" {
+			t.Fatalf("after a refusal the request must wait with its reason visible: %+v", st.Queue)
+		}
+		time.Sleep(20 * time.Minute)
+		if got := ex.runs(); fmt.Sprint(got) != "[4:refused 4:refused 4:completed]" {
+			t.Errorf("runs %v", got)
+		}
+		ex.refuse[5] = 1000 // never healthy: given up after GiveUpAfter (1 h)
+		c.Submit(ctx, operator(5))
+		time.Sleep(2 * time.Hour)
+		st, _ = c.Status(ctx)
+		if len(st.Queue) != 0 || len(st.Dropped) != 1 || st.Dropped[0].Broker != 5 {
+			t.Errorf("status %+v: want broker 5 dropped with its reason", st)
+		}
+	})
+}
+
+func TestStandbyDoesNothingAndTakesOverInFlightWork(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, _ := replace.NewFileStore(t.TempDir())
+		// A previous holder died mid-replacement of broker 6.
+		prev := &replace.Record{ID: "r-prev", OldBroker: 6, Phase: replace.PhaseRunning, Step: replace.StepMove, Created: time.Now()}
+		store.Save(context.Background(), prev)
+		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
+		lease := &freeLease{deny: true}
+		c := New(ex, store, lease, Options{Tick: time.Second, Log: zerolog.Nop()})
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { _ = c.Run(ctx); close(stopped) }()
+		t.Cleanup(func() { cancel(); <-stopped })
+		c.Submit(ctx, operator(7))
+		time.Sleep(10 * time.Minute)
+		if got := ex.runs(); len(got) != 0 {
+			t.Errorf("a standby ran %v", got)
+		}
+		lease.mu.Lock()
+		lease.deny = false
+		lease.mu.Unlock()
+		time.Sleep(5 * time.Minute)
+		if got := ex.runs(); fmt.Sprint(got) != "[6:completed 7:completed]" {
+			t.Errorf("after takeover: runs %v, want the in-flight 6 resumed first, then 7", got)
+		}
+	})
+}
