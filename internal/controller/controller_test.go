@@ -93,7 +93,7 @@ func setup(t *testing.T) (*Controller, *fakeExec, *freeLease, context.CancelFunc
 	}
 	ex := &fakeExec{store: store, runFor: 10 * time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
 	lease := &freeLease{}
-	c := New(ex, store, lease, Options{Tick: time.Second, RetryBase: 30 * time.Second, RetryMax: 2 * time.Minute, GiveUpAfter: time.Hour, Log: zerolog.Nop()})
+	c := New(ex, store, lease, Options{Tick: 10 * time.Second, RetryBase: 30 * time.Second, RetryMax: 2 * time.Minute, GiveUpAfter: time.Hour, Log: zerolog.Nop()})
 	ctx, cancel := context.WithCancel(context.Background())
 	stopped := make(chan struct{})
 	go func() { _ = c.Run(ctx); close(stopped) }()
@@ -194,7 +194,7 @@ func TestStandbyDoesNothingAndTakesOverInFlightWork(t *testing.T) {
 		store.Save(context.Background(), prev)
 		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
 		lease := &freeLease{deny: true}
-		c := New(ex, store, lease, Options{Tick: time.Second, Log: zerolog.Nop()})
+		c := New(ex, store, lease, Options{Tick: 10 * time.Second, Log: zerolog.Nop()})
 		ctx, cancel := context.WithCancel(context.Background())
 		stopped := make(chan struct{})
 		go func() { _ = c.Run(ctx); close(stopped) }()
