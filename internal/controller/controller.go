@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
 	"strings"
 	"time"
 
@@ -35,8 +38,11 @@ type Options struct {
 	RetryBase, RetryMax time.Duration
 	// GiveUpAfter drops a request refused for this long, recording why (24 h).
 	GiveUpAfter time.Duration
-	Log         zerolog.Logger
-	Now         func() time.Time
+	// PauseFile makes the pause switch survive restarts: it exists while
+	// paused. Empty keeps the switch in memory.
+	PauseFile string
+	Log       zerolog.Logger
+	Now       func() time.Time
 }
 
 // Status is what the controller reports about itself.
@@ -141,10 +147,38 @@ func (c *Controller) Submit(ctx context.Context, r Request) (Request, error) {
 	return r, err
 }
 
-// SetPaused stops (or allows again) new disruptions. A running replacement
-// is not affected: abort it to stop it.
+// SetPaused stops (or allows again) new disruptions, durably when a
+// PauseFile is configured. A running replacement is not affected: abort it.
 func (c *Controller) SetPaused(ctx context.Context, paused bool) error {
-	return c.do(ctx, func(s *state) { s.paused = paused })
+	var err error
+	if derr := c.do(ctx, func(s *state) {
+		if err = c.persistPause(paused); err == nil {
+			s.paused = paused
+		}
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
+func (c *Controller) persistPause(paused bool) error {
+	if c.opts.PauseFile == "" {
+		return nil
+	}
+	if !paused {
+		if err := os.Remove(c.opts.PauseFile); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("resume: %w", err)
+		}
+		return nil
+	}
+	tmp := c.opts.PauseFile + ".tmp"
+	if err := os.WriteFile(tmp, []byte("paused "+c.opts.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	if err := os.Rename(tmp, c.opts.PauseFile); err != nil {
+		return fmt.Errorf("pause: %w", err)
+	}
+	return nil
 }
 
 // Abort asks the running replacement to roll back. It reports whether one was running.
@@ -176,6 +210,12 @@ func (c *Controller) Status(ctx context.Context) (Status, error) {
 // is interrupted where it stands and stays resumable from its record.
 func (c *Controller) Run(ctx context.Context) error {
 	s := &state{}
+	if c.opts.PauseFile != "" {
+		if _, err := os.Stat(c.opts.PauseFile); err == nil {
+			s.paused = true
+			c.opts.Log.Warn().Str("file", c.opts.PauseFile).Msg("starting paused: no new disruptions until resumed")
+		}
+	}
 	done := make(chan result, 1)
 	tick := time.NewTicker(c.opts.Tick)
 	defer tick.Stop()

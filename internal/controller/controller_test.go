@@ -213,3 +213,39 @@ func TestStandbyDoesNothingAndTakesOverInFlightWork(t *testing.T) {
 		}
 	})
 }
+
+func TestPauseSurvivesARestart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store, _ := replace.NewFileStore(dir)
+		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
+		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused"}
+		first := New(ex, store, &freeLease{}, opts)
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { _ = first.Run(ctx); close(stopped) }()
+		if err := first.SetPaused(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		<-stopped
+
+		second := New(ex, store, &freeLease{}, opts)
+		ctx, cancel = context.WithCancel(context.Background())
+		stopped = make(chan struct{})
+		go func() { _ = second.Run(ctx); close(stopped) }()
+		t.Cleanup(func() { cancel(); <-stopped })
+		second.Submit(ctx, operator(8))
+		time.Sleep(10 * time.Minute)
+		if st, _ := second.Status(ctx); !st.Paused || len(ex.runs()) != 0 {
+			t.Fatalf("restarted controller: paused=%v runs=%v, want still paused and idle", st.Paused, ex.runs())
+		}
+		if err := second.SetPaused(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Minute)
+		if got := ex.runs(); fmt.Sprint(got) != "[8:completed]" {
+			t.Errorf("after resume: runs %v", got)
+		}
+	})
+}
