@@ -60,24 +60,12 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 	if err != nil {
 		return err
 	}
-	dist, err := local.DefaultDist()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "fleetd-bench-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
-	fleet, err := local.Start(ctx, local.Options{Dist: dist, Dir: filepath.Join(dir, "fleet"), Log: log})
+	fleet, err := local.Up(ctx, local.Options{Log: log}, 3)
 	if err != nil {
 		return err
 	}
 	defer fleet.Close()
-	if err := fleet.StartBrokers(ctx, 1, 2, 3); err != nil {
-		return err
-	}
 	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.ControllerAddrs()}
 	cl, cc, closeClients, err := conn.Clients()
 	if err != nil {
@@ -100,7 +88,7 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 	if err != nil {
 		return err
 	}
-	store, err := replace.NewFileStore(filepath.Join(dir, "state"))
+	store, err := replace.NewFileStore(filepath.Join(fleet.Dir(), "state"))
 	if err != nil {
 		return err
 	}

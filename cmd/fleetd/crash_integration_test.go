@@ -83,11 +83,17 @@ func tail(s string) string {
 func resume(t *testing.T, args ...string) int {
 	t.Helper()
 	cmd, out, stderr := fleetdProc(t, "", args...)
+	// Bound the resumed run: a fleetd that never finishes must fail the test,
+	// not hang it until go test's own timeout.
+	hung := time.AfterFunc(5*time.Minute, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
 	var lines []string
 	for out.Scan() {
 		lines = append(lines, out.Text())
 	}
 	err := cmd.Wait()
+	if !hung.Stop() {
+		t.Fatalf("resumed fleetd did not finish within 5 minutes:\n%s", tail(stderr.String()))
+	}
 	code := 0
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {

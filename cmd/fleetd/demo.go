@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -63,23 +62,14 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data, throttle int64, b
 	say := func(format string, args ...any) {
 		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
-	dist, err := local.DefaultDist()
-	if err != nil {
-		return err
-	}
-	dir, err := os.MkdirTemp("", "fleetd-demo-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
 	logOut := io.Discard
 	if verbose {
 		logOut = errOut
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: logOut, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
 
-	say("starting a local fleet: Kafka %s, 1 KRaft controller + 3 brokers on loopback", dist.Version)
-	fleet, err := startLocalFleet(ctx, dist, filepath.Join(dir, "fleet"), 3, log)
+	say("starting a local fleet: 1 KRaft controller + 3 brokers on loopback")
+	fleet, err := local.Up(ctx, local.Options{Log: log}, 3)
 	if err != nil {
 		return err
 	}
@@ -87,6 +77,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data, throttle int64, b
 		fleet.Close()
 		say("local fleet stopped and deleted")
 	}()
+	say("Kafka %s", fleet.KafkaVersion())
 	for _, b := range fleet.Brokers() {
 		say("  broker %d  rack %s  %s", b.ID, b.Rack, b.Addr)
 	}
@@ -111,7 +102,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data, throttle int64, b
 	if err != nil {
 		return err
 	}
-	store, err := replace.NewFileStore(filepath.Join(dir, "state"))
+	store, err := replace.NewFileStore(filepath.Join(fleet.Dir(), "state"))
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,9 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -50,18 +47,8 @@ Everything stops, and the data is deleted, when this command is interrupted.`,
 			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 				return fmt.Errorf("--listen %q: the control API has no authentication and binds to loopback only", listen)
 			}
-			dist, err := local.DefaultDist()
-			if err != nil {
-				return err
-			}
-			if dir == "" {
-				if dir, err = os.MkdirTemp("", "fleetd-local-"); err != nil {
-					return err
-				}
-				defer os.RemoveAll(dir)
-			}
 			log := zerolog.New(zerolog.ConsoleWriter{Out: cmd.ErrOrStderr(), TimeFormat: "15:04:05"}).With().Timestamp().Logger()
-			fleet, err := startLocalFleet(cmd.Context(), dist, filepath.Join(dir, "fleet"), brokers, log)
+			fleet, err := local.Up(cmd.Context(), local.Options{Dir: dir, Log: log}, brokers)
 			if err != nil {
 				return err
 			}
@@ -90,24 +77,4 @@ Everything stops, and the data is deleted, when this command is interrupted.`,
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a temporary one, deleted on exit)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "loopback address of the control API")
 	return cmd
-}
-
-// startLocalFleet starts a controller and brokers 1..n concurrently.
-func startLocalFleet(ctx context.Context, dist local.Dist, dir string, n int, log zerolog.Logger) (*local.Fleet, error) {
-	if n < 1 {
-		return nil, errors.New("at least one broker is needed")
-	}
-	fleet, err := local.Start(ctx, local.Options{Dist: dist, Dir: dir, Log: log})
-	if err != nil {
-		return nil, err
-	}
-	ids := make([]int32, n)
-	for i := range ids {
-		ids[i] = int32(i + 1)
-	}
-	if err := fleet.StartBrokers(ctx, ids...); err != nil {
-		fleet.Close()
-		return nil, err
-	}
-	return fleet, nil
 }

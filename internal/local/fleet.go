@@ -27,8 +27,10 @@ var DefaultRacks = []string{"local-1a", "local-1b", "local-1c"}
 
 // Options configures a Fleet. Dir and Dist are required.
 type Options struct {
+	// Dist is the Kafka distribution (default: DefaultDist).
 	Dist Dist
-	// Dir holds one sub-directory per node (config, data, logs). The caller owns it.
+	// Dir holds one sub-directory per node (config, data, logs). The caller
+	// owns it. Empty: a temporary directory that Close deletes.
 	Dir string
 	// Controllers is the size of the KRaft controller quorum (default 1).
 	Controllers int
@@ -51,11 +53,12 @@ type Options struct {
 }
 
 func (o *Options) setDefaults() error {
-	if o.Dir == "" {
-		return errors.New("local fleet: Options.Dir is required")
-	}
 	if o.Dist.Home == "" {
-		return errors.New("local fleet: Options.Dist is required (see local.DefaultDist)")
+		d, err := DefaultDist()
+		if err != nil {
+			return err
+		}
+		o.Dist = d
 	}
 	if o.Controllers == 0 {
 		o.Controllers = 1
@@ -117,6 +120,7 @@ func (n *node) running() bool   { return n.proc != nil && !n.proc.Exited() }
 // use; Close is idempotent and must be called (defer it right after Start).
 type Fleet struct {
 	opts        Options
+	tempDir     string // created by Start, deleted by Close
 	clusterID   string
 	controllers []*node
 	voters      []endpoint
@@ -134,10 +138,18 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
+	tempDir := ""
+	if opts.Dir == "" {
+		d, err := os.MkdirTemp("", "fleetd-fleet-")
+		if err != nil {
+			return nil, fmt.Errorf("local fleet: %w", err)
+		}
+		opts.Dir, tempDir = d, d
+	}
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("local fleet: %w", err)
 	}
-	f := &Fleet{opts: opts, clusterID: newClusterID(), brokers: map[int32]*node{}, incarnations: map[int32]int{}}
+	f := &Fleet{opts: opts, tempDir: tempDir, clusterID: newClusterID(), brokers: map[int32]*node{}, incarnations: map[int32]int{}}
 	defer func() {
 		if err != nil {
 			f.Close()
@@ -481,4 +493,34 @@ func (f *Fleet) Close() {
 			p.Kill()
 		}
 	}
+	if f.tempDir != "" {
+		_ = os.RemoveAll(f.tempDir)
+	}
 }
+
+// Up starts a fleet with brokers 1..n (concurrently), or nothing at all: on
+// error everything started is stopped again.
+func Up(ctx context.Context, opts Options, n int) (*Fleet, error) {
+	if n < 1 {
+		return nil, errors.New("local fleet: at least one broker is needed")
+	}
+	f, err := Start(ctx, opts)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int32, n)
+	for i := range ids {
+		ids[i] = int32(i + 1)
+	}
+	if err := f.StartBrokers(ctx, ids...); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}
+
+// Dir is the directory holding the nodes (and anything a caller keeps beside them).
+func (f *Fleet) Dir() string { return f.opts.Dir }
+
+// KafkaVersion is the version of the distribution the fleet runs.
+func (f *Fleet) KafkaVersion() string { return f.opts.Dist.Version }

@@ -14,11 +14,25 @@ func fakeExecutor(c *fakeCluster, p *fakeProvider) *Executor {
 	return New(c, p, &memStore{}, Options{Poll: time.Second, StepRetries: 2, Log: zerolog.Nop()})
 }
 
+// fakes is a three-broker fake cluster, its provider and an executor over them.
+func fakes() (*fakeCluster, *fakeProvider, *Executor) {
+	c := newFakeCluster(1, 2, 3)
+	p := newFakeProvider(c)
+	return c, p, fakeExecutor(c, p)
+}
+
+// abortAt makes ex abort with reason right after the durable event ev.
+func abortAt(ex *Executor, ev, reason string) {
+	ex.Opts.OnEvent = func(e string, _ *Record) {
+		if e == ev {
+			ex.Abort(reason)
+		}
+	}
+}
+
 func TestRunCompletesAndRetiresOldBroker(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newFakeCluster(1, 2, 3)
-		p := newFakeProvider(c)
-		ex := fakeExecutor(c, p)
+		c, p, ex := fakes()
 		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
 		if err := ex.Run(context.Background(), r); err != nil {
 			t.Fatal(err)
@@ -56,14 +70,8 @@ func TestFailureWhileRetiringEndsFailedWithoutLooping(t *testing.T) {
 
 func TestAbortAfterRetirementBeganIsIgnored(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newFakeCluster(1, 2, 3)
-		p := newFakeProvider(c)
-		ex := fakeExecutor(c, p)
-		ex.Opts.OnEvent = func(ev string, _ *Record) {
-			if ev == "after:stop-old" {
-				ex.Abort("operator changed their mind")
-			}
-		}
+		_, _, ex := fakes()
+		abortAt(ex, "after:stop-old", "operator changed their mind")
 		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
 		if err := ex.Run(context.Background(), r); err != nil || r.Phase != PhaseCompleted {
 			t.Fatalf("phase %s err %v; an abort after stop-old must finish the replacement", r.Phase, err)
@@ -73,14 +81,8 @@ func TestAbortAfterRetirementBeganIsIgnored(t *testing.T) {
 
 func TestAbortDuringMoveRollsBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newFakeCluster(1, 2, 3)
-		p := newFakeProvider(c)
-		ex := fakeExecutor(c, p)
-		ex.Opts.OnEvent = func(ev string, _ *Record) {
-			if ev == "after:throttle" {
-				ex.Abort("")
-			}
-		}
+		c, p, ex := fakes()
+		abortAt(ex, "after:throttle", "")
 		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
 		_ = ex.Run(context.Background(), r)
 		if r.Phase != PhaseRolledBack || r.Error != "aborted by operator" {
@@ -134,14 +136,8 @@ func TestGateRefusesWhenAnotherInstanceIsStopped(t *testing.T) {
 
 func TestAbortDoesNotCarryOverToTheNextReplacement(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		c := newFakeCluster(1, 2, 3)
-		p := newFakeProvider(c)
-		ex := fakeExecutor(c, p)
-		ex.Opts.OnEvent = func(ev string, _ *Record) {
-			if ev == "after:throttle" {
-				ex.Abort("first one only")
-			}
-		}
+		_, _, ex := fakes()
+		abortAt(ex, "after:throttle", "first one only")
 		first, _ := ex.Begin(context.Background(), Request{Broker: 2})
 		_ = ex.Run(context.Background(), first)
 		if first.Phase != PhaseRolledBack || first.AbortRequested != "first one only" {

@@ -84,8 +84,9 @@ func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
 		opt(&o)
 	}
 	ctx := Context(t)
-	f, err := local.Start(ctx, o)
+	f, err := local.Up(ctx, o, brokers)
 	if err != nil {
+		dumpLogs(t, o.Dir)
 		t.Fatalf("start local fleet: %v", err)
 	}
 	t.Cleanup(func() {
@@ -97,9 +98,6 @@ func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
 	ids := make([]int32, brokers)
 	for i := range ids {
 		ids[i] = int32(i + 1)
-	}
-	if err := f.StartBrokers(ctx, ids...); err != nil {
-		t.Fatalf("start brokers: %v", err)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.Bootstrap()...))
 	if err != nil {
