@@ -44,6 +44,9 @@ type Options struct {
 	StepRetries int
 	// OnProgress sees live progress (CLI display).
 	OnProgress func(Progress)
+	// OnStep sees each step's timing when it ends; err is nil when it was
+	// done, else why it failed (metrics, tracing).
+	OnStep func(r *Record, t StepTiming, err error)
 	// OnEvent sees each durable event ("after:<step>", "batch-submitted:<n>")
 	// right after it was saved. Tests use it to kill fleetd at exact points.
 	OnEvent func(event string, r *Record)
@@ -234,7 +237,7 @@ func (e *Executor) Run(ctx context.Context, r *Record) error {
 			}
 			continue
 		}
-		e.endTiming(r, step)
+		e.endTiming(r, step, nil)
 		r.Step = e.next(r, step)
 		if r.Step == StepDone {
 			r.Phase, r.Finished = PhaseCompleted, e.Opts.Now()
@@ -289,6 +292,9 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 	switch {
 	case errors.As(err, &ref):
 		r.Phase, r.Error, r.Finished = PhaseRefused, ref.v.Summary(), e.Opts.Now()
+		for _, b := range ref.v.Blockers {
+			r.Refusals = append(r.Refusals, b.Code)
+		}
 		log.Warn().Str("reason", r.Error).Msg("gate refused; nothing was changed")
 	case errors.As(err, &p):
 		r.Phase, r.Error, r.Finished = PhaseFailed, err.Error(), e.Opts.Now()
@@ -301,6 +307,7 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 		if aborted {
 			err = errors.New(e.abortReason())
 		}
+		e.endTiming(r, step, err)
 		return e.beginRollback(ctx, r, fmt.Errorf("step %s: %w", step, err), aborted)
 	}
 	if r.Phase == PhaseFailed {
@@ -310,7 +317,7 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 			log.Error().Err(err).Msg("could not remove throttles; the next start-up sweep will")
 		}
 	}
-	e.endTiming(r, step)
+	e.endTiming(r, step, err)
 	return e.save(ctx, r)
 }
 
@@ -439,9 +446,13 @@ func (e *Executor) startTiming(r *Record, step Step) {
 	r.Steps = append(r.Steps, StepTiming{Step: step, Started: e.Opts.Now()})
 }
 
-func (e *Executor) endTiming(r *Record, step Step) {
-	if n := len(r.Steps); n > 0 && r.Steps[n-1].Step == step {
+// endTiming closes the step's timing; err is why it failed (nil: done).
+func (e *Executor) endTiming(r *Record, step Step, err error) {
+	if n := len(r.Steps); n > 0 && r.Steps[n-1].Step == step && r.Steps[n-1].Ended.IsZero() {
 		r.Steps[n-1].Ended = e.Opts.Now()
+		if e.Opts.OnStep != nil {
+			e.Opts.OnStep(r, r.Steps[n-1], err)
+		}
 	}
 }
 

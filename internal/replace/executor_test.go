@@ -2,12 +2,15 @@ package replace
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/fleetd/fleetd/internal/health"
 )
 
 func fakeExecutor(c *fakeCluster, p *fakeProvider) *Executor {
@@ -128,8 +131,9 @@ func TestGateRefusesWhenAnotherInstanceIsStopped(t *testing.T) {
 		ex := fakeExecutor(c, p)
 		r, _ := ex.Begin(context.Background(), Request{Broker: 1})
 		_ = ex.Run(context.Background(), r)
-		if r.Phase != PhaseRefused || !strings.Contains(r.Error, "broker-down: broker 3's instance i-3 is stopped") {
-			t.Fatalf("phase %s error %q", r.Phase, r.Error)
+		if r.Phase != PhaseRefused || !strings.Contains(r.Error, "broker-down: broker 3's instance i-3 is stopped") ||
+			!slices.Equal(r.Refusals, []health.Code{health.CodeBrokerDown}) {
+			t.Fatalf("phase %s error %q refusals %v", r.Phase, r.Error, r.Refusals)
 		}
 	})
 }

@@ -197,13 +197,15 @@ type Record struct {
 	Throttles        []ThrottleEntry `json:"throttles,omitempty"`
 	ThrottlesRemoved bool            `json:"throttles_removed,omitempty"`
 
-	AbortRequested string       `json:"abort_requested,omitempty"`
-	Error          string       `json:"error,omitempty"`
-	Steps          []StepTiming `json:"steps,omitempty"`
-	BytesMoved     int64        `json:"bytes_moved"`
-	Created        time.Time    `json:"created"`
-	Updated        time.Time    `json:"updated"`
-	Finished       time.Time    `json:"finished,omitzero"`
+	// Refusals are the gate's blocker codes when the phase is refused.
+	Refusals       []health.Code `json:"refusals,omitempty"`
+	AbortRequested string        `json:"abort_requested,omitempty"`
+	Error          string        `json:"error,omitempty"`
+	Steps          []StepTiming  `json:"steps,omitempty"`
+	BytesMoved     int64         `json:"bytes_moved"`
+	Created        time.Time     `json:"created"`
+	Updated        time.Time     `json:"updated"`
+	Finished       time.Time     `json:"finished,omitzero"`
 }
 
 // Own lists the partitions whose reassignments this replacement starts, for

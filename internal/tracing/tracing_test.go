@@ -1,0 +1,102 @@
+package tracing
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+func record() *replace.Record {
+	return &replace.Record{ID: "r-1", OldBroker: 2, NewBroker: 4, Trigger: "chaos", Strategy: replace.StrategyMove, Phase: replace.PhaseCompleted}
+}
+
+func TestOneTracePerReplacementWithASpanPerStep(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := NewWithExporter(exp, "test", "dev")
+	r := record()
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	tr.Begin(context.Background(), r, false)
+	tr.Step(r, replace.StepTiming{Step: replace.StepGate, Started: t0, Ended: t0.Add(2 * time.Second)}, nil)
+	tr.Step(r, replace.StepTiming{Step: replace.StepMove, Started: t0.Add(2 * time.Second), Ended: t0.Add(62 * time.Second)}, errors.New("stalled"))
+	tr.End(r)
+	tr.Step(r, replace.StepTiming{Step: replace.StepDone, Started: t0, Ended: t0}, nil) // after End: dropped
+	if err := tr.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 3 {
+		t.Fatalf("%d spans, want root + 2 steps", len(spans))
+	}
+	byName := map[string]tracetest.SpanStub{}
+	for _, s := range spans {
+		byName[s.Name] = s
+		if s.SpanContext.TraceID() != spans[0].SpanContext.TraceID() {
+			t.Fatalf("span %s in another trace", s.Name)
+		}
+	}
+	root, move := byName["replace broker"], byName["move"]
+	if move.Parent.SpanID() != root.SpanContext.SpanID() {
+		t.Fatal("step span is not a child of the replacement's root span")
+	}
+	if !move.StartTime.Equal(t0.Add(2*time.Second)) || move.EndTime.Sub(move.StartTime) != time.Minute {
+		t.Fatalf("move span %s..%s, want the step's own times", move.StartTime, move.EndTime)
+	}
+	if move.Status.Description != "stalled" || byName["gate"].Status.Description != "" {
+		t.Fatalf("statuses: move %q gate %q", move.Status.Description, byName["gate"].Status.Description)
+	}
+}
+
+func TestOTLPExporterPostsToTheEndpoint(t *testing.T) {
+	var posts atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/traces" && r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			if len(b) > 0 {
+				posts.Add(1)
+			}
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	defer srv.Close()
+	tr, err := New(srv.URL, "test", "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record()
+	tr.Begin(context.Background(), r, false)
+	tr.End(r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if posts.Load() == 0 {
+		t.Fatal("no spans were posted to /v1/traces")
+	}
+}
+
+func TestBadEndpointIsRejected(t *testing.T) {
+	if _, err := New("otel-collector:4318", "c", "v"); err == nil {
+		t.Fatal("an endpoint without a scheme was accepted")
+	}
+}
+
+func TestDisabledRecordsNothing(t *testing.T) {
+	tr := Disabled()
+	r := record()
+	tr.Begin(context.Background(), r, false)
+	tr.Step(r, replace.StepTiming{Step: replace.StepGate}, nil)
+	tr.End(r)
+	if err := tr.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
