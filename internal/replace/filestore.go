@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fleetd/fleetd/internal/atomicfile"
 )
 
 // FileStore keeps one JSON file per replacement in a directory. Save writes a
@@ -37,32 +39,8 @@ func (s *FileStore) Save(_ context.Context, r *Record) error {
 	if err != nil {
 		return fmt.Errorf("save record %s: %w", r.ID, err)
 	}
-	tmp, err := os.CreateTemp(s.Dir, r.ID+".*.tmp")
-	if err != nil {
+	if err := atomicfile.Write(s.path(r.ID), b, 0o640); err != nil {
 		return fmt.Errorf("save record %s: %w", r.ID, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save record %s: %w", r.ID, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("save record %s: %w", r.ID, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("save record %s: %w", r.ID, err)
-	}
-	if err := os.Rename(tmp.Name(), s.path(r.ID)); err != nil {
-		return fmt.Errorf("save record %s: %w", r.ID, err)
-	}
-	d, err := os.Open(s.Dir)
-	if err != nil {
-		return fmt.Errorf("save record %s: %w", r.ID, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("save record %s: sync directory: %w", r.ID, err)
 	}
 	return nil
 }
