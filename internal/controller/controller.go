@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/fleetd/fleetd/internal/atomicfile"
 	"github.com/fleetd/fleetd/internal/replace"
 )
 
@@ -41,13 +43,22 @@ type Options struct {
 	// PauseFile makes the pause switch survive restarts: it exists while
 	// paused. Empty keeps the switch in memory.
 	PauseFile string
-	Log       zerolog.Logger
+	// QueueFile keeps the queue across restarts and takeovers: the active
+	// controller writes it on every change and loads it when it takes the
+	// lease. Empty keeps the queue in memory.
+	QueueFile string
+	// OnStatus sees the controller's status after every turn of its loop
+	// (metrics). It runs on the owner goroutine and must not block.
+	OnStatus func(Status)
+	Log      zerolog.Logger
 	Now       func() time.Time
 }
 
 // Status is what the controller reports about itself.
 type Status struct {
-	LeaseHeld bool             `json:"lease_held"`
+	LeaseHeld bool `json:"lease_held"`
+	// Lease says who holds the lease when this process does not.
+	Lease     string           `json:"lease,omitempty"`
 	Paused    bool             `json:"paused"`
 	Running   *replace.Record  `json:"running,omitempty"`
 	Queue     []Request        `json:"queue"`
@@ -78,6 +89,8 @@ type state struct {
 	queue     Queue
 	paused    bool
 	leaseHeld bool
+	leaseInfo string
+	savedQ    string // the queue as last written to QueueFile
 	running   *replace.Record
 	runReq    *Request
 	cancelRun context.CancelFunc
@@ -171,11 +184,7 @@ func (c *Controller) persistPause(paused bool) error {
 		}
 		return nil
 	}
-	tmp := c.opts.PauseFile + ".tmp"
-	if err := os.WriteFile(tmp, []byte("paused "+c.opts.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
-		return fmt.Errorf("pause: %w", err)
-	}
-	if err := os.Rename(tmp, c.opts.PauseFile); err != nil {
+	if err := atomicfile.Write(c.opts.PauseFile, []byte("paused "+c.opts.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
 		return fmt.Errorf("pause: %w", err)
 	}
 	return nil
@@ -197,13 +206,60 @@ func (c *Controller) Abort(ctx context.Context, reason string) (bool, error) {
 func (c *Controller) Status(ctx context.Context) (Status, error) {
 	var st Status
 	err := c.do(ctx, func(s *state) {
-		st = Status{LeaseHeld: s.leaseHeld, Paused: s.paused, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
-		if s.running != nil {
-			r := *s.running
-			st.Running = &r
-		}
+		st = c.status(s)
 	})
 	return st, err
+}
+
+func (c *Controller) status(s *state) Status {
+	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Paused: s.paused, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
+	if s.running != nil {
+		r := *s.running
+		st.Running = &r
+	}
+	return st
+}
+
+// saveQueue writes the queue when it changed and this process is active.
+func (c *Controller) saveQueue(s *state) {
+	if c.opts.QueueFile == "" || !s.leaseHeld {
+		return
+	}
+	b, err := json.MarshalIndent(s.queue.List(), "", "  ")
+	if err != nil || string(b) == s.savedQ {
+		return
+	}
+	if err := atomicfile.Write(c.opts.QueueFile, b, 0o640); err != nil {
+		c.opts.Log.Error().Err(err).Msg("cannot save the queue; it is kept in memory")
+		return
+	}
+	s.savedQ = string(b)
+}
+
+// loadQueue merges the saved queue into s (on taking the lease).
+func (c *Controller) loadQueue(s *state) {
+	if c.opts.QueueFile == "" {
+		return
+	}
+	b, err := os.ReadFile(c.opts.QueueFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return
+	}
+	var saved []Request
+	if err == nil {
+		err = json.Unmarshal(b, &saved)
+	}
+	if err != nil {
+		c.opts.Log.Error().Err(err).Str("file", c.opts.QueueFile).Msg("cannot read the saved queue; starting without it (the file is left for a person)")
+		return
+	}
+	for _, r := range saved {
+		s.queue.Add(r)
+	}
+	s.savedQ = string(b)
+	if len(saved) > 0 {
+		c.opts.Log.Info().Int("requests", len(saved)).Msg("queue restored")
+	}
 }
 
 // Run owns the controller's state until ctx ends. A replacement running then
@@ -237,6 +293,10 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.finished(s, res)
 		case <-tick.C:
 		}
+		c.saveQueue(s)
+		if c.opts.OnStatus != nil {
+			c.opts.OnStatus(c.status(s))
+		}
 	}
 }
 
@@ -245,12 +305,20 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 	log := c.opts.Log
 	if !s.leaseHeld {
 		if err := c.lease.TryAcquire(ctx); err != nil {
-			return // standby: another fleetd is active
+			if msg := err.Error(); msg != s.leaseInfo {
+				s.leaseInfo = msg
+				log.Info().Str("lease", msg).Msg("standby: another fleetd is the active controller")
+			}
+			return
 		}
-		s.leaseHeld = true
+		s.leaseHeld, s.leaseInfo = true, ""
 		log.Info().Msg("lease acquired: this fleetd is the active controller")
+		c.loadQueue(s)
 	} else if held, err := c.lease.Held(ctx); err != nil || !held {
 		s.leaseHeld = false
+		if err != nil {
+			s.leaseInfo = err.Error()
+		}
 		log.Warn().Err(err).Msg("lease lost: stopping disruptive work at the next step boundary")
 		if s.cancelRun != nil {
 			s.cancelRun()

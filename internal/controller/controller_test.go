@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -246,6 +247,50 @@ func TestPauseSurvivesARestart(t *testing.T) {
 		time.Sleep(5 * time.Minute)
 		if got := ex.runs(); fmt.Sprint(got) != "[8:completed]" {
 			t.Errorf("after resume: runs %v", got)
+		}
+	})
+}
+
+func TestQueueSurvivesARestartAndATakeover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store, _ := replace.NewFileStore(dir + "/records")
+		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
+		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), QueueFile: dir + "/queue.json"}
+		first := New(ex, store, &freeLease{}, opts)
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { _ = first.Run(ctx); close(stopped) }()
+		if err := first.SetPaused(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		first.Submit(ctx, operator(3))
+		first.Submit(ctx, Request{Broker: 4, Triggers: []string{"chaos"}})
+		time.Sleep(time.Minute)
+		cancel()
+		<-stopped
+
+		// A standby with the same file must not overwrite it.
+		standby := New(ex, store, &freeLease{deny: true}, opts)
+		ctx, cancel = context.WithCancel(context.Background())
+		stopped = make(chan struct{})
+		go func() { _ = standby.Run(ctx); close(stopped) }()
+		time.Sleep(time.Minute)
+		cancel()
+		<-stopped
+
+		second := New(ex, store, &freeLease{}, opts)
+		ctx, cancel = context.WithCancel(context.Background())
+		stopped = make(chan struct{})
+		go func() { _ = second.Run(ctx); close(stopped) }()
+		t.Cleanup(func() { cancel(); <-stopped })
+		time.Sleep(10 * time.Minute)
+		if got := ex.runs(); fmt.Sprint(got) != "[3:completed 4:completed]" {
+			t.Errorf("after restart: runs %v, want the two queued requests", got)
+		}
+		time.Sleep(time.Minute)
+		if b, _ := os.ReadFile(opts.QueueFile); string(b) != "[]" {
+			t.Errorf("queue file %q after the work was done, want []", b)
 		}
 	})
 }
