@@ -2,8 +2,10 @@ package schedule
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -98,7 +100,7 @@ func runFor(t *testing.T, c *Chaos, d time.Duration) *fleet {
 		t.Fatal(err)
 	}
 	f := newFleet()
-	r := &Runner{Chaos: c, Candidates: func() []Candidate { return f.cands }, LastDisruption: func() time.Time { return f.lastDis }, Rand: rand.New(rand.NewPCG(1, 2))}
+	r := &Runner{Chaos: c, Candidates: func() ([]Candidate, error) { return f.cands, nil }, LastDisruption: func() time.Time { return f.lastDis }, Rand: rand.New(rand.NewPCG(1, 2))}
 	ctx, cancel := context.WithTimeout(context.Background(), d)
 	defer cancel()
 	r.Run(ctx, f.emit)
@@ -212,4 +214,45 @@ func TestCompileRejectsBadSettings(t *testing.T) {
 			t.Errorf("Compile(%+v) accepted", c)
 		}
 	}
+}
+
+// A failure to list the fleet delays the slot (within the grace), never
+// skips it; a standby decides nothing and so leaves the slot to the active.
+func TestRunnerRetriesTheFleetListingAndIdlesOnStandby(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// synctest starts at 2000-01-01 00:00 UTC, a Saturday.
+		c := &Chaos{Enabled: true, Cron: "0 10 * * SAT", Window: mustWindow(t, "sat", "09:00-15:00", "UTC"), MinInterval: time.Hour}
+		if err := c.Compile(); err != nil {
+			t.Fatal(err)
+		}
+		f := newFleet()
+		var active, failing atomic.Bool
+		failing.Store(true)
+		r := &Runner{Chaos: c, LastDisruption: func() time.Time { return f.lastDis }, Rand: rand.New(rand.NewPCG(1, 2)), Active: active.Load,
+			Candidates: func() ([]Candidate, error) {
+				if failing.Load() {
+					return nil, errors.New("DescribeInstances: throttled")
+				}
+				return f.cands, nil
+			}}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { r.Run(ctx, f.emit); close(done) }()
+		time.Sleep(10*time.Hour + 10*time.Minute) // 10:10, standby
+		if len(f.fired) != 0 {
+			t.Fatalf("standby decided: %+v", f.fired)
+		}
+		active.Store(true) // took the lease; the listing still fails
+		time.Sleep(20 * time.Minute)
+		if len(f.fired) != 0 {
+			t.Fatalf("decided without a fleet listing: %+v", f.fired)
+		}
+		failing.Store(false)
+		time.Sleep(2 * time.Minute)
+		cancel()
+		<-done
+		if len(f.fired) != 1 || f.fired[0].Broker.NodeID != 2 || f.fired[0].Slot.Hour() != 10 {
+			t.Fatalf("fired %+v, want the 10:00 slot late, broker 2", f.fired)
+		}
+	})
 }
