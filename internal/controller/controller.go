@@ -51,18 +51,18 @@ type Options struct {
 	// (metrics). It runs on the owner goroutine and must not block.
 	OnStatus func(Status)
 	Log      zerolog.Logger
-	Now       func() time.Time
+	Now      func() time.Time
 }
 
 // Status is what the controller reports about itself.
 type Status struct {
 	LeaseHeld bool `json:"lease_held"`
 	// Lease says who holds the lease when this process does not.
-	Lease     string           `json:"lease,omitempty"`
-	Paused    bool             `json:"paused"`
-	Running   *replace.Record  `json:"running,omitempty"`
-	Queue     []Request        `json:"queue"`
-	Dropped   []DroppedRequest `json:"dropped,omitempty"`
+	Lease   string           `json:"lease,omitempty"`
+	Paused  bool             `json:"paused"`
+	Running *replace.Record  `json:"running,omitempty"`
+	Queue   []Request        `json:"queue"`
+	Dropped []DroppedRequest `json:"dropped,omitempty"`
 }
 
 // DroppedRequest is a request given up on, and why.

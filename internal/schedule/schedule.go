@@ -116,11 +116,11 @@ const (
 
 // Candidate is a broker the schedule may pick.
 type Candidate struct {
-	NodeID     int32
-	InstanceID string
-	LaunchedAt time.Time
+	NodeID     int32     `json:"node_id"`
+	InstanceID string    `json:"instance_id,omitempty"`
+	LaunchedAt time.Time `json:"launched_at,omitzero"`
 	// Outdated: its image is older than the newest matching one.
-	Outdated bool
+	Outdated bool `json:"outdated,omitempty"`
 }
 
 // Chaos is the weekly chaos schedule.
@@ -173,15 +173,15 @@ func (c *Chaos) Compile() error {
 type Decision struct {
 	// Slot is the scheduled instant this decision is about (zero: none due).
 	// The caller records it so that a slot is decided once.
-	Slot time.Time
+	Slot time.Time `json:"slot,omitzero"`
 	// Fire: a disruption is due now and Broker is the one to take.
-	Fire   bool
-	Broker Candidate
+	Fire   bool      `json:"fire"`
+	Broker Candidate `json:"broker,omitzero"`
 	// Act: carry it out. False for a leashed schedule, which only plans.
-	Act    bool
-	Reason string
+	Act    bool   `json:"act"`
+	Reason string `json:"reason"`
 	// Next is the next scheduled slot after this one.
-	Next time.Time
+	Next time.Time `json:"next,omitzero"`
 }
 
 // Decide says whether a chaos disruption is due at now. lastSlot is the last

@@ -1,0 +1,232 @@
+package api
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fleetd/fleetd/internal/controller"
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+// fakeBackend records what the API asked of it.
+type fakeBackend struct {
+	mu       sync.Mutex
+	requests []ReplaceRequest
+	paused   bool
+	running  bool
+	aborted  string
+	notReady error
+}
+
+func (f *fakeBackend) Status(context.Context) (Status, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return Status{Cluster: "test", Active: true, Controller: controller.Status{Paused: f.paused, LeaseHeld: true}}, nil
+}
+
+func (f *fakeBackend) History(_ context.Context, limit int) ([]*replace.Record, error) {
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	r := &replace.Record{ID: "r-1", Trigger: "chaos", Phase: replace.PhaseCompleted, Steps: []replace.StepTiming{
+		{Step: replace.StepGate, Started: t0, Ended: t0.Add(1500 * time.Millisecond)},
+		{Step: replace.StepMove, Started: t0.Add(2 * time.Second), Ended: t0.Add(62 * time.Second)},
+	}}
+	return []*replace.Record{r}[:min(limit, 1)], nil
+}
+
+func (f *fakeBackend) Replacement(_ context.Context, id string) (*replace.Record, error) {
+	if id != "r-1" {
+		return nil, Errorf(http.StatusNotFound, "no replacement "+id)
+	}
+	return &replace.Record{ID: id}, nil
+}
+
+func (f *fakeBackend) Request(_ context.Context, req ReplaceRequest) (ReplaceResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.requests = append(f.requests, req)
+	if req.DryRun {
+		return ReplaceResponse{Preview: &replace.Record{OldBroker: *req.Broker, Phase: replace.PhaseRunning}}, nil
+	}
+	return ReplaceResponse{Queued: &controller.Request{ID: "q-1", Broker: *req.Broker, Triggers: []string{"operator"}}}, nil
+}
+
+func (f *fakeBackend) Abort(_ context.Context, reason string) (AbortResponse, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.running {
+		return AbortResponse{}, nil
+	}
+	f.aborted = reason
+	return AbortResponse{Aborted: true, Replacement: "r-2"}, nil
+}
+
+func (f *fakeBackend) SetPaused(_ context.Context, p bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.paused = p
+	return nil
+}
+
+func (f *fakeBackend) Ready(context.Context) error { return f.notReady }
+
+func serve(t *testing.T, token string) (*fakeBackend, *httptest.Server) {
+	t.Helper()
+	b := &fakeBackend{}
+	srv := httptest.NewServer((&Server{Backend: b, Token: token, Log: zerolog.Nop(), Metrics: http.NotFoundHandler()}).Handler())
+	t.Cleanup(srv.Close)
+	return b, srv
+}
+
+func client(t *testing.T, url, token string) *Client {
+	t.Helper()
+	c, err := NewClient(url, token, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func TestClientRoundTrips(t *testing.T) {
+	ctx := context.Background()
+	b, srv := serve(t, "s3cret")
+	c := client(t, srv.URL, "s3cret")
+
+	broker := int32(2)
+	resp, err := c.Replace(ctx, ReplaceRequest{Broker: &broker, Strategy: "move"})
+	if err != nil || resp.Queued == nil || resp.Queued.Broker != 2 {
+		t.Fatalf("replace: %+v %v", resp, err)
+	}
+	resp, err = c.Replace(ctx, ReplaceRequest{Broker: &broker, DryRun: true})
+	if err != nil || resp.Preview == nil || resp.Queued != nil {
+		t.Fatalf("dry run: %+v %v", resp, err)
+	}
+	if p, err := c.SetPaused(ctx, true); err != nil || !p.Paused || !b.paused {
+		t.Fatalf("pause: %+v %v backend %v", p, err, b.paused)
+	}
+	if st, err := c.Status(ctx); err != nil || !st.Controller.Paused {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	if p, err := c.SetPaused(ctx, false); err != nil || p.Paused || b.paused {
+		t.Fatalf("resume: %+v %v", p, err)
+	}
+	h, err := c.History(ctx, 5)
+	if err != nil || len(h) != 1 || len(h[0].Timeline) != 2 || h[0].Timeline[0].Seconds != 1.5 || h[0].Timeline[1].Seconds != 60 || h[0].TotalSeconds != 61.5 || h[0].ID != "r-1" {
+		t.Fatalf("history: %+v %v", h, err)
+	}
+	if _, err := c.Replacement(ctx, "r-9"); !IsStatus(err, http.StatusNotFound) || !strings.Contains(err.Error(), "no replacement r-9") {
+		t.Fatalf("unknown replacement: %v", err)
+	}
+
+	if _, err := c.Abort(ctx, "bad idea"); !IsStatus(err, http.StatusConflict) || !strings.Contains(err.Error(), "nothing to abort") {
+		t.Fatalf("abort with nothing running: %v", err)
+	}
+	b.mu.Lock()
+	b.running = true
+	b.mu.Unlock()
+	if a, err := c.Abort(ctx, "bad idea"); err != nil || !a.Aborted || b.aborted != "bad idea" {
+		t.Fatalf("abort: %+v %v (backend saw %q)", a, err, b.aborted)
+	}
+}
+
+func TestTokenIsRequiredAndChecked(t *testing.T) {
+	ctx := context.Background()
+	_, srv := serve(t, "s3cret")
+	for _, tok := range []string{"", "wrong"} {
+		_, err := client(t, srv.URL, tok).Status(ctx)
+		if !IsStatus(err, http.StatusUnauthorized) || !strings.Contains(err.Error(), "bearer token") {
+			t.Errorf("token %q: %v, want 401 naming the bearer token", tok, err)
+		}
+	}
+	// Probes stay open for the supervisor and the load balancer.
+	for _, p := range []string{"/healthz", "/readyz"} {
+		resp, err := http.Get(srv.URL + p)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Errorf("%s without a token: %v %v", p, resp, err)
+		}
+		resp.Body.Close()
+	}
+}
+
+func TestBadRequestsAreRefusedWithAReason(t *testing.T) {
+	b, srv := serve(t, "")
+	for _, tt := range []struct {
+		method, path, body string
+		code               int
+		want               string
+	}{
+		{"POST", "/v1/replacements", `{}`, 400, `\"broker\" is required`},
+		{"POST", "/v1/replacements", `{"broker": -1}`, 400, "not negative"},
+		{"POST", "/v1/replacements", `{"broker": 1, "strategy": "yolo"}`, 400, `strategy \"yolo\"`},
+		{"POST", "/v1/replacements", `{"broker": 1, "force": true}`, 400, `unknown field \"force\"`},
+		{"POST", "/v1/replacements", `{"broker": "one"}`, 400, "bad request body"},
+		{"POST", "/v1/replacements", strings.Repeat(" ", maxBody+1) + `{"broker": 1}`, 400, "too large"},
+		{"GET", "/v1/history?limit=0", ``, 400, "limit"},
+		{"GET", "/v1/nope", ``, 404, "no such endpoint"},
+		{"DELETE", "/v1/status", ``, 404, "no such endpoint: DELETE /v1/status"},
+	} {
+		req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf strings.Builder
+		_, _ = readBody(&buf, resp)
+		if resp.StatusCode != tt.code || !strings.Contains(buf.String(), tt.want) {
+			t.Errorf("%s %s %.40q: %d %s, want %d containing %q", tt.method, tt.path, tt.body, resp.StatusCode, buf.String(), tt.code, tt.want)
+		}
+	}
+	if len(b.requests) != 0 {
+		t.Errorf("bad requests reached the backend: %+v", b.requests)
+	}
+}
+
+func TestReadyzReportsWhyNot(t *testing.T) {
+	b, srv := serve(t, "")
+	b.notReady = Errorf(503, "controller loop not started")
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf strings.Builder
+	_, _ = readBody(&buf, resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(buf.String(), "controller loop not started") {
+		t.Fatalf("readyz: %d %s", resp.StatusCode, buf.String())
+	}
+}
+
+func TestServeRefusesANonLoopbackListenerWithoutAToken(t *testing.T) {
+	l, err := net.Listen("tcp", "0.0.0.0:0")
+	if err != nil {
+		t.Skip("cannot listen on all interfaces here:", err)
+	}
+	defer l.Close()
+	err = (&Server{Backend: &fakeBackend{}}).Serve(context.Background(), l)
+	if err == nil || !strings.Contains(err.Error(), "without a token") {
+		t.Fatalf("Serve on %s without a token: %v", l.Addr(), err)
+	}
+	for addr, want := range map[string]bool{"127.0.0.1:7080": true, "[::1]:7080": true, "localhost:1": true, "0.0.0.0:7080": false, "10.0.0.5:7080": false, ":7080": false} {
+		if Loopback(addr) != want {
+			t.Errorf("Loopback(%q) = %v", addr, !want)
+		}
+	}
+}
+
+func TestClientRejectsABadURL(t *testing.T) {
+	if _, err := NewClient("127.0.0.1:7080", "", time.Second); err == nil || !strings.Contains(err.Error(), "http://") {
+		t.Fatalf("NewClient without a scheme: %v", err)
+	}
+}
+
+func readBody(b *strings.Builder, resp *http.Response) (int64, error) {
+	defer resp.Body.Close()
+	return io.Copy(b, resp.Body)
+}

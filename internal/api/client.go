@@ -1,0 +1,138 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-retryablehttp"
+)
+
+// Client talks to a running fleetd. Connection failures, 429, 502 and 504
+// are retried a few times with backoff; every other answer is final.
+type Client struct {
+	base  *url.URL
+	token string
+	hc    *retryablehttp.Client
+}
+
+// NewClient returns a client for the daemon at base (http://host:port).
+func NewClient(base, token string, timeout time.Duration) (*Client, error) {
+	u, err := url.Parse(strings.TrimRight(base, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--api %q: want the daemon's URL, like http://127.0.0.1:7080", base)
+	}
+	hc := retryablehttp.NewClient()
+	hc.Logger = nil
+	hc.RetryMax = 3
+	hc.RetryWaitMin, hc.RetryWaitMax = 200*time.Millisecond, 2*time.Second
+	hc.HTTPClient.Timeout = timeout
+	hc.CheckRetry = func(ctx context.Context, resp *http.Response, err error) (bool, error) {
+		if ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		if err != nil {
+			return retryablehttp.DefaultRetryPolicy(ctx, resp, err)
+		}
+		switch resp.StatusCode {
+		case http.StatusTooManyRequests, http.StatusBadGateway, http.StatusGatewayTimeout:
+			return true, nil
+		}
+		return false, nil
+	}
+	hc.ErrorHandler = retryablehttp.PassthroughErrorHandler
+	return &Client{base: u, token: token, hc: hc}, nil
+}
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := retryablehttp.NewRequestWithContext(ctx, method, c.base.String()+path, body)
+	if err != nil {
+		return err
+	}
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("fleetd at %s: %w", c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
+	if err != nil {
+		return fmt.Errorf("fleetd at %s: read answer: %w", c.base.Host, err)
+	}
+	if resp.StatusCode >= 300 {
+		var e Error
+		if json.Unmarshal(b, &e) != nil || e.Msg == "" {
+			e.Msg = strings.TrimSpace(string(b))
+		}
+		e.Status = resp.StatusCode
+		e.Msg = fmt.Sprintf("fleetd at %s: %s: %s", c.base.Host, resp.Status, e.Msg)
+		return &e
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("fleetd at %s: bad answer: %w", c.base.Host, err)
+	}
+	return nil
+}
+
+// Status is GET /v1/status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var st Status
+	return st, c.do(ctx, http.MethodGet, "/v1/status", nil, &st)
+}
+
+// History is GET /v1/history.
+func (c *Client) History(ctx context.Context, limit int) ([]HistoryEntry, error) {
+	var h []HistoryEntry
+	return h, c.do(ctx, http.MethodGet, "/v1/history?limit="+strconv.Itoa(limit), nil, &h)
+}
+
+// Replacement is GET /v1/replacements/{id}.
+func (c *Client) Replacement(ctx context.Context, id string) (HistoryEntry, error) {
+	var h HistoryEntry
+	return h, c.do(ctx, http.MethodGet, "/v1/replacements/"+url.PathEscape(id), nil, &h)
+}
+
+// Replace is POST /v1/replacements.
+func (c *Client) Replace(ctx context.Context, req ReplaceRequest) (ReplaceResponse, error) {
+	var r ReplaceResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/replacements", req, &r)
+}
+
+// Abort is POST /v1/abort.
+func (c *Client) Abort(ctx context.Context, reason string) (AbortResponse, error) {
+	var r AbortResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/abort", AbortRequest{Reason: reason}, &r)
+}
+
+// SetPaused is POST /v1/pause or /v1/resume.
+func (c *Client) SetPaused(ctx context.Context, paused bool) (PauseResponse, error) {
+	var r PauseResponse
+	path := "/v1/resume"
+	if paused {
+		path = "/v1/pause"
+	}
+	return r, c.do(ctx, http.MethodPost, path, nil, &r)
+}

@@ -1,0 +1,260 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+// Server serves the API, /metrics, /healthz and /readyz.
+type Server struct {
+	Backend Backend
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every /v1 request. Serve refuses a non-loopback listener without one.
+	Token   string
+	Metrics http.Handler
+	Log     zerolog.Logger
+}
+
+// maxBody bounds request bodies: every request is a few fields.
+const maxBody = 64 << 10
+
+// Handler returns the routes.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Backend.Ready(r.Context()); err != nil {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+			return
+		}
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	})
+	if s.Metrics != nil {
+		mux.Handle("GET /metrics", s.Metrics)
+	}
+	v1 := http.NewServeMux()
+	v1.HandleFunc("GET /v1/status", s.status)
+	v1.HandleFunc("GET /v1/history", s.history)
+	v1.HandleFunc("GET /v1/replacements/{id}", s.replacement)
+	v1.HandleFunc("POST /v1/replacements", s.request)
+	v1.HandleFunc("POST /v1/abort", s.abort)
+	v1.HandleFunc("POST /v1/pause", s.pause(true))
+	v1.HandleFunc("POST /v1/resume", s.pause(false))
+	v1.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, Errorf(http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path)))
+	})
+	mux.Handle("/v1/", s.auth(v1))
+	return s.logged(mux)
+}
+
+// Serve serves on l until ctx ends, then shuts down within 10 s.
+func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if s.Token == "" && !Loopback(l.Addr().String()) {
+		return fmt.Errorf("api: refusing to serve on %s without a token: set api.token (FLEETD_API_TOKEN) or listen on 127.0.0.1", l.Addr())
+	}
+	srv := &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second, WriteTimeout: 60 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(l) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-errc
+		return nil
+	}
+}
+
+// Loopback reports whether a listen address ("host:port") is loopback only.
+func Loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func (s *Server) auth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Token != "" {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="fleetd"`)
+				writeError(w, Errorf(http.StatusUnauthorized, "missing or wrong bearer token: send Authorization: Bearer <api.token> (the CLI reads FLEETD_API_TOKEN)"))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (w *statusWriter) WriteHeader(c int) { w.code = c; w.ResponseWriter.WriteHeader(c) }
+
+// logged logs every API call except probes and scrapes (never the token).
+func (s *Server) logged(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		start := time.Now()
+		next.ServeHTTP(sw, r)
+		if strings.HasPrefix(r.URL.Path, "/v1/") {
+			ev := s.Log.Info()
+			if sw.code >= 400 {
+				ev = s.Log.Warn()
+			}
+			ev.Str("method", r.Method).Str("path", r.URL.Path).Int("code", sw.code).Str("remote", r.RemoteAddr).Dur("took", time.Since(start)).Msg("api")
+		}
+	})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, err error) {
+	code := statusOf(err)
+	msg := err.Error()
+	writeJSON(w, code, &Error{Msg: msg})
+}
+
+// decode reads a strict JSON body into v; an empty body leaves v as is.
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(nil, r.Body, maxBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
+		return Errorf(http.StatusBadRequest, "bad request body: "+err.Error())
+	}
+	return nil
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	st, err := s.Backend.Status(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request) {
+	limit := 20
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("limit %q: want a number from 1 to 1000", v)))
+			return
+		}
+		limit = n
+	}
+	recs, err := s.Backend.History(r.Context(), limit)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	out := make([]HistoryEntry, 0, len(recs))
+	for _, rec := range recs {
+		out = append(out, NewHistoryEntry(rec))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) replacement(w http.ResponseWriter, r *http.Request) {
+	rec, err := s.Backend.Replacement(r.Context(), r.PathValue("id"))
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, NewHistoryEntry(rec))
+}
+
+func (s *Server) request(w http.ResponseWriter, r *http.Request) {
+	var req ReplaceRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	switch {
+	case req.Broker == nil:
+		writeError(w, Errorf(http.StatusBadRequest, `"broker" is required: the node id of the broker to replace`))
+		return
+	case *req.Broker < 0:
+		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("broker %d: node ids are not negative", *req.Broker)))
+		return
+	}
+	switch replace.Strategy(req.Strategy) {
+	case "", replace.StrategyMove, replace.StrategyIdentity:
+	default:
+		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("strategy %q: want move, identity or nothing (fleetd chooses)", req.Strategy)))
+		return
+	}
+	resp, err := s.Backend.Request(r.Context(), req)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	code := http.StatusAccepted
+	if req.DryRun {
+		code = http.StatusOK
+	}
+	writeJSON(w, code, resp)
+}
+
+func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
+	var req AbortRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Reason == "" {
+		req.Reason = "aborted by an operator through the API"
+	}
+	resp, err := s.Backend.Abort(r.Context(), req.Reason)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	if !resp.Aborted {
+		writeError(w, Errorf(http.StatusConflict, "no replacement is running: nothing to abort (queued requests stay queued; pause stops new ones)"))
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) pause(paused bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := s.Backend.SetPaused(r.Context(), paused); err != nil {
+			writeError(w, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, PauseResponse{Paused: paused})
+	}
+}
