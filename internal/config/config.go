@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"regexp"
 	"strings"
@@ -34,6 +35,7 @@ type Config struct {
 	Gate     Gate             `yaml:"gate"`
 	Chaos    Chaos            `yaml:"chaos"`
 	Lease    Lease            `yaml:"lease"`
+	AWS      AWS              `yaml:"aws"`
 	API      API              `yaml:"api"`
 	Tracing  Tracing          `yaml:"tracing"`
 	Log      Log              `yaml:"log"`
@@ -57,11 +59,13 @@ type Replace struct {
 	StallAbort      time.Duration `yaml:"stall_abort"`
 }
 
-// Gate bounds how long a refused request waits for the cluster to be healthy.
+// Gate says how a request the gate refuses is retried: after RetryBase,
+// doubling up to RetryMax, and dropped (with its reason kept in the status)
+// after GiveUpAfter.
 type Gate struct {
-	Consecutive int           `yaml:"consecutive"`
-	Interval    time.Duration `yaml:"interval"`
-	Limit       time.Duration `yaml:"limit"`
+	RetryBase   time.Duration `yaml:"retry_base"`
+	RetryMax    time.Duration `yaml:"retry_max"`
+	GiveUpAfter time.Duration `yaml:"give_up_after"`
 }
 
 // Chaos is the weekly chaos schedule (off unless enabled).
@@ -82,6 +86,14 @@ type Lease struct {
 	Path  string        `yaml:"path"`
 	Table string        `yaml:"table"`
 	TTL   time.Duration `yaml:"ttl"`
+}
+
+// AWS configures the AWS clients (the DynamoDB lease now; EC2, SQS next).
+// Credentials always come from the standard chain (instance role,
+// environment, shared files), never from this file.
+type AWS struct {
+	// Region; default from the standard chain (AWS_REGION, instance metadata).
+	Region string `yaml:"region"`
 }
 
 // API is fleetd's HTTP API.
@@ -198,11 +210,9 @@ func (c *Config) Defaults() {
 	def(&c.Replace.RegisterTimeout, 15*time.Minute)
 	def(&c.Replace.StallWarn, 90*time.Second)
 	def(&c.Replace.StallAbort, 10*time.Minute)
-	if c.Gate.Consecutive == 0 {
-		c.Gate.Consecutive = 12
-	}
-	def(&c.Gate.Interval, 10*time.Second)
-	def(&c.Gate.Limit, 600*time.Second)
+	def(&c.Gate.RetryBase, 10*time.Second)
+	def(&c.Gate.RetryMax, 5*time.Minute)
+	def(&c.Gate.GiveUpAfter, 24*time.Hour)
 	if c.Chaos.Timezone == "" {
 		c.Chaos.Timezone = "UTC"
 	}
@@ -259,7 +269,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("replace.order: %q is not smallest-first, largest-first or by-name", c.Replace.Order)
 	}
-	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.interval": c.Gate.Interval, "gate.limit": c.Gate.Limit, "chaos.min_interval": c.Chaos.MinInterval, "lease.ttl": c.Lease.TTL} {
+	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "lease.ttl": c.Lease.TTL} {
 		if d < 0 {
 			return fmt.Errorf("%s: %s is negative", key, d)
 		}
@@ -286,8 +296,10 @@ func (c *Config) Validate() error {
 	if ip := net.ParseIP(host); c.API.Token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 		return fmt.Errorf("api.listen: %s is not loopback, so api.token is required (set %s)", c.API.Listen, EnvAPIToken)
 	}
-	if c.Tracing.Enabled && c.Tracing.Endpoint == "" {
-		return errors.New("tracing.endpoint: required when tracing.enabled")
+	if c.Tracing.Enabled {
+		if u, err := url.Parse(c.Tracing.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("tracing.endpoint: %q: want an OTLP/HTTP URL like http://otel-collector:4318 (required when tracing.enabled)", c.Tracing.Endpoint)
+		}
 	}
 	switch c.Log.Format {
 	case "json", "console":

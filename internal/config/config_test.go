@@ -33,7 +33,7 @@ func TestDocumentedExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Cluster != "orders-prod" || c.Replace.Throttle != 50<<20 || c.Gate.Limit != 600*time.Second || c.Kafka.SASL.Password != "from-env" || len(c.Kafka.Controllers) != 1 {
+	if c.Cluster != "orders-prod" || c.Replace.Throttle != 50<<20 || c.Gate.RetryMax != 5*time.Minute || c.Kafka.SASL.Password != "from-env" || len(c.Kafka.Controllers) != 1 {
 		t.Errorf("example loaded as %+v", c)
 	}
 	if c.Chaos.Enabled {
@@ -59,7 +59,7 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		want       []string
 	}{
 		{"unknown key with its line", minimal + "replace:\n  throtle: 10MiB\n", []string{"f.yaml", "line 5", "throtle"}},
-		{"bad duration", minimal + "gate:\n  interval: ten seconds\n", []string{"line 5", "`ten sec...` is not a duration"}},
+		{"bad duration", minimal + "gate:\n  retry_base: ten seconds\n", []string{"line 5", "`ten sec...` is not a duration"}},
 		{"bad size", minimal + "replace:\n  throttle: fast\n", []string{"line 5", "fast"}},
 		{"missing bootstrap", "cluster: c1\n", []string{"kafka.bootstrap"}},
 		{"missing cluster", "kafka:\n  bootstrap: [b:1]\n", []string{"cluster:"}},

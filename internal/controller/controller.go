@@ -47,6 +47,9 @@ type Options struct {
 	// controller writes it on every change and loads it when it takes the
 	// lease. Empty keeps the queue in memory.
 	QueueFile string
+	// OnAcquire runs on the owner goroutine each time this process takes the
+	// lease, before any work starts (the start-up throttle sweep).
+	OnAcquire func(ctx context.Context)
 	// OnStatus sees the controller's status after every turn of its loop
 	// (metrics). It runs on the owner goroutine and must not block.
 	OnStatus func(Status)
@@ -314,6 +317,9 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 		s.leaseHeld, s.leaseInfo = true, ""
 		log.Info().Msg("lease acquired: this fleetd is the active controller")
 		c.loadQueue(s)
+		if c.opts.OnAcquire != nil {
+			c.opts.OnAcquire(ctx)
+		}
 	} else if held, err := c.lease.Held(ctx); err != nil || !held {
 		s.leaseHeld = false
 		if err != nil {
