@@ -223,6 +223,19 @@ func (c *Controller) status(s *state) Status {
 	return st
 }
 
+// loadPause reads the durable pause switch.
+func (c *Controller) loadPause(s *state) {
+	if c.opts.PauseFile == "" {
+		return
+	}
+	_, err := os.Stat(c.opts.PauseFile)
+	paused := err == nil
+	if paused && !s.paused {
+		c.opts.Log.Warn().Str("file", c.opts.PauseFile).Msg("paused: no new disruptions until resumed")
+	}
+	s.paused = paused
+}
+
 // saveQueue writes the queue when it changed and this process is active.
 func (c *Controller) saveQueue(s *state) {
 	if c.opts.QueueFile == "" || !s.leaseHeld {
@@ -269,12 +282,7 @@ func (c *Controller) loadQueue(s *state) {
 // is interrupted where it stands and stays resumable from its record.
 func (c *Controller) Run(ctx context.Context) error {
 	s := &state{}
-	if c.opts.PauseFile != "" {
-		if _, err := os.Stat(c.opts.PauseFile); err == nil {
-			s.paused = true
-			c.opts.Log.Warn().Str("file", c.opts.PauseFile).Msg("starting paused: no new disruptions until resumed")
-		}
-	}
+	c.loadPause(s)
 	done := make(chan result, 1)
 	tick := time.NewTicker(c.opts.Tick)
 	defer tick.Stop()
@@ -317,6 +325,7 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 		s.leaseHeld, s.leaseInfo = true, ""
 		log.Info().Msg("lease acquired: this fleetd is the active controller")
 		c.loadQueue(s)
+		c.loadPause(s) // the previous holder may have paused
 		if c.opts.OnAcquire != nil {
 			c.opts.OnAcquire(ctx)
 		}

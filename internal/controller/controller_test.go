@@ -294,3 +294,38 @@ func TestQueueSurvivesARestartAndATakeover(t *testing.T) {
 		}
 	})
 }
+
+func TestAPauseByThePreviousHolderHoldsAfterTakeover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store, _ := replace.NewFileStore(dir + "/records")
+		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
+		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused"}
+		lease := &freeLease{deny: true}
+		standby := New(ex, store, lease, opts) // started before the pause
+		ctx, cancel := context.WithCancel(context.Background())
+		stopped := make(chan struct{})
+		go func() { _ = standby.Run(ctx); close(stopped) }()
+		t.Cleanup(func() { cancel(); <-stopped })
+		time.Sleep(time.Minute)
+
+		active := New(ex, store, &freeLease{}, opts)
+		actx, acancel := context.WithCancel(context.Background())
+		astopped := make(chan struct{})
+		go func() { _ = active.Run(actx); close(astopped) }()
+		if err := active.SetPaused(actx, true); err != nil {
+			t.Fatal(err)
+		}
+		acancel()
+		<-astopped
+
+		lease.mu.Lock()
+		lease.deny = false
+		lease.mu.Unlock()
+		standby.Submit(ctx, operator(9))
+		time.Sleep(10 * time.Minute)
+		if st, _ := standby.Status(ctx); !st.LeaseHeld || !st.Paused || len(ex.runs()) != 0 {
+			t.Fatalf("after takeover: lease %v paused %v runs %v, want the pause kept", st.LeaseHeld, st.Paused, ex.runs())
+		}
+	})
+}
