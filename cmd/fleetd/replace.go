@@ -59,6 +59,7 @@ type replaceFlags struct {
 	order       string
 	poll        time.Duration
 	asJSON      bool
+	api         apiFlags
 }
 
 func defaultStateDir() string {
@@ -84,9 +85,20 @@ func newReplaceCmd() *cobra.Command {
 		Example: `  fleetd local up &                       # a local fleet to practise on
   fleetd replace --broker 2 --dry-run     # show the plan, change nothing
   fleetd replace --broker 2 --throttle 20MiB
-  fleetd replace --broker 3 --strategy identity`,
+  fleetd replace --broker 3 --strategy identity
+  fleetd replace --broker 2 --api http://127.0.0.1:7080   # queue it with the daemon`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if f.api.url != "" {
+				if !cmd.Flags().Changed("broker") {
+					return errors.New("--broker is required")
+				}
+				if f.strategy != "" && f.strategy != string(replace.StrategyMove) && f.strategy != string(replace.StrategyIdentity) {
+					return fmt.Errorf("--strategy %q: want move or identity", f.strategy)
+				}
+				f.api.asJSON = f.asJSON
+				return daemonReplace(cmd, f.api, f.broker, f.strategy, f.dryRun)
+			}
 			return runReplace(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, cmd.Flags().Changed("broker"))
 		},
 	}
@@ -102,6 +114,7 @@ func newReplaceCmd() *cobra.Command {
 	fs.StringVar(&f.order, "order", string(replace.SmallestFirst), "move order: smallest-first, largest-first or by-name")
 	fs.DurationVar(&f.poll, "poll", 10*time.Second, "how often progress is checked")
 	fs.BoolVar(&f.asJSON, "json", false, "print the final record (or the dry-run plan) as JSON")
+	f.api.registerURL(fs, "queue the request with a running fleetd (its URL) instead of replacing from this process")
 	return cmd
 }
 

@@ -28,6 +28,7 @@ A cluster whose state cannot be read completely is reported as not safe.`
 func newStatusCmd() *cobra.Command {
 	var kf kafkaFlags
 	var asJSON bool
+	var a apiFlags
 	cmd := &cobra.Command{
 		Use:   "status",
 		Short: "Show cluster health and whether a broker may be disrupted now",
@@ -36,6 +37,10 @@ func newStatusCmd() *cobra.Command {
   fleetd status --config /etc/fleetd/fleetd.yaml --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if a.url != "" {
+				a.asJSON = asJSON
+				return daemonStatus(cmd, a)
+			}
 			s, err := kf.settings()
 			if err != nil {
 				return err
@@ -71,6 +76,7 @@ func newStatusCmd() *cobra.Command {
 	}
 	kf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (same content as the table)")
+	a.registerURL(cmd.Flags(), "ask a running fleetd (its URL) instead of Kafka: adds the queue, the replacement in flight and the chaos schedule")
 	return cmd
 }
 

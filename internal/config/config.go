@@ -301,6 +301,11 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("tracing.endpoint: %q: want an OTLP/HTTP URL like http://otel-collector:4318 (required when tracing.enabled)", c.Tracing.Endpoint)
 		}
 	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not debug, info, warn or error", c.Log.Level)
+	}
 	switch c.Log.Format {
 	case "json", "console":
 	default:

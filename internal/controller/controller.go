@@ -217,8 +217,13 @@ func (c *Controller) Status(ctx context.Context) (Status, error) {
 func (c *Controller) status(s *state) Status {
 	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Paused: s.paused, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
 	if s.running != nil {
-		r := *s.running
-		st.Running = &r
+		// The executor's goroutine owns the live record; read the copy it
+		// last saved (its ID and old broker never change).
+		r, err := c.store.Load(context.Background(), s.running.ID)
+		if err != nil {
+			r = &replace.Record{ID: s.running.ID, OldBroker: s.running.OldBroker}
+		}
+		st.Running = r
 	}
 	return st
 }
@@ -352,7 +357,7 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 	}
 	if len(inflight) > 0 {
 		rec := inflight[0]
-		log.Info().Str("replacement", rec.ID).Str("step", string(rec.Step)).Msg("resuming in-flight replacement")
+		replace.Logger(log, rec).Info().Str("step", string(rec.Step)).Msg("resuming in-flight replacement")
 		c.start(ctx, s, done, nil, rec)
 		return
 	}
@@ -395,7 +400,7 @@ func (c *Controller) start(ctx context.Context, s *state, done chan result, req 
 func (c *Controller) finished(s *state, res result) {
 	s.cancelRun()
 	s.running, s.runReq, s.cancelRun = nil, nil, nil
-	log := c.opts.Log.With().Str("replacement", res.rec.ID).Int32("broker", res.rec.OldBroker).Logger()
+	log := replace.Logger(c.opts.Log, res.rec)
 	if res.req == nil {
 		log.Info().Str("phase", string(res.rec.Phase)).Msg("resumed replacement ended")
 		return

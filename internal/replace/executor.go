@@ -198,8 +198,12 @@ type refusedError struct{ v health.Verdict }
 
 func (r *refusedError) Error() string { return "refused: " + r.v.Summary() }
 
-func (e *Executor) logger(r *Record) *zerolog.Logger {
-	l := e.Opts.Log.With().Str("replacement", r.ID).Int32("broker", r.OldBroker).Str("instance", r.OldInstance).
+func (e *Executor) logger(r *Record) *zerolog.Logger { return Logger(e.Opts.Log, r) }
+
+// Logger returns l with r's ids (replacement, old and new broker and
+// instance): every log line about a replacement carries them.
+func Logger(l zerolog.Logger, r *Record) *zerolog.Logger {
+	l = l.With().Str("replacement", r.ID).Int32("broker", r.OldBroker).Str("instance", r.OldInstance).
 		Int32("new_broker", r.NewBroker).Str("new_instance", r.NewInstance).Logger()
 	return &l
 }

@@ -201,6 +201,11 @@ func (c *Chaos) Decide(now, lastSlot, lastDisruption time.Time, cands []Candidat
 		d.Reason = "not due until " + slot.Format(time.RFC3339)
 		return d
 	}
+	// Of several due slots (fleetd was down, or the cron is frequent) only
+	// the latest counts: the earlier ones are superseded, never run late.
+	for next := c.sched.Next(slot); !next.After(now); next = c.sched.Next(slot) {
+		slot = next
+	}
 	d.Slot, d.Next = slot, c.sched.Next(slot)
 	switch {
 	case now.Sub(slot) > c.Grace:

@@ -256,3 +256,20 @@ func TestRunnerRetriesTheFleetListingAndIdlesOnStandby(t *testing.T) {
 		}
 	})
 }
+
+// Several due slots collapse into the latest: a frequent cron or a fleetd
+// that was down never works through a backlog of old slots.
+func TestOnlyTheLatestDueSlotCounts(t *testing.T) {
+	c := &Chaos{Enabled: true, Cron: "*/10 * * * *", Window: mustWindow(t, "sun-sat", "00:00-24:00", "UTC"), MinInterval: time.Hour}
+	if err := c.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 11, 24, 10, 34, 0, 0, time.UTC)
+	cands := newFleet().cands
+	for _, last := range []time.Time{{}, now.Add(-3 * time.Hour), now.Add(-25 * time.Minute)} {
+		d := c.Decide(now, last, time.Time{}, cands, nil)
+		if !d.Fire || !d.Slot.Equal(time.Date(2026, 11, 24, 10, 30, 0, 0, time.UTC)) || !d.Next.Equal(time.Date(2026, 11, 24, 10, 40, 0, 0, time.UTC)) {
+			t.Errorf("last slot %v: %+v, want the 10:30 slot fired and 10:40 next", last, d)
+		}
+	}
+}

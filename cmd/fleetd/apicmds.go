@@ -1,0 +1,323 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/fleetd/fleetd/internal/api"
+	"github.com/fleetd/fleetd/internal/config"
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+// These commands are thin clients of a running `fleetd run`.
+
+const defaultAPI = "http://127.0.0.1:7080"
+
+type apiFlags struct {
+	url     string
+	timeout time.Duration
+	asJSON  bool
+}
+
+func (a *apiFlags) register(fs *pflag.FlagSet, usage string) {
+	a.registerURL(fs, usage)
+	fs.BoolVar(&a.asJSON, "json", false, "print the daemon's JSON answer")
+}
+
+// registerURL adds --api and --api-timeout only (commands with their own --json).
+func (a *apiFlags) registerURL(fs *pflag.FlagSet, usage string) {
+	fs.StringVar(&a.url, "api", "", usage+" (the token is read from "+config.EnvAPIToken+")")
+	fs.DurationVar(&a.timeout, "api-timeout", 30*time.Second, "give up on the daemon after this long")
+}
+
+func (a *apiFlags) client() (*api.Client, error) {
+	u := a.url
+	if u == "" {
+		u = os.Getenv("FLEETD_API")
+	}
+	if u == "" {
+		u = defaultAPI
+	}
+	return api.NewClient(u, os.Getenv(config.EnvAPIToken), a.timeout)
+}
+
+func (a *apiFlags) ctx(parent context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(parent, a.timeout)
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func newAbortCmd() *cobra.Command {
+	var a apiFlags
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "abort",
+		Short: "Roll back the replacement a running fleetd is doing now",
+		Long: `Ask the running fleetd to abort its current replacement. Before the old
+broker starts retiring, fleetd cancels the moves, moves any moved replicas
+back, removes its throttles and the new broker (only if it holds nothing);
+after that point an abort is ignored and the replacement finishes, because
+finishing is then the only way back to full redundancy. Queued requests stay
+queued: use pause to stop new replacements.
+
+Exit codes: 0 aborted, 1 nothing was running, 2 error.`,
+		Example: `  fleetd abort --api http://10.0.3.7:7080 --reason "peak traffic"`,
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			resp, err := c.Abort(ctx, reason)
+			if api.IsStatus(err, 409) {
+				fmt.Fprintln(cmd.OutOrStdout(), "nothing to abort: no replacement is running")
+				return &codeError{code: exitNotSafe}
+			}
+			if err != nil {
+				return err
+			}
+			if a.asJSON {
+				return printJSON(cmd.OutOrStdout(), resp)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "abort requested for replacement %s; it rolls back at its next step boundary (fleetd history shows the outcome)\n", resp.Replacement)
+			return nil
+		},
+	}
+	a.register(cmd.Flags(), "daemon URL (env FLEETD_API, default "+defaultAPI+")")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record and the logs")
+	return cmd
+}
+
+func newPauseCmd(paused bool) *cobra.Command {
+	var a apiFlags
+	use, short, long := "pause", "Stop a running fleetd from starting new replacements",
+		`Set the durable pause switch: no new replacement starts (the queue keeps
+its requests; chaos slots are still decided and queued) until resume. It
+survives restarts and takeovers. A replacement already running continues:
+abort it if it must stop.`
+	if !paused {
+		use, short, long = "resume", "Let a paused fleetd start replacements again", "Clear the pause switch: queued requests are served again, in order."
+	}
+	cmd := &cobra.Command{
+		Use: use, Short: short, Long: long, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			resp, err := c.SetPaused(ctx, paused)
+			if err != nil {
+				return err
+			}
+			if a.asJSON {
+				return printJSON(cmd.OutOrStdout(), resp)
+			}
+			if resp.Paused {
+				fmt.Fprintln(cmd.OutOrStdout(), "paused: no new replacement starts until `fleetd resume`")
+			} else {
+				fmt.Fprintln(cmd.OutOrStdout(), "resumed: queued replacements run again")
+			}
+			return nil
+		},
+	}
+	a.register(cmd.Flags(), "daemon URL (env FLEETD_API, default "+defaultAPI+")")
+	return cmd
+}
+
+func newHistoryCmd() *cobra.Command {
+	var a apiFlags
+	var limit int
+	var id string
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "List a running fleetd's replacements, newest first, with each step's duration",
+		Example: `  fleetd history --api http://127.0.0.1:7080
+  fleetd history --id r-20261124T100000-2-1a2b3c4d`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := a.client()
+			if err != nil {
+				return err
+			}
+			ctx, cancel := a.ctx(cmd.Context())
+			defer cancel()
+			var entries []api.HistoryEntry
+			if id != "" {
+				e, err := c.Replacement(ctx, id)
+				if err != nil {
+					return err
+				}
+				entries = []api.HistoryEntry{e}
+			} else if entries, err = c.History(ctx, limit); err != nil {
+				return err
+			}
+			if a.asJSON {
+				return printJSON(cmd.OutOrStdout(), entries)
+			}
+			renderHistory(cmd.OutOrStdout(), entries, id != "")
+			return nil
+		},
+	}
+	a.register(cmd.Flags(), "daemon URL (env FLEETD_API, default "+defaultAPI+")")
+	cmd.Flags().IntVar(&limit, "limit", 20, "how many replacements")
+	cmd.Flags().StringVar(&id, "id", "", "show one replacement with its steps")
+	return cmd
+}
+
+func renderHistory(w io.Writer, entries []api.HistoryEntry, steps bool) {
+	if len(entries) == 0 {
+		fmt.Fprintln(w, "no replacements yet")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tCREATED\tTRIGGER\tSTRATEGY\tBROKER\tOUTCOME\tSTEP\tTOOK\tMOVED")
+	for _, e := range entries {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d -> %s\t%s\t%s\t%s\t%s\n", e.ID, e.Created.Local().Format("2006-01-02 15:04"), e.Trigger, e.Strategy,
+			e.OldBroker, newBroker(e.Record), e.Phase, e.Step, (time.Duration(e.TotalSeconds * float64(time.Second))).Round(time.Second), humanize.IBytes(uint64(max(e.BytesMoved, 0))))
+	}
+	tw.Flush()
+	for _, e := range entries {
+		if e.Error != "" {
+			fmt.Fprintf(w, "%s: %s\n", e.ID, e.Error)
+		}
+		if !steps {
+			continue
+		}
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  STEP\tTOOK")
+		for _, s := range e.Timeline {
+			took := (time.Duration(s.Seconds * float64(time.Second))).Round(10 * time.Millisecond).String()
+			if s.Running {
+				took = "running"
+			}
+			fmt.Fprintf(tw, "  %s\t%s\n", s.Step, took)
+		}
+		tw.Flush()
+	}
+}
+
+func newBroker(r *replace.Record) string {
+	if r.NewBroker < 0 {
+		return "-"
+	}
+	return fmt.Sprint(r.NewBroker)
+}
+
+// daemonStatus is `fleetd status --api`.
+func daemonStatus(cmd *cobra.Command, a apiFlags) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.ctx(cmd.Context())
+	defer cancel()
+	st, err := c.Status(ctx)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if a.asJSON {
+		return printJSON(w, st)
+	}
+	role := "standby (" + st.Controller.Lease + ")"
+	if st.Active {
+		role = "active"
+	}
+	fmt.Fprintf(w, "fleetd %s on cluster %s: %s", st.Holder, st.Cluster, role)
+	if st.Controller.Paused {
+		fmt.Fprint(w, ", PAUSED")
+	}
+	fmt.Fprintln(w)
+	if r := st.Controller.Running; r != nil {
+		fmt.Fprintf(w, "running: %s, broker %d -> %s (%s), step %s, trigger %s\n", r.ID, r.OldBroker, newBroker(r), r.Strategy, r.Step, r.Trigger)
+		if p := st.Progress; p != nil && p.Partitions > 0 {
+			fmt.Fprintf(w, "  partitions %d/%d, copied %s/%s, under-replicated %d\n", p.PartitionsDone, p.Partitions,
+				humanize.IBytes(uint64(max(p.BytesCopied, 0))), humanize.IBytes(uint64(max(p.BytesTotal, 0))), p.UnderReplicated)
+		}
+	} else {
+		fmt.Fprintln(w, "running: nothing")
+	}
+	if len(st.Controller.Queue) == 0 {
+		fmt.Fprintln(w, "queue: empty")
+	} else {
+		fmt.Fprintln(w, "queue:")
+		for _, q := range st.Controller.Queue {
+			line := fmt.Sprintf("  %s broker %d (%s)", q.ID, q.Broker, strings.Join(q.Triggers, ","))
+			if q.LastRefusal != "" {
+				line += fmt.Sprintf(", refused %d times, retry after %s: %s", q.Attempts, q.NotBefore.Local().Format(time.TimeOnly), q.LastRefusal)
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	for _, d := range st.Controller.Dropped {
+		fmt.Fprintf(w, "dropped: broker %d at %s: %s\n", d.Broker, d.At.Local().Format(time.DateTime), d.Reason)
+	}
+	if st.Chaos.Enabled {
+		mode := ""
+		if st.Chaos.Leashed {
+			mode = " (leashed: plans only)"
+		}
+		fmt.Fprintf(w, "chaos%s: next slot %s\n", mode, st.Chaos.Next.Local().Format(time.DateTime))
+		for _, d := range st.Chaos.Decisions[:min(3, len(st.Chaos.Decisions))] {
+			fmt.Fprintf(w, "  %s: %s\n", d.Slot.Local().Format(time.DateTime), d.Reason)
+		}
+	} else {
+		fmt.Fprintln(w, "chaos: off")
+	}
+	if st.FleetError != "" {
+		fmt.Fprintf(w, "fleet: cannot list: %s\n", st.FleetError)
+	}
+	if st.Health == nil {
+		fmt.Fprintf(w, "cluster: cannot read: %s\n", st.HealthError)
+		return &codeError{code: exitError}
+	}
+	fmt.Fprintln(w)
+	renderStatus(w, *st.Health)
+	return nil
+}
+
+// daemonReplace is `fleetd replace --api`.
+func daemonReplace(cmd *cobra.Command, a apiFlags, broker int32, strategy string, dryRun bool) error {
+	c, err := a.client()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := a.ctx(cmd.Context())
+	defer cancel()
+	resp, err := c.Replace(ctx, api.ReplaceRequest{Broker: &broker, Strategy: strategy, DryRun: dryRun})
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if a.asJSON {
+		return printJSON(w, resp)
+	}
+	if resp.Preview != nil {
+		printPreview(w, resp.Preview, false)
+		if resp.Preview.Phase == replace.PhaseRefused {
+			return &codeError{code: exitNotSafe}
+		}
+		return nil
+	}
+	q := resp.Queued
+	fmt.Fprintf(w, "queued: request %s to replace broker %d (triggers %s); fleetd status shows its place, fleetd history its outcome\n", q.ID, q.Broker, strings.Join(q.Triggers, ","))
+	return nil
+}

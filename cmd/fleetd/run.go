@@ -1,0 +1,86 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
+
+	"github.com/fleetd/fleetd/internal/config"
+	"github.com/fleetd/fleetd/internal/daemon"
+	"github.com/fleetd/fleetd/internal/version"
+)
+
+const runLong = `Run fleetd as a daemon: the controller that replaces brokers on its own.
+
+fleetd run reads one config file (docs/config.md), takes the cluster's lease
+(only one fleetd per cluster acts; others wait on standby and take over if it
+dies), resumes any replacement in flight, and then serves its queue: one
+replacement at a time, requests deduplicated by broker, refused ones retried
+with backoff. Requests come from the weekly chaos schedule (if enabled) and
+from operators through the HTTP API (fleetd replace/abort/pause/resume/history
+--api URL). It serves, on api.listen:
+
+  /v1/...    the API (bearer token required unless bound to loopback)
+  /metrics   Prometheus metrics
+  /healthz   the process lives;  /readyz  the controller loop turns
+
+Logs are JSON lines on stderr (log.format: console for people); every line of
+a replacement carries its replacement id, broker and instance ids. SIGTERM or
+Ctrl-C stops at once and leaves a running replacement resumable: the next
+fleetd (this one restarted, or the standby) resumes it from its record.
+
+State in state_dir: replacements/ (one durable record each), queue.json,
+paused (present while paused), chaos.json (decided slots), lease (kind file).
+
+Exit codes: 0 stopped by a signal, 2 could not start or failed.`
+
+func newRunCmd() *cobra.Command {
+	var configPath string
+	cmd := &cobra.Command{
+		Use:   "run --config FILE",
+		Short: "Run the controller daemon (chaos schedule, operator API, one active fleetd per cluster)",
+		Long:  runLong,
+		Example: `  fleetd config validate /etc/fleetd/fleetd.yaml
+  FLEETD_API_TOKEN=... fleetd run --config /etc/fleetd/fleetd.yaml`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if configPath == "" {
+				return errors.New("--config is required (or FLEETD_CONFIG): see docs/config.md for a complete example")
+			}
+			cfg, err := config.Load(configPath)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), cfg.Log)
+			if err != nil {
+				return err
+			}
+			return daemon.Run(cmd.Context(), cfg, daemon.Options{Log: log, Version: version.Version, ChaosTick: chaosTick()})
+		},
+	}
+	cmd.Flags().StringVar(&configPath, "config", os.Getenv("FLEETD_CONFIG"), "config file (env FLEETD_CONFIG)")
+	return cmd
+}
+
+// chaosTick lets tests ask the chaos schedule more often than every 15 s.
+func chaosTick() time.Duration {
+	d, _ := time.ParseDuration(os.Getenv("FLEETD_TEST_CHAOS_TICK"))
+	return d
+}
+
+func newLogger(w io.Writer, c config.Log) (zerolog.Logger, error) {
+	lvl, err := zerolog.ParseLevel(strings.ToLower(c.Level))
+	if err != nil || lvl == zerolog.NoLevel {
+		return zerolog.Logger{}, fmt.Errorf("log.level %q: want debug, info, warn or error", c.Level)
+	}
+	if c.Format == "console" {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger(), nil
+}

@@ -1,0 +1,493 @@
+//go:build integration
+
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/fleetd/fleetd/internal/api"
+	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/testbed"
+)
+
+// These tests run `fleetd run` as real processes (this test binary re-executed
+// as fleetd) against a real local Kafka fleet, and talk to them only as an
+// operator would: through the HTTP API and /metrics.
+
+const testToken = "t0ken-that-must-never-be-logged"
+
+// syncBuffer collects a process's output for reading while it runs.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type daemonProc struct {
+	cmd    *exec.Cmd
+	url    string
+	client *api.Client
+	logs   *syncBuffer
+	done   chan error
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// writeConfig writes a fleetd config for the test cluster; extra is appended
+// YAML (chaos, replace settings).
+func writeConfig(t *testing.T, c *testbed.Cluster, fleetURL, stateDir, listen, extra string) string {
+	t.Helper()
+	cfg := fmt.Sprintf(`cluster: test
+state_dir: %s
+kafka:
+  bootstrap: [%s]
+  controllers: [%s]
+provider:
+  kind: local
+  local_fleet: %s
+api:
+  listen: %s
+%s`, stateDir, strings.Join(c.Fleet.Bootstrap(), ", "), strings.Join(c.Fleet.ControllerAddrs(), ", "), fleetURL, listen, extra)
+	p := filepath.Join(t.TempDir(), "fleetd.yaml")
+	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// startDaemon runs `fleetd run --config cfg` listening on listen.
+func startDaemon(t *testing.T, cfg, listen string) *daemonProc {
+	t.Helper()
+	cmd := exec.Command(os.Args[0])
+	cmd.Env = append(os.Environ(), "FLEETD_TEST_AS_FLEETD=1", "FLEETD_TEST_ARGS=run --config "+cfg,
+		"FLEETD_TEST_CHAOS_TICK=2s", "FLEETD_API_TOKEN="+testToken)
+	d := &daemonProc{cmd: cmd, url: "http://" + listen, logs: &syncBuffer{}, done: make(chan error, 1)}
+	cmd.Stderr = d.logs
+	cmd.Stdout = d.logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.done <- cmd.Wait() }()
+	var err error
+	if d.client, err = api.NewClient(d.url, testToken, 20*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGKILL)
+		<-d.done
+		if t.Failed() {
+			t.Logf("---- fleetd %s log ----\n%s", listen, tail(d.logs.String()))
+		}
+	})
+	testbed.Eventually(t, 60*time.Second, func() error {
+		select {
+		case err := <-d.done:
+			d.done <- err
+			t.Fatalf("fleetd exited during start-up (%v):\n%s", err, d.logs.String())
+		default:
+		}
+		resp, err := http.Get(d.url + "/readyz")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("readyz %s", resp.Status)
+		}
+		return nil
+	})
+	return d
+}
+
+func (d *daemonProc) status(t *testing.T) api.Status {
+	t.Helper()
+	st, err := d.client.Status(testbed.Context(t))
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	return st
+}
+
+// waitFor polls the daemon's status until cond holds.
+func (d *daemonProc) waitFor(t *testing.T, what string, timeout time.Duration, cond func(api.Status) bool) api.Status {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st, err := d.client.Status(testbed.Context(t))
+		if err == nil && cond(st) {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s; last status %+v (err %v)", timeout, what, st.Controller, err)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+func (d *daemonProc) history(t *testing.T) []api.HistoryEntry {
+	t.Helper()
+	h, err := d.client.History(testbed.Context(t), 50)
+	if err != nil {
+		t.Fatalf("history: %v", err)
+	}
+	return h
+}
+
+// stop sends SIGTERM and expects a clean exit.
+func (d *daemonProc) stop(t *testing.T) {
+	t.Helper()
+	_ = d.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-d.done:
+		d.done <- err
+		if err != nil {
+			t.Errorf("fleetd after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Errorf("fleetd did not stop within 30 s of SIGTERM")
+	}
+}
+
+func metricsText(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// checkLogs asserts the JSON log discipline: every line parses, every line
+// about a replacement carries its replacement, broker and instance ids, and
+// the API token never appears.
+func checkLogs(t *testing.T, logs string) {
+	t.Helper()
+	if strings.Contains(logs, testToken) {
+		t.Error("the API token appears in the logs")
+	}
+	sc := bufio.NewScanner(strings.NewReader(logs))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	withIDs := 0
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Errorf("log line is not JSON: %q", sc.Text())
+			continue
+		}
+		if _, ok := m["replacement"]; !ok || m["replacement"] == "preview" {
+			continue
+		}
+		withIDs++
+		for _, k := range []string{"broker", "instance"} {
+			if _, ok := m[k]; !ok {
+				t.Errorf("replacement log line lacks %q: %s", k, sc.Text())
+			}
+		}
+	}
+	if withIDs == 0 {
+		t.Error("no log line carried a replacement id")
+	}
+}
+
+func localFleetServer(t *testing.T, c *testbed.Cluster) string {
+	srv := httptest.NewServer(local.NewHandler(local.NewProvider(c.Fleet)))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestRunChaosReplacesABrokerOnItsOwn: chaos set to fire every minute, with a
+// minimum interval of an hour, replaces exactly one broker by itself; the
+// ledger loses nothing, history shows the steps' durations and metrics count it.
+func TestRunChaosReplacesABrokerOnItsOwn(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 12)
+	ledgerRun := c.StartLedger("orders", 100)
+	listen := freeAddr(t)
+	cfg := writeConfig(t, c, localFleetServer(t, c), t.TempDir(), listen, `replace:
+  throttle: 10MiB
+  poll: 500ms
+chaos:
+  enabled: true
+  cron: "* * * * *"
+  days: sun-sat
+  hours: "00:00-24:00"
+  min_interval: 1h
+`)
+	d := startDaemon(t, cfg, listen)
+	victim := oldestBroker(c)
+
+	var done api.HistoryEntry
+	testbed.Eventually(t, 4*time.Minute, func() error {
+		for _, h := range d.history(t) {
+			if h.Phase.Terminal() {
+				done = h
+				return nil
+			}
+		}
+		return fmt.Errorf("no replacement finished yet")
+	})
+	if done.Phase != replace.PhaseCompleted || done.Trigger != "chaos" || done.Strategy != replace.StrategyMove || done.OldBroker != victim {
+		t.Fatalf("replacement %s: %s, trigger %q, strategy %s, broker %d; want a completed chaos move of the oldest broker %d (%s)",
+			done.ID, done.Phase, done.Trigger, done.Strategy, done.OldBroker, victim, done.Error)
+	}
+	var move float64
+	for _, s := range done.Timeline {
+		if s.Step == replace.StepMove {
+			move = s.Seconds
+		}
+	}
+	if len(done.Timeline) < 10 || move <= 0 || done.TotalSeconds < move {
+		t.Errorf("history timeline %+v: want every step with its duration", done.Timeline)
+	}
+	t.Logf("chaos replacement %s: broker %d -> %d, %d steps, move %.1fs, total %.1fs", done.ID, done.OldBroker, done.NewBroker, len(done.Timeline), move, done.TotalSeconds)
+
+	testbed.Eventually(t, 60*time.Second, c.Settled)
+	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
+	c.StopLedger(ledgerRun)
+
+	m := metricsText(t, d.url)
+	for _, want := range []string{
+		`fleetd_replacements_total{outcome="completed",strategy="move",trigger="chaos"} 1`,
+		`fleetd_replacement_step_duration_seconds_count{outcome="ok",step="move"} 1`,
+		`fleetd_chaos_decisions_total{decision="fired"} 1`,
+		`fleetd_lease_held{holder=`,
+		`fleetd_queue_depth 0`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	if strings.Contains(m, "fleetd_seconds_since_last_chaos_replacement +Inf") {
+		t.Error("seconds since the last chaos replacement is still +Inf")
+	}
+	// The minimum interval holds: later slots are skipped, not fired.
+	st := d.waitFor(t, "a later chaos slot to be decided", 90*time.Second, func(st api.Status) bool {
+		return len(st.Chaos.Decisions) >= 2
+	})
+	if d := st.Chaos.Decisions[0]; d.Fire || !strings.Contains(d.Reason, "minimum interval") {
+		t.Errorf("slot after the replacement: %+v, want skipped for the minimum interval", d)
+	}
+	if h := d.history(t); len(h) != 1 {
+		t.Errorf("%d replacements, want exactly one", len(h))
+	}
+	d.stop(t)
+	checkLogs(t, d.logs.String())
+}
+
+// TestRunStandbyTakesOverAfterSIGKILL: two daemons share the state directory
+// and the file lease. Only one acts; the other refuses changes. SIGKILL the
+// active one in the middle of a replacement: the standby takes the lease,
+// resumes the replacement from its record and finishes it.
+func TestRunStandbyTakesOverAfterSIGKILL(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 24)
+	ledgerRun := c.StartLedger("orders", 100)
+	fleetURL, stateDir := localFleetServer(t, c), t.TempDir()
+	extra := "replace:\n  throttle: 2MiB\n  concurrency: 2\n  poll: 500ms\n"
+	la, lb := freeAddr(t), freeAddr(t)
+	a := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, la, extra), la)
+	a.waitFor(t, "the first daemon to take the lease", 30*time.Second, func(st api.Status) bool { return st.Active })
+	b := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, lb, extra), lb)
+	if st := b.status(t); st.Active || !strings.Contains(st.Controller.Lease, "held by another fleetd") {
+		t.Fatalf("second daemon: active %v lease %q, want standby naming the holder", st.Active, st.Controller.Lease)
+	}
+	broker := int32(2)
+	_, err := b.client.Replace(testbed.Context(t), api.ReplaceRequest{Broker: &broker})
+	if !api.IsStatus(err, http.StatusServiceUnavailable) || !strings.Contains(err.Error(), "standby") {
+		t.Fatalf("request to the standby: %v, want 503 saying it is on standby", err)
+	}
+	if _, err := a.client.Replace(testbed.Context(t), api.ReplaceRequest{Broker: &broker}); err != nil {
+		t.Fatal(err)
+	}
+	st := a.waitFor(t, "the replacement to be moving data", 2*time.Minute, func(st api.Status) bool {
+		return st.Controller.Running != nil && st.Controller.Running.Step == replace.StepMove && st.Controller.Running.BatchesDone >= 1
+	})
+	id := st.Controller.Running.ID
+	_ = a.cmd.Process.Signal(syscall.SIGKILL)
+	<-a.done
+	a.done <- nil
+	t.Logf("killed the active fleetd during %s of %s", st.Controller.Running.Step, id)
+
+	b.waitFor(t, "the standby to take over", 30*time.Second, func(st api.Status) bool { return st.Active })
+	var rec api.HistoryEntry
+	testbed.Eventually(t, 4*time.Minute, func() error {
+		var err error
+		if rec, err = b.client.Replacement(testbed.Context(t), id); err != nil {
+			return err
+		}
+		if !rec.Phase.Terminal() {
+			return fmt.Errorf("%s at %s", rec.Phase, rec.Step)
+		}
+		return nil
+	})
+	if rec.Phase != replace.PhaseCompleted {
+		t.Fatalf("replacement %s after takeover: %s (%s)", id, rec.Phase, rec.Error)
+	}
+	if !strings.Contains(b.logs.String(), `"resuming in-flight replacement"`) {
+		t.Error("the standby's log does not say it resumed the replacement")
+	}
+	testbed.Eventually(t, 60*time.Second, c.Settled)
+	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
+	c.StopLedger(ledgerRun)
+	b.stop(t)
+	checkLogs(t, b.logs.String())
+}
+
+// TestRunQueuePauseAndAbort: a request made while a replacement runs waits
+// and runs after it; pause keeps the next one from starting; resume starts
+// it; abort rolls it back.
+func TestRunQueuePauseAndAbort(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 16)
+	ledgerRun := c.StartLedger("orders", 100)
+	listen := freeAddr(t)
+	d := startDaemon(t, writeConfig(t, c, localFleetServer(t, c), t.TempDir(), listen, "replace:\n  throttle: 4MiB\n  concurrency: 2\n  poll: 500ms\n"), listen)
+	ctx := testbed.Context(t)
+	first, second := int32(1), int32(2)
+	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &first}); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "broker 1's replacement to start", time.Minute, func(st api.Status) bool { return st.Controller.Running != nil })
+	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &second}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &second}); err != nil { // a duplicate merges
+		t.Fatal(err)
+	}
+	st := d.status(t)
+	if st.Controller.Running == nil || st.Controller.Running.OldBroker != 1 || len(st.Controller.Queue) != 1 || st.Controller.Queue[0].Broker != 2 {
+		t.Fatalf("while 1 runs: running %+v queue %+v, want 1 running and 2 queued once", st.Controller.Running, st.Controller.Queue)
+	}
+	unknown := int32(77)
+	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &unknown}); !api.IsStatus(err, http.StatusNotFound) {
+		t.Errorf("unknown broker: %v, want 404", err)
+	}
+	if _, err := d.client.SetPaused(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "broker 1's replacement to finish", 4*time.Minute, func(st api.Status) bool { return st.Controller.Running == nil })
+	time.Sleep(8 * time.Second) // more than a controller tick: paused, nothing starts
+	st = d.status(t)
+	if st.Controller.Running != nil || len(st.Controller.Queue) != 1 || !st.Controller.Paused {
+		t.Fatalf("paused: running %+v queue %+v, want nothing running and 2 still queued", st.Controller.Running, st.Controller.Queue)
+	}
+	if _, err := d.client.Abort(ctx, "nothing"); !api.IsStatus(err, http.StatusConflict) {
+		t.Errorf("abort with nothing running: %v, want 409", err)
+	}
+	if _, err := d.client.SetPaused(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor(t, "broker 2's replacement to copy", 2*time.Minute, func(st api.Status) bool {
+		return st.Controller.Running != nil && st.Controller.Running.OldBroker == 2 && st.Controller.Running.Step == replace.StepMove
+	})
+	if resp, err := d.client.Abort(ctx, "operator changed their mind"); err != nil || !resp.Aborted {
+		t.Fatalf("abort: %+v %v", resp, err)
+	}
+	d.waitFor(t, "the abort to finish", 3*time.Minute, func(st api.Status) bool { return st.Controller.Running == nil })
+
+	h := d.history(t)
+	got := []string{}
+	for i := len(h) - 1; i >= 0; i-- {
+		got = append(got, fmt.Sprintf("%d:%s", h[i].OldBroker, h[i].Phase))
+	}
+	if strings.Join(got, " ") != "1:completed 2:rolled-back" {
+		t.Fatalf("history %v, want 1 completed then 2 rolled back", got)
+	}
+	if !strings.Contains(h[0].Error, "operator changed their mind") {
+		t.Errorf("rolled-back record's reason %q does not carry the operator's", h[0].Error)
+	}
+	testbed.Eventually(t, 60*time.Second, c.Settled)
+	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
+	c.StopLedger(ledgerRun)
+	m := metricsText(t, d.url)
+	for _, want := range []string{
+		`fleetd_replacements_total{outcome="completed",strategy="move",trigger="operator"} 1`,
+		`fleetd_replacements_total{outcome="rolled-back",strategy="move",trigger="operator"} 1`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	d.stop(t)
+	checkLogs(t, d.logs.String())
+}
+
+// The CLI's thin clients against a live daemon: pause, status, history.
+func TestCLIAgainstTheDaemon(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	listen := freeAddr(t)
+	d := startDaemon(t, writeConfig(t, c, localFleetServer(t, c), t.TempDir(), listen, ""), listen)
+	t.Setenv("FLEETD_API_TOKEN", testToken)
+	cli := func(args ...string) (int, string) {
+		var out, errb strings.Builder
+		code := run(context.Background(), append(args, "--api", d.url), &out, &errb)
+		return code, out.String() + errb.String()
+	}
+	if code, out := cli("pause"); code != exitOK || !strings.Contains(out, "paused") {
+		t.Fatalf("pause: %d %s", code, out)
+	}
+	if code, out := cli("status"); code != exitOK || !strings.Contains(out, "PAUSED") || !strings.Contains(out, "safe to disrupt: yes") {
+		t.Fatalf("status: %d %s", code, out)
+	}
+	if code, out := cli("replace", "--broker", "2", "--dry-run"); code != exitOK || !strings.Contains(out, "plan: replace broker 2") {
+		t.Fatalf("replace --dry-run: %d %s", code, out)
+	}
+	if code, out := cli("replace", "--broker", "2"); code != exitOK || !strings.Contains(out, "queued: request") {
+		t.Fatalf("replace: %d %s", code, out)
+	}
+	if code, out := cli("status", "--json"); code != exitOK || !strings.Contains(out, `"broker": 2`) {
+		t.Fatalf("status --json: %d %s", code, out)
+	}
+	if code, out := cli("abort"); code != exitNotSafe || !strings.Contains(out, "nothing to abort") {
+		t.Fatalf("abort: %d %s", code, out)
+	}
+	if code, out := cli("history"); code != exitOK || !strings.Contains(out, "no replacements yet") {
+		t.Fatalf("history: %d %s", code, out)
+	}
+	t.Setenv("FLEETD_API_TOKEN", "wrong")
+	if code, out := cli("status"); code != exitError || !strings.Contains(out, "401") {
+		t.Fatalf("status with a wrong token: %d %s", code, out)
+	}
+	d.stop(t)
+}

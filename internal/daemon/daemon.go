@@ -1,0 +1,397 @@
+// Package daemon assembles `fleetd run` from its parts: the configuration,
+// the provider, the Kafka clients, the replacement executor, the controller
+// and its lease, the chaos schedule, the HTTP API, metrics and tracing. It
+// holds the glue and nothing else: every rule lives in the packages it wires.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fleetd/fleetd/internal/api"
+	"github.com/fleetd/fleetd/internal/config"
+	"github.com/fleetd/fleetd/internal/controller"
+	"github.com/fleetd/fleetd/internal/ec2"
+	"github.com/fleetd/fleetd/internal/lease"
+	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/metrics"
+	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/schedule"
+	"github.com/fleetd/fleetd/internal/tracing"
+)
+
+// Options are what the command line adds to the configuration.
+type Options struct {
+	Log     zerolog.Logger
+	Version string
+	// Holder names this process in the lease (default host:pid).
+	Holder string
+	// Listener, if set, replaces api.listen (tests).
+	Listener net.Listener
+	// ChaosTick is how often the chaos schedule is asked (default 15 s).
+	ChaosTick time.Duration
+	// ControllerTick is the controller's loop period (default 5 s).
+	ControllerTick time.Duration
+}
+
+// Daemon is a running fleetd.
+type Daemon struct {
+	cfg     *config.Config
+	o       Options
+	log     zerolog.Logger
+	prov    replace.Provider
+	cl      *kgo.Client
+	store   *replace.FileStore
+	exec    *replace.Executor
+	ctl     *controller.Controller
+	metrics *metrics.Metrics
+	tracer  *tracing.Tracer
+	chaos   *schedule.Chaos
+	runner  *schedule.Runner
+
+	active   atomic.Bool
+	loopSeen atomic.Int64 // unix nanos of the controller loop's last turn
+
+	mu       sync.Mutex
+	progress *replace.Progress
+	chaosLog chaosState
+}
+
+// chaosState is kept in state_dir/chaos.json: the last decided slot (so a
+// restart never decides a slot twice) and the latest decisions.
+type chaosState struct {
+	LastSlot  time.Time           `json:"last_slot,omitzero"`
+	Decisions []api.ChaosDecision `json:"decisions"`
+}
+
+// Paths in state_dir.
+const (
+	recordsDir = "replacements"
+	queueFile  = "queue.json"
+	pauseFile  = "paused"
+	chaosFile  = "chaos.json"
+)
+
+// Run runs fleetd until ctx ends.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	d, closeAll, err := build(ctx, cfg, o)
+	if err != nil {
+		return err
+	}
+	defer closeAll()
+	return d.run(ctx)
+}
+
+func defaultHolder() string {
+	host, _ := os.Hostname()
+	return host + ":" + strconv.Itoa(os.Getpid())
+}
+
+func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(), error) {
+	if o.Holder == "" {
+		o.Holder = defaultHolder()
+	}
+	if o.ChaosTick <= 0 {
+		o.ChaosTick = 15 * time.Second
+	}
+	if o.ControllerTick <= 0 {
+		o.ControllerTick = 5 * time.Second
+	}
+	d := &Daemon{cfg: cfg, o: o, log: o.Log.With().Str("cluster", cfg.Cluster).Logger()}
+	var closers []func()
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	fail := func(err error) (*Daemon, func(), error) { closeAll(); return nil, nil, err }
+
+	switch cfg.Provider.Kind {
+	case "local":
+		d.prov = local.NewRemote(cfg.Provider.LocalFleet)
+	default:
+		return fail(fmt.Errorf("provider.kind %q: this build drives the local fleet only; the EC2 provider is not implemented yet (use provider.kind: local with `fleetd local up`)", cfg.Provider.Kind))
+	}
+	cl, cc, closeClients, err := cfg.Kafka.Clients()
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, closeClients)
+	d.cl = cl
+	if d.store, err = replace.NewFileStore(filepath.Join(cfg.StateDir, recordsDir)); err != nil {
+		return fail(err)
+	}
+	if cfg.Tracing.Enabled {
+		if d.tracer, err = tracing.New(cfg.Tracing.Endpoint, cfg.Cluster, o.Version); err != nil {
+			return fail(err)
+		}
+	} else {
+		d.tracer = tracing.Disabled()
+	}
+	closers = append(closers, func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = d.tracer.Shutdown(sctx)
+	})
+	d.metrics = metrics.New(o.Holder, nil)
+	throttle := int64(cfg.Replace.Throttle) // -1: none, as the executor expects
+	d.exec = replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, d.prov, d.store, replace.Options{
+		Throttle:        throttle,
+		Plan:            replace.PlanOptions{Concurrency: cfg.Replace.Concurrency, Order: replace.Order(cfg.Replace.Order)},
+		Poll:            cfg.Replace.Poll,
+		RegisterTimeout: cfg.Replace.RegisterTimeout,
+		StallWarn:       cfg.Replace.StallWarn,
+		StallAbort:      cfg.Replace.StallAbort,
+		OnStep: func(r *replace.Record, t replace.StepTiming, err error) {
+			d.metrics.Step(r, t, err)
+			d.tracer.Step(r, t, err)
+		},
+		OnProgress: func(p replace.Progress) {
+			d.mu.Lock()
+			d.progress = &p
+			d.mu.Unlock()
+		},
+		Log: d.log,
+	})
+	lse, err := d.newLease(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	d.ctl = controller.New(&tracedExec{d: d}, d.store, lse, controller.Options{
+		Tick:        o.ControllerTick,
+		RetryBase:   cfg.Gate.RetryBase,
+		RetryMax:    cfg.Gate.RetryMax,
+		GiveUpAfter: cfg.Gate.GiveUpAfter,
+		PauseFile:   filepath.Join(cfg.StateDir, pauseFile),
+		QueueFile:   filepath.Join(cfg.StateDir, queueFile),
+		OnAcquire:   d.onAcquire,
+		OnStatus: func(st controller.Status) {
+			d.active.Store(st.LeaseHeld)
+			d.loopSeen.Store(time.Now().UnixNano())
+			d.metrics.Controller(o.Holder, st.LeaseHeld, st.Paused, st.Running != nil, len(st.Queue))
+		},
+		Log: d.log,
+	})
+	if d.chaos, err = cfg.ChaosSchedule(); err != nil {
+		return fail(err)
+	}
+	if err := d.loadChaos(); err != nil {
+		return fail(err)
+	}
+	d.seedMetrics(ctx)
+	return d, closeAll, nil
+}
+
+func (d *Daemon) newLease(ctx context.Context) (controller.Lease, error) {
+	switch d.cfg.Lease.Kind {
+	case "dynamodb":
+		awsCfg, err := ec2.LoadConfig(ctx, ec2.ConfigOptions{Region: d.cfg.AWS.Region})
+		if err != nil {
+			return nil, err
+		}
+		return &lease.DynamoDB{Client: dynamodb.NewFromConfig(awsCfg), Table: d.cfg.Lease.Table, Name: d.cfg.Cluster, Holder: d.o.Holder, TTL: d.cfg.Lease.TTL}, nil
+	default:
+		return &lease.File{Path: d.cfg.Lease.Path, Holder: d.o.Holder}, nil
+	}
+}
+
+// onAcquire runs when this process becomes active: throttles that a dead
+// holder's finished replacements left behind are removed.
+func (d *Daemon) onAcquire(ctx context.Context) {
+	sctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	n, err := replace.SweepThrottles(sctx, d.exec.Cluster, d.store)
+	switch {
+	case err != nil:
+		d.log.Error().Err(err).Msg("start-up throttle sweep failed; it runs again at the next takeover, and each replacement removes its own")
+	case n > 0:
+		d.log.Warn().Int("records", n).Msg("removed throttles left behind by finished replacements")
+	}
+}
+
+// seedMetrics restores what the metrics say about the past from history.
+func (d *Daemon) seedMetrics(ctx context.Context) {
+	recs, err := d.store.List(ctx)
+	if err != nil {
+		return
+	}
+	for _, r := range recs {
+		if r.Phase == replace.PhaseCompleted && metrics.IsChaos(r) {
+			d.metrics.ChaosCompleted(r.Finished)
+		}
+	}
+}
+
+func (d *Daemon) run(ctx context.Context) error {
+	l := d.o.Listener
+	if l == nil {
+		var err error
+		if l, err = net.Listen("tcp", d.cfg.API.Listen); err != nil {
+			return fmt.Errorf("api.listen %s: %w", d.cfg.API.Listen, err)
+		}
+	}
+	srv := &api.Server{Backend: d, Token: d.cfg.API.Token, Metrics: d.metrics.Handler(), Log: d.log}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 3)
+	wg.Go(func() {
+		if err := srv.Serve(ctx, l); err != nil {
+			errc <- fmt.Errorf("api: %w", err)
+		}
+	})
+	wg.Go(func() {
+		if err := d.ctl.Run(ctx); err != nil {
+			errc <- fmt.Errorf("controller: %w", err)
+		}
+	})
+	d.runner = &schedule.Runner{
+		Chaos:          d.chaos,
+		Interval:       d.o.ChaosTick,
+		Candidates:     func() ([]schedule.Candidate, error) { return d.candidates(ctx) },
+		LastDisruption: func() time.Time { return d.lastDisruption(ctx) },
+		Rand:           rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+		Active:         d.active.Load,
+		LastSlot:       d.chaosLog.LastSlot,
+	}
+	if d.chaos.Enabled {
+		wg.Go(func() { d.runner.Run(ctx, func(dec schedule.Decision) { d.chaosDecided(ctx, dec) }) })
+	}
+	d.log.Info().Str("listen", l.Addr().String()).Str("holder", d.o.Holder).Str("provider", d.cfg.Provider.Kind).
+		Bool("chaos", d.chaos.Enabled).Bool("leashed", d.chaos.Leashed).Str("version", d.o.Version).Msg("fleetd running")
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		cancel()
+	}
+	wg.Wait()
+	d.log.Info().Msg("fleetd stopped")
+	return err
+}
+
+// tracedExec wraps the executor with the replacement's trace and metrics.
+type tracedExec struct{ d *Daemon }
+
+func (t *tracedExec) Begin(ctx context.Context, req replace.Request) (*replace.Record, error) {
+	return t.d.exec.Begin(ctx, req)
+}
+
+func (t *tracedExec) Run(ctx context.Context, r *replace.Record) error {
+	ctx = t.d.tracer.Begin(ctx, r, len(r.Steps) > 0)
+	defer func() {
+		t.d.mu.Lock()
+		t.d.progress = nil
+		t.d.mu.Unlock()
+	}()
+	err := t.d.exec.Run(ctx, r)
+	t.d.tracer.End(r)
+	if r.Phase.Terminal() {
+		t.d.metrics.Finished(r)
+	}
+	return err
+}
+
+func (t *tracedExec) Abort(reason string) { t.d.exec.Abort(reason) }
+
+// candidates lists the brokers the chaos schedule may pick: running ones.
+func (d *Daemon) candidates(ctx context.Context) ([]schedule.Candidate, error) {
+	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	insts, err := d.prov.Instances(ictx)
+	if err != nil {
+		d.log.Warn().Err(err).Msg("chaos: cannot list instances; the slot waits")
+		return nil, err
+	}
+	var out []schedule.Candidate
+	for _, in := range insts {
+		if in.State == replace.StateRunning {
+			out = append(out, schedule.Candidate{NodeID: in.NodeID, InstanceID: in.ID, LaunchedAt: in.LaunchedAt})
+		}
+	}
+	return out, nil
+}
+
+// lastDisruption is when the cluster was last disrupted by any replacement
+// (now, while one is in flight).
+func (d *Daemon) lastDisruption(ctx context.Context) time.Time {
+	recs, err := d.store.List(ctx)
+	if err != nil {
+		return time.Now() // unknown: assume recent, which only delays chaos
+	}
+	var last time.Time
+	for _, r := range recs {
+		switch {
+		case !r.Phase.Terminal():
+			return time.Now()
+		case r.Phase != replace.PhaseRefused && r.Finished.After(last):
+			last = r.Finished
+		}
+	}
+	return last
+}
+
+// chaosDecided records a decided slot and, unless leashed, queues the pick.
+func (d *Daemon) chaosDecided(ctx context.Context, dec schedule.Decision) {
+	entry := api.ChaosDecision{Decision: dec, At: time.Now()}
+	log := d.log.With().Time("slot", dec.Slot).Str("reason", dec.Reason).Logger()
+	switch {
+	case !dec.Fire:
+		d.metrics.ChaosDecision("skipped")
+		log.Info().Msg("chaos slot skipped")
+	case !dec.Act:
+		d.metrics.ChaosDecision("leashed")
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		plan, err := d.exec.Preview(pctx, replace.Request{Broker: dec.Broker.NodeID, Strategy: replace.StrategyMove, Trigger: "chaos"})
+		cancel()
+		if err != nil {
+			entry.PlanError = err.Error()
+		} else {
+			entry.Plan = plan
+		}
+		log.Info().Int32("broker", dec.Broker.NodeID).Str("instance", dec.Broker.InstanceID).Msg("chaos (leashed): would replace this broker; plan recorded, nothing done")
+	default:
+		d.metrics.ChaosDecision("fired")
+		req, err := d.ctl.Submit(ctx, controller.Request{Broker: dec.Broker.NodeID, Strategy: replace.StrategyMove, Triggers: []string{"chaos"}})
+		if err != nil {
+			log.Error().Err(err).Msg("chaos: could not queue the replacement")
+		} else {
+			log.Info().Int32("broker", dec.Broker.NodeID).Str("instance", dec.Broker.InstanceID).Str("request", req.ID).Msg("chaos: replacement queued")
+		}
+	}
+	d.mu.Lock()
+	d.chaosLog.LastSlot = dec.Slot
+	d.chaosLog.Decisions = append([]api.ChaosDecision{entry}, d.chaosLog.Decisions...)
+	if len(d.chaosLog.Decisions) > 20 {
+		d.chaosLog.Decisions = d.chaosLog.Decisions[:20]
+	}
+	err := d.saveChaosLocked()
+	d.mu.Unlock()
+	if err != nil {
+		log.Error().Err(err).Msg("cannot save the chaos state; after a restart this slot could be decided again")
+	}
+}
+
+// errNotActive is the API's answer from a standby for a mutation.
+func (d *Daemon) errNotActive(st controller.Status) error {
+	who := st.Lease
+	if who == "" {
+		who = "the lease is not held yet"
+	}
+	return api.Errorf(503, "this fleetd ("+d.o.Holder+") is on standby and changes nothing: "+who+"; send the request to the active fleetd")
+}
+
+var errLoopStalled = errors.New("the controller loop has not turned recently")
