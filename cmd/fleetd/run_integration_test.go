@@ -20,7 +20,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
 	"github.com/fleetd/fleetd/internal/api"
+	"github.com/fleetd/fleetd/internal/ec2"
+	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/testbed"
@@ -317,18 +323,46 @@ chaos:
 // and the file lease. Only one acts; the other refuses changes. SIGKILL the
 // active one in the middle of a replacement: the standby takes the lease,
 // resumes the replacement from its record and finishes it.
+//
+// With the file lock the kernel frees the lease at once; with the DynamoDB
+// lease (on moto) the standby waits for the dead holder's lease to expire.
 func TestRunStandbyTakesOverAfterSIGKILL(t *testing.T) {
+	t.Run("file", func(t *testing.T) { standbyTakesOver(t, "") })
+	t.Run("dynamodb", func(t *testing.T) {
+		m := testbed.StartMoto(t)
+		t.Setenv("AWS_ACCESS_KEY_ID", "testing")
+		t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
+		t.Setenv("AWS_ENDPOINT_URL", m.Endpoint)
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+		cfg, err := ec2.LoadConfig(testbed.Context(t), ec2.ConfigOptions{Region: "us-east-1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = dynamodb.NewFromConfig(cfg).CreateTable(testbed.Context(t), &dynamodb.CreateTableInput{
+			TableName:            aws.String("fleetd-leases"),
+			AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String(lease.Key), AttributeType: ddbtypes.ScalarAttributeTypeS}},
+			KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String(lease.Key), KeyType: ddbtypes.KeyTypeHash}},
+			BillingMode:          ddbtypes.BillingModePayPerRequest,
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		standbyTakesOver(t, "lease:\n  kind: dynamodb\n  table: fleetd-leases\n  ttl: 6s\naws:\n  region: us-east-1\n")
+	})
+}
+
+func standbyTakesOver(t *testing.T, leaseConfig string) {
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 24)
 	ledgerRun := c.StartLedger("orders", 100)
 	fleetURL, stateDir := localFleetServer(t, c), t.TempDir()
-	extra := "replace:\n  throttle: 2MiB\n  concurrency: 2\n  poll: 500ms\n"
+	extra := "replace:\n  throttle: 2MiB\n  concurrency: 2\n  poll: 500ms\n" + leaseConfig
 	la, lb := freeAddr(t), freeAddr(t)
 	a := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, la, extra), la)
 	a.waitFor(t, "the first daemon to take the lease", 30*time.Second, func(st api.Status) bool { return st.Active })
 	b := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, lb, extra), lb)
-	if st := b.status(t); st.Active || !strings.Contains(st.Controller.Lease, "held by another fleetd") {
+	if st := b.status(t); st.Active || !strings.Contains(st.Controller.Lease, "held by another fleetd") || !strings.Contains(st.Controller.Lease, a.status(t).Holder) {
 		t.Fatalf("second daemon: active %v lease %q, want standby naming the holder", st.Active, st.Controller.Lease)
 	}
 	broker := int32(2)
