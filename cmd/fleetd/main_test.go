@@ -72,3 +72,32 @@ func TestConfigValidate(t *testing.T) {
 		t.Errorf("bad config: exit %d %q", code, errb.String())
 	}
 }
+
+// fleetd run refuses a bad config before touching anything, naming the key.
+func TestRunRefusesBadConfigs(t *testing.T) {
+	dir := t.TempDir()
+	for name, tt := range map[string]struct{ yaml, want string }{
+		"unknown key":       {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nchoas:\n  enabled: true\n", `line 4: field choas not found`},
+		"bad duration":      {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nlease:\n  ttl: half a minute\n", `line 5: "ttl: half a minute": not a duration`},
+		"missing bootstrap": {"cluster: c1\n", "kafka.bootstrap"},
+		"open listener":     {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\napi:\n  listen: 0.0.0.0:7080\n", "api.token is required"},
+		"bad log level":     {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nlog:\n  level: loud\n", "log.level"},
+		"chaos sans cron":   {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nchaos:\n  enabled: true\n", "chaos.cron"},
+		"ec2 not yet":       {"cluster: c1\nkafka:\n  bootstrap: [127.0.0.1:1]\nstate_dir: " + dir + "/s\n", "EC2 provider is not implemented yet"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			p := dir + "/" + strings.ReplaceAll(name, " ", "-") + ".yaml"
+			os.WriteFile(p, []byte(tt.yaml), 0o600)
+			t.Setenv("FLEETD_API_TOKEN", "")
+			var out, errb bytes.Buffer
+			code := run(context.Background(), []string{"run", "--config", p}, &out, &errb)
+			if code != exitError || !strings.Contains(errb.String(), tt.want) {
+				t.Fatalf("exit %d, stderr %q; want 2 and %q", code, errb.String(), tt.want)
+			}
+		})
+	}
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"run"}, &out, &errb); code != exitError || !strings.Contains(errb.String(), "--config is required") {
+		t.Fatalf("run without a config: %d %q", code, errb.String())
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -133,7 +134,7 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 }
 
 // badDuration matches yaml's message for a string that is not a duration.
-var badDuration = regexp.MustCompile("cannot unmarshal !!str (`[^`]*`) into time.Duration")
+var badDuration = regexp.MustCompile("line ([0-9]+): cannot unmarshal !!str `[^`]*` into time.Duration")
 
 // Environment variables that override the file.
 const (
@@ -159,7 +160,16 @@ func Parse(raw []byte, source string) (*Config, error) {
 	dec.KnownFields(true)
 	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
 		msg := strings.TrimPrefix(err.Error(), "yaml: ")
-		msg = badDuration.ReplaceAllString(msg, "$1 is not a duration (write it like 90s, 10m or 24h)")
+		// yaml shortens the value; quote the whole line instead.
+		lines := strings.Split(string(raw), "\n")
+		msg = badDuration.ReplaceAllStringFunc(msg, func(m string) string {
+			n, _ := strconv.Atoi(badDuration.FindStringSubmatch(m)[1])
+			text := ""
+			if n >= 1 && n <= len(lines) {
+				text = strings.TrimSpace(lines[n-1])
+			}
+			return fmt.Sprintf("line %d: %q: not a duration (write it like 90s, 10m or 24h)", n, text)
+		})
 		return nil, fmt.Errorf("%s: %s", source, msg)
 	}
 	c.ApplyEnv(os.Getenv)

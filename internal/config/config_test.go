@@ -59,7 +59,7 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		want       []string
 	}{
 		{"unknown key with its line", minimal + "replace:\n  throtle: 10MiB\n", []string{"f.yaml", "line 5", "throtle"}},
-		{"bad duration", minimal + "gate:\n  retry_base: ten seconds\n", []string{"line 5", "`ten sec...` is not a duration"}},
+		{"bad duration", minimal + "gate:\n  retry_base: ten seconds\n", []string{`line 5: "retry_base: ten seconds": not a duration`}},
 		{"bad size", minimal + "replace:\n  throttle: fast\n", []string{"line 5", "fast"}},
 		{"missing bootstrap", "cluster: c1\n", []string{"kafka.bootstrap"}},
 		{"missing cluster", "kafka:\n  bootstrap: [b:1]\n", []string{"cluster:"}},
