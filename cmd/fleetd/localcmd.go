@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -67,7 +69,12 @@ Everything stops, and the data is deleted, when this command is interrupted.`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "local fleet up: cluster %s\n  bootstrap:   %s\n  controllers: %s\n  control API: http://%s\n\n", fleet.ClusterID(),
 				strings.Join(fleet.Bootstrap(), ","), strings.Join(fleet.ControllerAddrs(), ","), ln.Addr())
-			fmt.Fprintf(out, "  export FLEETD_LOCAL_FLEET=http://%s\n  fleetd status --bootstrap %s\n  fleetd replace --broker 2 --dry-run\n\nCtrl-C stops the fleet and deletes its data.\n", ln.Addr(), fleet.Bootstrap()[0])
+			cfgPath := filepath.Join(fleet.Dir(), "fleetd.yaml")
+			if err := os.WriteFile(cfgPath, []byte(localConfig(fleet.ClusterID(), fleet.Dir(), fleet.Bootstrap(), fleet.ControllerAddrs(), "http://"+ln.Addr().String())), 0o600); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "  export FLEETD_LOCAL_FLEET=http://%s\n  fleetd status --bootstrap %s\n  fleetd replace --broker 2 --dry-run\n\n", ln.Addr(), fleet.Bootstrap()[0])
+			fmt.Fprintf(out, "  the daemon, with a config written for this fleet:\n  fleetd run --config %s\n  fleetd status --api http://127.0.0.1:7080\n\nCtrl-C stops the fleet and deletes its data.\n", cfgPath)
 			<-cmd.Context().Done()
 			fmt.Fprintln(out, "stopping the local fleet")
 			return nil
@@ -77,4 +84,29 @@ Everything stops, and the data is deleted, when this command is interrupted.`,
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a temporary one, deleted on exit)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "loopback address of the control API")
 	return cmd
+}
+
+// localConfig is a `fleetd run` config for a local fleet (docs/config.md).
+func localConfig(clusterID, dir string, bootstrap, controllers []string, controlURL string) string {
+	return fmt.Sprintf(`# fleetd run --config this-file   (written by fleetd local up)
+cluster: local-%s
+state_dir: %s
+kafka:
+  bootstrap: [%s]
+  controllers: [%s]
+provider:
+  kind: local
+  local_fleet: %s
+replace:
+  throttle: 20MiB
+  poll: 2s
+# chaos:            # uncomment to have fleetd replace the oldest broker at every hour
+#   enabled: true
+#   cron: "0 * * * *"
+#   days: sun-sat
+#   hours: "00:00-24:00"
+#   min_interval: 30m
+log:
+  format: console
+`, clusterID, filepath.Join(dir, "fleetd-state"), strings.Join(bootstrap, ", "), strings.Join(controllers, ", "), controlURL)
 }

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/fleetd/fleetd/internal/config"
 )
 
 // TestMain lets tests run this binary as fleetd itself (FLEETD_TEST_AS_FLEETD=1),
@@ -99,5 +101,26 @@ func TestRunRefusesBadConfigs(t *testing.T) {
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"run"}, &out, &errb); code != exitError || !strings.Contains(errb.String(), "--config is required") {
 		t.Fatalf("run without a config: %d %q", code, errb.String())
+	}
+}
+
+func TestLocalUpWritesAValidDaemonConfig(t *testing.T) {
+	raw := localConfig("abc", "/tmp/fleet", []string{"127.0.0.1:1", "127.0.0.1:2"}, []string{"127.0.0.1:3"}, "http://127.0.0.1:7070")
+	c, err := config.Parse([]byte(raw), "local")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Provider.Kind != "local" || len(c.Kafka.Bootstrap) != 2 || c.StateDir != "/tmp/fleet/fleetd-state" || c.Chaos.Enabled {
+		t.Fatalf("config %+v", c)
+	}
+	// The commented chaos block, uncommented, is valid too.
+	lines := strings.Split(raw, "\n")
+	for i, l := range lines {
+		if strings.HasPrefix(l, "# chaos:") || strings.HasPrefix(l, "#   ") {
+			lines[i], _, _ = strings.Cut(l[2:], "  #")
+		}
+	}
+	if c, err = config.Parse([]byte(strings.Join(lines, "\n")), "local"); err != nil || !c.Chaos.Enabled || c.Chaos.Cron != "0 * * * *" {
+		t.Fatalf("uncommented chaos block: %v", err)
 	}
 }
