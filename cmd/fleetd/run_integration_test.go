@@ -347,7 +347,7 @@ func TestRunStandbyTakesOverAfterSIGKILL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		standbyTakesOver(t, "lease:\n  kind: dynamodb\n  table: fleetd-leases\n  ttl: 6s\naws:\n  region: us-east-1\n")
+		standbyTakesOver(t, "lease:\n  kind: dynamodb\n  table: fleetd-leases\n  ttl: 9s\naws:\n  region: us-east-1\n")
 	})
 }
 

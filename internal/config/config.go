@@ -290,6 +290,9 @@ func (c *Config) Validate() error {
 	if _, err := c.ChaosSchedule(); err != nil {
 		return err
 	}
+	if c.Lease.TTL < 5*time.Second {
+		return fmt.Errorf("lease.ttl: %s is too short (at least 5s; 30s is a good value): the holder renews every ttl/3", c.Lease.TTL)
+	}
 	switch c.Lease.Kind {
 	case "file":
 	case "dynamodb":

@@ -108,7 +108,8 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		o.ChaosTick = 15 * time.Second
 	}
 	if o.ControllerTick <= 0 {
-		o.ControllerTick = 5 * time.Second
+		// Notice a lost lease well within its TTL.
+		o.ControllerTick = min(5*time.Second, cfg.Lease.TTL/4)
 	}
 	d := &Daemon{cfg: cfg, o: o, log: o.Log.With().Str("cluster", cfg.Cluster).Logger()}
 	var closers []func()

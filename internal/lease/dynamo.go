@@ -55,6 +55,7 @@ type DynamoDB struct {
 	validTill time.Time // zero: not held
 	renewed   time.Time
 	lastErr   error
+	gen       int // acquisitions so far: a renewal loop stops when it changes
 }
 
 func (l *DynamoDB) defaults() {
@@ -103,7 +104,31 @@ func (l *DynamoDB) TryAcquire(ctx context.Context) error {
 		return l.explain(err)
 	}
 	l.validTill, l.renewed = sent.Add(l.TTL-l.Margin), sent
+	l.gen++
+	go l.keep(ctx, l.gen)
 	return nil
+}
+
+// keep renews the lease every TTL/3 in the background, so that renewal
+// never waits for the caller's loop (which may be busy). It stops when ctx
+// ends or the lease is lost, released or acquired anew.
+func (l *DynamoDB) keep(ctx context.Context, gen int) {
+	t := time.NewTicker(l.TTL / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		l.mu.Lock()
+		if l.gen != gen || l.validTill.IsZero() {
+			l.mu.Unlock()
+			return
+		}
+		_, _ = l.heldLocked(ctx)
+		l.mu.Unlock()
+	}
 }
 
 // Held renews the lease when a third of its TTL has passed and reports
@@ -113,6 +138,10 @@ func (l *DynamoDB) TryAcquire(ctx context.Context) error {
 func (l *DynamoDB) Held(ctx context.Context) (bool, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.heldLocked(ctx)
+}
+
+func (l *DynamoDB) heldLocked(ctx context.Context) (bool, error) {
 	l.defaults()
 	now := l.Now()
 	if l.validTill.IsZero() {
@@ -126,7 +155,9 @@ func (l *DynamoDB) Held(ctx context.Context) (bool, error) {
 	if now.Sub(l.renewed) < l.TTL/3 {
 		return true, nil
 	}
-	_, err := l.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	rctx, cancel := context.WithTimeout(ctx, l.TTL/3)
+	defer cancel()
+	_, err := l.Client.UpdateItem(rctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.Table),
 		Key:                       l.key(),
 		UpdateExpression:          aws.String("SET #e = :exp"),

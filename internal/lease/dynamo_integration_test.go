@@ -134,3 +134,31 @@ func TestDynamoDBLeaseMissingTableNamesTheFix(t *testing.T) {
 		t.Fatalf("missing table: %v, want an error naming the table and how to create it", err)
 	}
 }
+
+// The holder renews in the background: a caller that does not ask for a
+// while (its loop busy) keeps the lease.
+func TestDynamoDBLeaseRenewsInTheBackground(t *testing.T) {
+	ctx := testbed.Context(t)
+	c := motoDynamo(t, "leases")
+	a := &DynamoDB{Client: c, Table: "leases", Name: "c", Holder: "a:1", TTL: 1500 * time.Millisecond}
+	b := &DynamoDB{Client: c, Table: "leases", Name: "c", Holder: "b:2", TTL: 1500 * time.Millisecond}
+	if err := a.TryAcquire(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for range 4 {
+		time.Sleep(time.Second) // never calling a.Held
+		if err := b.TryAcquire(ctx); !errors.Is(err, ErrHeld) {
+			t.Fatalf("b took a's lease while a was alive: %v", err)
+		}
+	}
+	if held, err := a.Held(ctx); !held || err != nil {
+		t.Fatalf("a after 4 s without asking: held=%v err=%v", held, err)
+	}
+	if err := a.Release(ctx); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second) // the renewal loop has stopped: nothing re-creates the item
+	if err := b.TryAcquire(ctx); err != nil {
+		t.Fatalf("b after a released: %v", err)
+	}
+}
