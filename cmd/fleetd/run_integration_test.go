@@ -25,7 +25,6 @@ import (
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/fleetd/fleetd/internal/api"
-	"github.com/fleetd/fleetd/internal/ec2"
 	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -329,16 +328,8 @@ chaos:
 func TestRunStandbyTakesOverAfterSIGKILL(t *testing.T) {
 	t.Run("file", func(t *testing.T) { standbyTakesOver(t, "") })
 	t.Run("dynamodb", func(t *testing.T) {
-		m := testbed.StartMoto(t)
-		t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-		t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-		t.Setenv("AWS_ENDPOINT_URL", m.Endpoint)
-		t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-		cfg, err := ec2.LoadConfig(testbed.Context(t), ec2.ConfigOptions{Region: "us-east-1"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		_, err = dynamodb.NewFromConfig(cfg).CreateTable(testbed.Context(t), &dynamodb.CreateTableInput{
+		cfg, _ := testbed.MotoAWS(t)
+		_, err := dynamodb.NewFromConfig(cfg).CreateTable(testbed.Context(t), &dynamodb.CreateTableInput{
 			TableName:            aws.String("fleetd-leases"),
 			AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String(lease.Key), AttributeType: ddbtypes.ScalarAttributeTypeS}},
 			KeySchema:            []ddbtypes.KeySchemaElement{{AttributeName: aws.String(lease.Key), KeyType: ddbtypes.KeyTypeHash}},

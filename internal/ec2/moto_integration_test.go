@@ -18,12 +18,7 @@ import (
 // through the same environment variables an operator would set.
 func motoConfig(t *testing.T) aws.Config {
 	t.Helper()
-	m := testbed.StartMoto(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL", m.Endpoint)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	testbed.MotoAWS(t)
 	cfg, err := LoadConfig(testbed.Context(t), ConfigOptions{})
 	if err != nil {
 		t.Fatal(err)

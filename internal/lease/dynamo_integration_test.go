@@ -13,7 +13,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/fleetd/fleetd/internal/ec2"
 	"github.com/fleetd/fleetd/internal/testbed"
 )
 
@@ -27,20 +26,11 @@ func (c *clock) advance(d time.Duration) { c.t = c.t.Add(d) }
 
 func motoDynamo(t *testing.T, table string) *dynamodb.Client {
 	t.Helper()
-	m := testbed.StartMoto(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL", m.Endpoint)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	cfg, _ := testbed.MotoAWS(t)
 	ctx := testbed.Context(t)
-	cfg, err := ec2.LoadConfig(ctx, ec2.ConfigOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
 	c := dynamodb.NewFromConfig(cfg)
 	if table != "" {
-		_, err = c.CreateTable(ctx, &dynamodb.CreateTableInput{
+		_, err := c.CreateTable(ctx, &dynamodb.CreateTableInput{
 			TableName:            aws.String(table),
 			AttributeDefinitions: []types.AttributeDefinition{{AttributeName: aws.String(Key), AttributeType: types.ScalarAttributeTypeS}},
 			KeySchema:            []types.KeySchemaElement{{AttributeName: aws.String(Key), KeyType: types.KeyTypeHash}},

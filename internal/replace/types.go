@@ -22,9 +22,11 @@ const (
 
 // Instance is the machine a broker runs on.
 type Instance struct {
-	ID         string            `json:"id"`
-	NodeID     int32             `json:"node_id"`
-	Zone       string            `json:"zone"` // availability zone, which is the broker's rack
+	ID     string `json:"id"`
+	NodeID int32  `json:"node_id"`
+	Zone   string `json:"zone"` // availability zone, which is the broker's rack
+	// Subnet is where the instance runs (EC2); a replacement goes in the same.
+	Subnet     string            `json:"subnet,omitempty"`
 	State      InstanceState     `json:"state"`
 	Image      string            `json:"image,omitempty"`
 	LaunchedAt time.Time         `json:"launched_at"`

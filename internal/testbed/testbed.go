@@ -75,6 +75,22 @@ func Context(t testing.TB) context.Context {
 // local.DefaultDist; a missing one fails the test with the command to run.
 func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
 	t.Helper()
+	ids := make([]int32, brokers)
+	for i := range ids {
+		ids[i] = int32(i + 1)
+	}
+	return newCluster(t, func(ctx context.Context, o local.Options) (*local.Fleet, error) { return local.Up(ctx, o, brokers) }, nil, ids, opts)
+}
+
+// NewClusterFrom starts the controllers only, lets start bring up the
+// brokers (MirrorEC2 does, from moto's instances), and waits for ids.
+func NewClusterFrom(t testing.TB, start func(*local.Fleet), ids ...int32) *Cluster {
+	t.Helper()
+	return newCluster(t, local.Start, start, ids, nil)
+}
+
+func newCluster(t testing.TB, up func(context.Context, local.Options) (*local.Fleet, error), then func(*local.Fleet), ids []int32, opts []Option) *Cluster {
+	t.Helper()
 	dist, err := local.DefaultDist()
 	if err != nil {
 		t.Fatalf("Kafka distribution: %v", err)
@@ -83,8 +99,7 @@ func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
 	for _, opt := range opts {
 		opt(&o)
 	}
-	ctx := Context(t)
-	f, err := local.Up(ctx, o, brokers)
+	f, err := up(Context(t), o)
 	if err != nil {
 		dumpLogs(t, o.Dir)
 		t.Fatalf("start local fleet: %v", err)
@@ -95,9 +110,8 @@ func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
 		}
 		f.Close()
 	})
-	ids := make([]int32, brokers)
-	for i := range ids {
-		ids[i] = int32(i + 1)
+	if then != nil {
+		then(f)
 	}
 	cl, err := kgo.NewClient(kgo.SeedBrokers(f.Bootstrap()...))
 	if err != nil {

@@ -1,0 +1,338 @@
+package ec2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/fleetd/fleetd/internal/replace"
+)
+
+// Tag keys fleetd reads and writes. The cluster and node id keys are
+// configurable (Options.Tags); the rest are fleetd's own.
+const (
+	DefaultClusterTag = "fleetd:cluster"
+	DefaultNodeIDTag  = "fleetd:node-id"
+	// TagReplacement names the replacement an instance belongs to (the new
+	// broker) or is being replaced by (the old one).
+	TagReplacement = "fleetd:replacement"
+	// TagStep is the replacement's last recorded step, for a fleetd on
+	// another host to see where it stands.
+	TagStep = "fleetd:step"
+	// TagLaunchToken makes a launch idempotent: before launching, fleetd
+	// looks for an instance carrying the token (EC2's own ClientToken
+	// protects as well; moto does not implement it).
+	TagLaunchToken = "fleetd:launch-token"
+)
+
+// API is the part of the EC2 client the provider uses.
+type API interface {
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, opts ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error)
+	RunInstances(ctx context.Context, in *ec2.RunInstancesInput, opts ...func(*ec2.Options)) (*ec2.RunInstancesOutput, error)
+	StopInstances(ctx context.Context, in *ec2.StopInstancesInput, opts ...func(*ec2.Options)) (*ec2.StopInstancesOutput, error)
+	TerminateInstances(ctx context.Context, in *ec2.TerminateInstancesInput, opts ...func(*ec2.Options)) (*ec2.TerminateInstancesOutput, error)
+	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, opts ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+	DescribeInstanceStatus(ctx context.Context, in *ec2.DescribeInstanceStatusInput, opts ...func(*ec2.Options)) (*ec2.DescribeInstanceStatusOutput, error)
+}
+
+// Options say which instances are the cluster's brokers and how new ones
+// are launched.
+type Options struct {
+	// Cluster is the value of the cluster tag.
+	Cluster string
+	// ClusterTag and NodeIDTag are the tag keys (DefaultClusterTag,
+	// DefaultNodeIDTag).
+	ClusterTag, NodeIDTag string
+	// LaunchTemplate is a launch template id (lt-...) or name; Version is
+	// "$Default" unless set.
+	LaunchTemplate, LaunchTemplateVersion string
+	// InstanceType overrides the template's (default im4gn.4xlarge).
+	InstanceType string
+	// ImageOwners and ImageTags select the AMI: the newest available image
+	// owned by one of ImageOwners (default "self") carrying every tag.
+	ImageOwners []string
+	ImageTags   map[string]string
+}
+
+// Provider is replace.Provider on EC2.
+type Provider struct {
+	API  API
+	Opts Options
+}
+
+// NewProvider applies defaults to o.
+func NewProvider(api API, o Options) (*Provider, error) {
+	if o.Cluster == "" {
+		return nil, errors.New("ec2 provider: the cluster name is required (the value of the cluster tag)")
+	}
+	if o.LaunchTemplate == "" {
+		return nil, errors.New("ec2.launch_template: required (the Terraform module outputs it)")
+	}
+	if o.ClusterTag == "" {
+		o.ClusterTag = DefaultClusterTag
+	}
+	if o.NodeIDTag == "" {
+		o.NodeIDTag = DefaultNodeIDTag
+	}
+	if o.LaunchTemplateVersion == "" {
+		o.LaunchTemplateVersion = "$Default"
+	}
+	if o.InstanceType == "" {
+		o.InstanceType = "im4gn.4xlarge"
+	}
+	if len(o.ImageOwners) == 0 {
+		o.ImageOwners = []string{"self"}
+	}
+	return &Provider{API: api, Opts: o}, nil
+}
+
+func (p *Provider) clusterFilter() types.Filter {
+	return types.Filter{Name: aws.String("tag:" + p.Opts.ClusterTag), Values: []string{p.Opts.Cluster}}
+}
+
+func tagsOf(ts []types.Tag) map[string]string {
+	m := make(map[string]string, len(ts))
+	for _, t := range ts {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// toInstance translates an EC2 instance; ok is false for one without a
+// valid node id tag (not a broker fleetd manages).
+func (p *Provider) toInstance(in types.Instance) (replace.Instance, bool) {
+	tags := tagsOf(in.Tags)
+	id, err := strconv.ParseInt(tags[p.Opts.NodeIDTag], 10, 32)
+	if err != nil || id < 0 || tags[p.Opts.ClusterTag] != p.Opts.Cluster {
+		return replace.Instance{}, false
+	}
+	out := replace.Instance{
+		ID: aws.ToString(in.InstanceId), NodeID: int32(id), Image: aws.ToString(in.ImageId),
+		LaunchedAt: aws.ToTime(in.LaunchTime), Tags: tags, Subnet: aws.ToString(in.SubnetId),
+	}
+	if in.Placement != nil {
+		out.Zone = aws.ToString(in.Placement.AvailabilityZone)
+	}
+	if in.State != nil {
+		out.State = replace.InstanceState(in.State.Name)
+	}
+	return out, true
+}
+
+// describe lists the cluster's instances matching extra filters.
+func (p *Provider) describe(ctx context.Context, extra ...types.Filter) ([]replace.Instance, error) {
+	in := &ec2.DescribeInstancesInput{Filters: append([]types.Filter{p.clusterFilter()}, extra...)}
+	var out []replace.Instance
+	pg := ec2.NewDescribeInstancesPaginator(p.API, in)
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describe instances of cluster %s: %w", p.Opts.Cluster, err)
+		}
+		for _, r := range page.Reservations {
+			for _, i := range r.Instances {
+				if inst, ok := p.toInstance(i); ok {
+					out = append(out, inst)
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Instances lists the cluster's brokers that are not terminated.
+func (p *Provider) Instances(ctx context.Context) ([]replace.Instance, error) {
+	all, err := p.describe(ctx, types.Filter{Name: aws.String("instance-state-name"),
+		Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}})
+	if err != nil {
+		return nil, err
+	}
+	slices.SortFunc(all, func(a, b replace.Instance) int { return a.LaunchedAt.Compare(b.LaunchedAt) })
+	return all, nil
+}
+
+// NewestImage returns the newest available AMI the selector matches.
+func (p *Provider) NewestImage(ctx context.Context) (types.Image, error) {
+	in := &ec2.DescribeImagesInput{Owners: p.Opts.ImageOwners, Filters: []types.Filter{{Name: aws.String("state"), Values: []string{"available"}}}}
+	keys := make([]string, 0, len(p.Opts.ImageTags))
+	for k := range p.Opts.ImageTags {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		in.Filters = append(in.Filters, types.Filter{Name: aws.String("tag:" + k), Values: []string{p.Opts.ImageTags[k]}})
+	}
+	var best types.Image
+	pg := ec2.NewDescribeImagesPaginator(p.API, in)
+	for pg.HasMorePages() {
+		page, err := pg.NextPage(ctx)
+		if err != nil {
+			return types.Image{}, fmt.Errorf("describe images: %w", err)
+		}
+		for _, im := range page.Images {
+			// CreationDate is RFC 3339, so strings compare as times.
+			if aws.ToString(im.CreationDate) > aws.ToString(best.CreationDate) {
+				best = im
+			}
+		}
+	}
+	if best.ImageId == nil {
+		return types.Image{}, fmt.Errorf("no available AMI owned by %v with tags %v: has CI built one (packer/)? is ec2.ami set right?", p.Opts.ImageOwners, p.Opts.ImageTags)
+	}
+	return best, nil
+}
+
+// Launch starts a broker like req.Like (same subnet, so the same AZ) from the
+// newest AMI. It is idempotent by req.Token: an instance already carrying
+// the token is returned instead of launching a second one.
+func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (replace.Instance, error) {
+	if req.Token == "" {
+		return replace.Instance{}, errors.New("launch: a token is required for an idempotent launch")
+	}
+	existing, err := p.describe(ctx, types.Filter{Name: aws.String("tag:" + TagLaunchToken), Values: []string{req.Token}})
+	if err != nil {
+		return replace.Instance{}, err
+	}
+	for _, in := range existing {
+		if in.State != replace.StateTerminated {
+			return in, nil
+		}
+	}
+	if req.Like.Subnet == "" {
+		return replace.Instance{}, fmt.Errorf("launch like %s: its subnet is unknown, so the AZ cannot be kept", req.Like.ID)
+	}
+	img, err := p.NewestImage(ctx)
+	if err != nil {
+		return replace.Instance{}, err
+	}
+	tags := []types.Tag{
+		{Key: aws.String(p.Opts.ClusterTag), Value: aws.String(p.Opts.Cluster)},
+		{Key: aws.String(p.Opts.NodeIDTag), Value: aws.String(strconv.Itoa(int(req.NodeID)))},
+		{Key: aws.String(TagReplacement), Value: aws.String(req.ReplacementID)},
+		{Key: aws.String(TagLaunchToken), Value: aws.String(req.Token)},
+		{Key: aws.String("Name"), Value: aws.String(fmt.Sprintf("%s-broker-%d", p.Opts.Cluster, req.NodeID))},
+	}
+	lt := &types.LaunchTemplateSpecification{Version: aws.String(p.Opts.LaunchTemplateVersion)}
+	if strings.HasPrefix(p.Opts.LaunchTemplate, "lt-") {
+		lt.LaunchTemplateId = aws.String(p.Opts.LaunchTemplate)
+	} else {
+		lt.LaunchTemplateName = aws.String(p.Opts.LaunchTemplate)
+	}
+	token := req.Token
+	if len(token) > 64 {
+		token = token[:64] // EC2's limit; the tag keeps the whole token
+	}
+	out, err := p.API.RunInstances(ctx, &ec2.RunInstancesInput{
+		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
+		LaunchTemplate: lt,
+		ImageId:        img.ImageId,
+		InstanceType:   types.InstanceType(p.Opts.InstanceType),
+		SubnetId:       aws.String(req.Like.Subnet),
+		ClientToken:    aws.String(token),
+		TagSpecifications: []types.TagSpecification{
+			{ResourceType: types.ResourceTypeInstance, Tags: tags},
+			{ResourceType: types.ResourceTypeVolume, Tags: tags[:3]},
+		},
+	}, func(o *ec2.Options) {
+		// No SDK-level retry: a launch whose answer was lost is retried by
+		// the executor, which first looks for the token above.
+		o.RetryMaxAttempts = 1
+	})
+	if err != nil {
+		return replace.Instance{}, fmt.Errorf("run instance like %s in %s from %s: %w", req.Like.ID, req.Like.Subnet, aws.ToString(img.ImageId), err)
+	}
+	if len(out.Instances) != 1 {
+		return replace.Instance{}, fmt.Errorf("run instances returned %d instances, want 1", len(out.Instances))
+	}
+	in, ok := p.toInstance(out.Instances[0])
+	if !ok {
+		return replace.Instance{}, fmt.Errorf("launched %s without fleetd's tags", aws.ToString(out.Instances[0].InstanceId))
+	}
+	return in, nil
+}
+
+// owned returns the instance if it carries this cluster's tag, and refuses
+// anything else: fleetd must never touch an instance that is not its own.
+func (p *Provider) owned(ctx context.Context, id string) (replace.Instance, error) {
+	out, err := p.API.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return replace.Instance{}, fmt.Errorf("describe %s: %w", id, err)
+	}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			if in, ok := p.toInstance(i); ok {
+				return in, nil
+			}
+			return replace.Instance{}, fmt.Errorf("refusing to act on %s: it does not carry %s=%s and a node id tag %s", id, p.Opts.ClusterTag, p.Opts.Cluster, p.Opts.NodeIDTag)
+		}
+	}
+	return replace.Instance{}, fmt.Errorf("instance %s not found", id)
+}
+
+// Stop stops the instance; its OS shutdown stops Kafka with a controlled
+// shutdown. Idempotent.
+func (p *Provider) Stop(ctx context.Context, id string) error {
+	in, err := p.owned(ctx, id)
+	if err != nil {
+		return err
+	}
+	switch in.State {
+	case replace.StateStopping, replace.StateStopped, replace.StateShuttingDown, replace.StateTerminated:
+		return nil
+	}
+	if _, err := p.API.StopInstances(ctx, &ec2.StopInstancesInput{InstanceIds: []string{id}}); err != nil {
+		return fmt.Errorf("stop %s: %w", id, err)
+	}
+	return nil
+}
+
+// Terminate destroys the instance. Idempotent.
+func (p *Provider) Terminate(ctx context.Context, id string) error {
+	in, err := p.owned(ctx, id)
+	if err != nil {
+		return err
+	}
+	if in.State == replace.StateTerminated || in.State == replace.StateShuttingDown {
+		return nil
+	}
+	if _, err := p.API.TerminateInstances(ctx, &ec2.TerminateInstancesInput{InstanceIds: []string{id}}); err != nil {
+		return fmt.Errorf("terminate %s: %w", id, err)
+	}
+	return nil
+}
+
+// TagProgress records a replacement's step on its instances, so that people
+// and a fleetd on another host see it in the console. Only the cluster's
+// own instances are tagged.
+func (p *Provider) TagProgress(ctx context.Context, r *replace.Record) error {
+	var ids []string
+	for _, id := range []string{r.OldInstance, r.NewInstance} {
+		if id == "" {
+			continue
+		}
+		if _, err := p.owned(ctx, id); err != nil {
+			return err
+		}
+		ids = append(ids, id)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := p.API.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: []types.Tag{
+		{Key: aws.String(TagReplacement), Value: aws.String(r.ID)},
+		{Key: aws.String(TagStep), Value: aws.String(string(r.Phase) + "/" + string(r.Step) + " " + time.Now().UTC().Format(time.RFC3339))},
+	}})
+	if err != nil {
+		return fmt.Errorf("tag progress of %s: %w", r.ID, err)
+	}
+	return nil
+}
