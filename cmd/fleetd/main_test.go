@@ -62,7 +62,7 @@ func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
 	good := dir + "/good.yaml"
 	bad := dir + "/bad.yaml"
-	os.WriteFile(good, []byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\n"), 0o644)
+	os.WriteFile(good, []byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: kafka-broker\n"), 0o644)
 	os.WriteFile(bad, []byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\nchaos:\n  enabled: yes please\n"), 0o644)
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"config", "validate", good}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "is valid: cluster c1") {
@@ -78,14 +78,17 @@ func TestConfigValidate(t *testing.T) {
 // fleetd run refuses a bad config before touching anything, naming the key.
 func TestRunRefusesBadConfigs(t *testing.T) {
 	dir := t.TempDir()
+	const base = "cluster: c1\nkafka:\n  bootstrap: [b:9092]\nprovider:\n  kind: local\n  local_fleet: http://127.0.0.1:7070\n"
 	for name, tt := range map[string]struct{ yaml, want string }{
-		"unknown key":       {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nchoas:\n  enabled: true\n", `line 4: field choas not found`},
-		"bad duration":      {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nlease:\n  ttl: half a minute\n", `line 5: "ttl: half a minute": not a duration`},
+		"unknown key":       {base + "choas:\n  enabled: true\n", `line 7: field choas not found`},
+		"bad duration":      {base + "lease:\n  ttl: half a minute\n", `line 8: "ttl: half a minute": not a duration`},
 		"missing bootstrap": {"cluster: c1\n", "kafka.bootstrap"},
-		"open listener":     {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\napi:\n  listen: 0.0.0.0:7080\n", "api.token is required"},
-		"bad log level":     {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nlog:\n  level: loud\n", "log.level"},
-		"chaos sans cron":   {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nchaos:\n  enabled: true\n", "chaos.cron"},
-		"ec2 not yet":       {"cluster: c1\nkafka:\n  bootstrap: [127.0.0.1:1]\nstate_dir: " + dir + "/s\n", "EC2 provider is not implemented yet"},
+		"open listener":     {base + "api:\n  listen: 0.0.0.0:7080\n", "api.token is required"},
+		"bad log level":     {base + "log:\n  level: loud\n", "log.level"},
+		"chaos sans cron":   {base + "chaos:\n  enabled: true\n", "chaos.cron"},
+		"short lease":       {base + "lease:\n  ttl: 1s\n", "lease.ttl"},
+		"ec2 sans template": {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\n", "ec2.launch_template"},
+		"bad event kind":    {"cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: lt\nevents:\n  replace_on: [instance-reboot, meteor]\n", `"meteor" is not an event kind`},
 	} {
 		t.Run(name, func(t *testing.T) {
 			p := dir + "/" + strings.ReplaceAll(name, " ", "-") + ".yaml"

@@ -37,6 +37,9 @@ type Config struct {
 	Chaos    Chaos            `yaml:"chaos"`
 	Lease    Lease            `yaml:"lease"`
 	AWS      AWS              `yaml:"aws"`
+	EC2      EC2              `yaml:"ec2"`
+	Events   Events           `yaml:"events"`
+	AMIDrift AMIDrift         `yaml:"ami_drift"`
 	API      API              `yaml:"api"`
 	Tracing  Tracing          `yaml:"tracing"`
 	Log      Log              `yaml:"log"`
@@ -95,6 +98,42 @@ type Lease struct {
 type AWS struct {
 	// Region; default from the standard chain (AWS_REGION, instance metadata).
 	Region string `yaml:"region"`
+}
+
+// EC2 says which instances are the brokers and how new ones are launched
+// (provider.kind ec2).
+type EC2 struct {
+	// ClusterTag's value on an instance is the cluster name; NodeIDTag's
+	// value its broker node id.
+	ClusterTag            string            `yaml:"cluster_tag"`
+	NodeIDTag             string            `yaml:"node_id_tag"`
+	LaunchTemplate        string            `yaml:"launch_template"`
+	LaunchTemplateVersion string            `yaml:"launch_template_version"`
+	InstanceType          string            `yaml:"instance_type"`
+	AMIOwners             []string          `yaml:"ami_owners"`
+	AMITags               map[string]string `yaml:"ami_tags"`
+}
+
+// Events configures the AWS event sources (provider.kind ec2).
+type Events struct {
+	// QueueURL is the SQS queue EventBridge feeds; empty: not consumed.
+	QueueURL string        `yaml:"queue_url"`
+	Wait     time.Duration `yaml:"wait"`
+	// PollInterval for DescribeInstanceStatus; 0 turns polling off.
+	PollInterval time.Duration `yaml:"poll_interval"`
+	// ReplaceOn lists the event kinds that queue a replacement; others are
+	// logged only.
+	ReplaceOn []string `yaml:"replace_on"`
+	// LeadTime: a scheduled event's replacement waits for the maintenance
+	// window only if the window opens at least this long before the event.
+	LeadTime time.Duration `yaml:"lead_time"`
+}
+
+// AMIDrift replaces brokers on an older AMI than the newest matching one,
+// one at a time, inside the chaos maintenance window and min_interval.
+type AMIDrift struct {
+	Enabled  bool          `yaml:"enabled"`
+	Interval time.Duration `yaml:"interval"`
 }
 
 // API is fleetd's HTTP API.
@@ -243,6 +282,30 @@ func (c *Config) Defaults() {
 		c.Lease.Path = c.StateDir + "/lease"
 	}
 	def(&c.Lease.TTL, 30*time.Second)
+	if c.EC2.ClusterTag == "" {
+		c.EC2.ClusterTag = "fleetd:cluster"
+	}
+	if c.EC2.NodeIDTag == "" {
+		c.EC2.NodeIDTag = "fleetd:node-id"
+	}
+	if c.EC2.LaunchTemplateVersion == "" {
+		c.EC2.LaunchTemplateVersion = "$Default"
+	}
+	if c.EC2.InstanceType == "" {
+		c.EC2.InstanceType = "im4gn.4xlarge"
+	}
+	if len(c.EC2.AMIOwners) == 0 {
+		c.EC2.AMIOwners = []string{"self"}
+	}
+	if c.EC2.AMITags == nil {
+		c.EC2.AMITags = map[string]string{"fleetd:role": "kafka-broker"}
+	}
+	def(&c.Events.Wait, 20*time.Second)
+	if c.Events.ReplaceOn == nil {
+		c.Events.ReplaceOn = []string{"instance-retirement", "instance-stop", "system-maintenance", "instance-lost"}
+	}
+	def(&c.Events.LeadTime, 24*time.Hour)
+	def(&c.AMIDrift.Interval, time.Hour)
 	if c.API.Listen == "" {
 		c.API.Listen = "127.0.0.1:7080"
 	}
@@ -268,8 +331,24 @@ func (c *Config) Validate() error {
 			return errors.New("provider.local_fleet: required for provider.kind local (the URL `fleetd local up` prints)")
 		}
 	case "ec2":
+		if c.EC2.LaunchTemplate == "" {
+			return errors.New("ec2.launch_template: required for provider.kind ec2 (the Terraform module's launch_template_name output)")
+		}
 	default:
 		return fmt.Errorf("provider.kind: %q is not local or ec2", c.Provider.Kind)
+	}
+	for _, k := range c.Events.ReplaceOn {
+		switch k {
+		case "instance-retirement", "instance-stop", "system-maintenance", "system-reboot", "instance-reboot", "instance-lost":
+		default:
+			return fmt.Errorf("events.replace_on: %q is not an event kind (instance-retirement, instance-stop, system-maintenance, system-reboot, instance-reboot, instance-lost)", k)
+		}
+	}
+	if c.Events.Wait > 20*time.Second {
+		return fmt.Errorf("events.wait: %s is longer than SQS's 20s long-poll maximum", c.Events.Wait)
+	}
+	if (c.Events.QueueURL != "" || c.Events.PollInterval > 0 || c.AMIDrift.Enabled) && c.Provider.Kind != "ec2" {
+		return errors.New("events and ami_drift need provider.kind ec2")
 	}
 	if c.Replace.Concurrency < 1 {
 		return fmt.Errorf("replace.concurrency: %d, want at least 1", c.Replace.Concurrency)
@@ -279,7 +358,7 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("replace.order: %q is not smallest-first, largest-first or by-name", c.Replace.Order)
 	}
-	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "lease.ttl": c.Lease.TTL} {
+	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "lease.ttl": c.Lease.TTL, "events.wait": c.Events.Wait, "events.poll_interval": c.Events.PollInterval, "events.lead_time": c.Events.LeadTime, "ami_drift.interval": c.AMIDrift.Interval} {
 		if d < 0 {
 			return fmt.Errorf("%s: %s is negative", key, d)
 		}

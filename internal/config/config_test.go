@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-const minimal = "cluster: c1\nkafka:\n  bootstrap: [b:9092]\n"
+const minimal = "cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: kafka-broker\n"
 
 func noEnv(t *testing.T) {
 	for _, k := range []string{EnvBootstrap, EnvSASLPassword, EnvAPIToken} {
@@ -58,9 +58,9 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		name, yaml string
 		want       []string
 	}{
-		{"unknown key with its line", minimal + "replace:\n  throtle: 10MiB\n", []string{"f.yaml", "line 5", "throtle"}},
-		{"bad duration", minimal + "gate:\n  retry_base: ten seconds\n", []string{`line 5: "retry_base: ten seconds": not a duration`}},
-		{"bad size", minimal + "replace:\n  throttle: fast\n", []string{"line 5", "fast"}},
+		{"unknown key with its line", minimal + "replace:\n  throtle: 10MiB\n", []string{"f.yaml", "line 7", "throtle"}},
+		{"bad duration", minimal + "gate:\n  retry_base: ten seconds\n", []string{`line 7: "retry_base: ten seconds": not a duration`}},
+		{"bad size", minimal + "replace:\n  throttle: fast\n", []string{"line 7", "fast"}},
 		{"missing bootstrap", "cluster: c1\n", []string{"kafka.bootstrap"}},
 		{"missing cluster", "kafka:\n  bootstrap: [b:1]\n", []string{"cluster:"}},
 		{"chaos without cron", minimal + "chaos:\n  enabled: true\n", []string{"chaos.cron"}},
@@ -90,7 +90,7 @@ func TestEnvironmentOverridesFileAndCarriesSecrets(t *testing.T) {
 	t.Setenv(EnvBootstrap, "a:1, b:2")
 	t.Setenv(EnvSASLPassword, "s3cret")
 	t.Setenv(EnvAPIToken, "tok")
-	c, err := Parse([]byte("cluster: c\nkafka:\n  bootstrap: [file:9092]\n  sasl: {mechanism: SCRAM-SHA-512, username: fleetd}\napi:\n  listen: 0.0.0.0:7080\n"), "f.yaml")
+	c, err := Parse([]byte("cluster: c\nkafka:\n  bootstrap: [file:9092]\n  sasl: {mechanism: SCRAM-SHA-512, username: fleetd}\nec2: {launch_template: lt}\napi:\n  listen: 0.0.0.0:7080\n"), "f.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/ec2"
+	"github.com/fleetd/fleetd/internal/events"
 	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/metrics"
@@ -61,6 +62,9 @@ type Daemon struct {
 	tracer  *tracing.Tracer
 	chaos   *schedule.Chaos
 	runner  *schedule.Runner
+	// aws is set for provider.kind ec2.
+	aws        *awsParts
+	dispatcher *events.Dispatcher
 
 	active   atomic.Bool
 	loopSeen atomic.Int64 // unix nanos of the controller loop's last turn
@@ -83,6 +87,7 @@ const (
 	queueFile  = "queue.json"
 	pauseFile  = "paused"
 	chaosFile  = "chaos.json"
+	eventsFile = "events-seen.json"
 )
 
 // Run runs fleetd until ctx ends.
@@ -123,9 +128,16 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 	switch cfg.Provider.Kind {
 	case "local":
 		d.prov = local.NewRemote(cfg.Provider.LocalFleet)
+	case "ec2":
+		a, err := d.newEC2(ctx)
+		if err != nil {
+			return fail(err)
+		}
+		d.aws, d.prov = a, a.provider
 	default:
-		return fail(fmt.Errorf("provider.kind %q: this build drives the local fleet only; the EC2 provider is not implemented yet (use provider.kind: local with `fleetd local up`)", cfg.Provider.Kind))
+		return fail(fmt.Errorf("provider.kind %q: want local or ec2", cfg.Provider.Kind))
 	}
+	d.dispatcher = &events.Dispatcher{Handler: d.handleEvent, Path: filepath.Join(cfg.StateDir, eventsFile), Log: d.log}
 	cl, cc, closeClients, err := cfg.Kafka.Clients()
 	if err != nil {
 		return fail(err)
@@ -159,6 +171,16 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		OnStep: func(r *replace.Record, t replace.StepTiming, err error) {
 			d.metrics.Step(r, t, err)
 			d.tracer.Step(r, t, err)
+		},
+		OnEvent: func(_ string, r *replace.Record) {
+			if d.aws == nil {
+				return
+			}
+			tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+			defer cancel()
+			if err := d.aws.provider.TagProgress(tctx, r); err != nil {
+				replace.Logger(d.log, r).Warn().Err(err).Msg("cannot record progress in instance tags (the record in state_dir is the truth)")
+			}
 		},
 		OnProgress: func(p replace.Progress) {
 			d.mu.Lock()
@@ -271,6 +293,14 @@ func (d *Daemon) run(ctx context.Context) error {
 	if d.chaos.Enabled {
 		wg.Go(func() { d.runner.Run(ctx, func(dec schedule.Decision) { d.chaosDecided(ctx, dec) }) })
 	}
+	if err := d.runEvents(ctx, wg.Go); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	if d.aws != nil && d.cfg.AMIDrift.Enabled {
+		wg.Go(func() { d.runDrift(ctx) })
+	}
 	d.log.Info().Str("listen", l.Addr().String()).Str("holder", d.o.Holder).Str("provider", d.cfg.Provider.Kind).
 		Bool("chaos", d.chaos.Enabled).Bool("leashed", d.chaos.Leashed).Str("version", d.o.Version).Msg("fleetd running")
 	var err error
@@ -317,10 +347,16 @@ func (d *Daemon) candidates(ctx context.Context) ([]schedule.Candidate, error) {
 		d.log.Warn().Err(err).Msg("chaos: cannot list instances; the slot waits")
 		return nil, err
 	}
+	newest := ""
+	if d.aws != nil && d.chaos.Pick == schedule.PickOutdatedImage {
+		if newest, err = d.aws.provider.NewestImageID(ictx); err != nil {
+			return nil, err
+		}
+	}
 	var out []schedule.Candidate
 	for _, in := range insts {
 		if in.State == replace.StateRunning {
-			out = append(out, schedule.Candidate{NodeID: in.NodeID, InstanceID: in.ID, LaunchedAt: in.LaunchedAt})
+			out = append(out, schedule.Candidate{NodeID: in.NodeID, InstanceID: in.ID, LaunchedAt: in.LaunchedAt, Outdated: newest != "" && in.Image != newest})
 		}
 	}
 	return out, nil

@@ -260,6 +260,33 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 	return in, nil
 }
 
+// Lookup finds instance id in any state; ok is false when it is not a broker
+// of this cluster (or does not exist).
+func (p *Provider) Lookup(ctx context.Context, id string) (replace.Instance, bool, error) {
+	out, err := p.API.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{
+		p.clusterFilter(), {Name: aws.String("instance-id"), Values: []string{id}}}})
+	if err != nil {
+		return replace.Instance{}, false, fmt.Errorf("describe %s: %w", id, err)
+	}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			if in, ok := p.toInstance(i); ok {
+				return in, true, nil
+			}
+		}
+	}
+	return replace.Instance{}, false, nil
+}
+
+// NewestImageID is the AMI a broker launched now would run.
+func (p *Provider) NewestImageID(ctx context.Context) (string, error) {
+	img, err := p.NewestImage(ctx)
+	if err != nil {
+		return "", err
+	}
+	return aws.ToString(img.ImageId), nil
+}
+
 // owned returns the instance if it carries this cluster's tag, and refuses
 // anything else: fleetd must never touch an instance that is not its own.
 func (p *Provider) owned(ctx context.Context, id string) (replace.Instance, error) {

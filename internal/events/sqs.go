@@ -26,6 +26,9 @@ type Consumer struct {
 	Wait       time.Duration
 	Dispatcher *Dispatcher
 	Log        zerolog.Logger
+	// Active, if set, gates receiving: a standby leaves the messages to the
+	// active fleetd.
+	Active func() bool
 	// OnMessage, if set, sees each message's outcome (metrics, tests):
 	// "deleted", "malformed" or "retry".
 	OnMessage func(id, outcome string)
@@ -39,6 +42,14 @@ func (c *Consumer) Run(ctx context.Context) {
 	}
 	backoff := time.Second
 	for ctx.Err() == nil {
+		if c.Active != nil && !c.Active() {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Second):
+			}
+			continue
+		}
 		out, err := c.API.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
 			QueueUrl: aws.String(c.QueueURL), MaxNumberOfMessages: 10, WaitTimeSeconds: int32(wait / time.Second),
 		})

@@ -67,11 +67,16 @@ func Scheduled(ctx context.Context, api StatusAPI, now time.Time) ([]Event, erro
 
 // PollScheduled asks every interval and dispatches what it finds until ctx
 // ends. A failed call is logged and retried at the next interval.
-func PollScheduled(ctx context.Context, api StatusAPI, interval time.Duration, d *Dispatcher, log zerolog.Logger) {
+// Only while active() (the lease holder) does it ask.
+func PollScheduled(ctx context.Context, api StatusAPI, interval time.Duration, d *Dispatcher, log zerolog.Logger, active func() bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
-		evs, err := Scheduled(ctx, api, time.Now())
+		var evs []Event
+		var err error
+		if active() {
+			evs, err = Scheduled(ctx, api, time.Now())
+		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("DescribeInstanceStatus failed; retrying at the next poll")
 		}

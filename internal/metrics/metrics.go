@@ -31,6 +31,8 @@ type Metrics struct {
 	paused       prometheus.Gauge
 	leaseHeld    *prometheus.GaugeVec
 	bytesMoved   prometheus.Counter
+	events       *prometheus.CounterVec
+	messages     *prometheus.CounterVec
 
 	mu        sync.Mutex
 	lastChaos time.Time
@@ -66,11 +68,13 @@ func New(holder string, now func() time.Time) *Metrics {
 	m.paused = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleetd_paused", Help: "1 while new disruptions are paused."})
 	m.leaseHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetd_lease_held", Help: "1 if this process (label holder) is the active controller."}, []string{"holder"})
 	m.bytesMoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetd_moved_bytes_total", Help: "Bytes of partition data moved by completed replacements."})
+	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetd_events_total", Help: "AWS events handled (new, not duplicates), by kind."}, []string{"kind"})
+	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetd_event_messages_total", Help: "SQS event messages by outcome: deleted, malformed (left for the dead-letter redrive) or retry."}, []string{"outcome"})
 	sinceChaos := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fleetd_seconds_since_last_chaos_replacement",
 		Help: "Seconds since the last chaos replacement completed; +Inf if none has (alert when chaos is enabled and this exceeds a week or two).",
 	}, m.secondsSinceChaos)
-	m.Registry.MustRegister(m.replacements, m.steps, m.refusals, m.chaos, m.queueDepth, m.inProgress, m.paused, m.leaseHeld, m.bytesMoved, sinceChaos,
+	m.Registry.MustRegister(m.replacements, m.steps, m.refusals, m.chaos, m.queueDepth, m.inProgress, m.paused, m.leaseHeld, m.bytesMoved, m.events, m.messages, sinceChaos,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.leaseHeld.WithLabelValues(holder).Set(0)
 	return m
@@ -133,6 +137,12 @@ func IsChaos(r *replace.Record) bool {
 	}
 	return false
 }
+
+// Event counts a new AWS event of kind.
+func (m *Metrics) Event(kind string) { m.events.WithLabelValues(kind).Inc() }
+
+// EventMessage counts an SQS message's outcome.
+func (m *Metrics) EventMessage(outcome string) { m.messages.WithLabelValues(outcome).Inc() }
 
 // ChaosDecision counts a decided chaos slot.
 func (m *Metrics) ChaosDecision(decision string) { m.chaos.WithLabelValues(decision).Inc() }

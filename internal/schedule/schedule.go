@@ -44,6 +44,27 @@ func (w Window) Contains(t time.Time) bool {
 	return off >= w.Start && off < w.End
 }
 
+// Next returns the first instant at or after t inside the window (t itself
+// if t is inside), or the zero time if the window has no days.
+func (w Window) Next(t time.Time) time.Time {
+	if w.Contains(t) {
+		return t
+	}
+	loc := w.Location
+	if loc == nil {
+		loc = time.UTC
+	}
+	lt := t.In(loc)
+	for i := 0; i <= 7; i++ {
+		day := time.Date(lt.Year(), lt.Month(), lt.Day()+i, 0, 0, 0, 0, loc)
+		start := day.Add(w.Start)
+		if slices.Contains(w.Days, day.Weekday()) && !start.Before(t) {
+			return start
+		}
+	}
+	return time.Time{}
+}
+
 var dayNames = map[string]time.Weekday{"sun": time.Sunday, "mon": time.Monday, "tue": time.Tuesday, "wed": time.Wednesday, "thu": time.Thursday, "fri": time.Friday, "sat": time.Saturday}
 
 // ParseWindow reads days ("mon-fri", "tue,thu"), hours ("09:00-15:00") and a

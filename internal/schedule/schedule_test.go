@@ -273,3 +273,21 @@ func TestOnlyTheLatestDueSlotCounts(t *testing.T) {
 		}
 	}
 }
+
+func TestWindowNext(t *testing.T) {
+	w := mustWindow(t, "mon-fri", "09:00-15:00", "America/Los_Angeles")
+	la := w.Location
+	for _, tt := range []struct{ at, want time.Time }{
+		{time.Date(2026, 11, 24, 10, 0, 0, 0, la), time.Date(2026, 11, 24, 10, 0, 0, 0, la)}, // Tuesday, inside
+		{time.Date(2026, 11, 24, 7, 0, 0, 0, la), time.Date(2026, 11, 24, 9, 0, 0, 0, la)},   // before opening
+		{time.Date(2026, 11, 24, 15, 0, 0, 0, la), time.Date(2026, 11, 25, 9, 0, 0, 0, la)},  // at closing: tomorrow
+		{time.Date(2026, 11, 27, 16, 0, 0, 0, la), time.Date(2026, 11, 30, 9, 0, 0, 0, la)},  // Friday evening: Monday
+	} {
+		if got := w.Next(tt.at); !got.Equal(tt.want) {
+			t.Errorf("Next(%s) = %s, want %s", tt.at, got, tt.want)
+		}
+	}
+	if got := (Window{}).Next(time.Now()); !got.IsZero() {
+		t.Errorf("empty window: %s", got)
+	}
+}
