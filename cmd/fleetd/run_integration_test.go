@@ -74,20 +74,21 @@ func freeAddr(t *testing.T) string {
 }
 
 // writeConfig writes a fleetd config for the test cluster; extra is appended
-// YAML (chaos, replace settings).
+// YAML (chaos, replace settings). An empty fleetURL means provider.kind ec2.
 func writeConfig(t *testing.T, c *testbed.Cluster, fleetURL, stateDir, listen, extra string) string {
 	t.Helper()
+	provider := "provider:\n  kind: ec2\n"
+	if fleetURL != "" {
+		provider = "provider:\n  kind: local\n  local_fleet: " + fleetURL + "\n"
+	}
 	cfg := fmt.Sprintf(`cluster: test
 state_dir: %s
 kafka:
   bootstrap: [%s]
   controllers: [%s]
-provider:
-  kind: local
-  local_fleet: %s
-api:
+%sapi:
   listen: %s
-%s`, stateDir, strings.Join(c.Fleet.Bootstrap(), ", "), strings.Join(c.Fleet.ControllerAddrs(), ", "), fleetURL, listen, extra)
+%s`, stateDir, strings.Join(c.Fleet.Bootstrap(), ", "), strings.Join(c.Fleet.ControllerAddrs(), ", "), provider, listen, extra)
 	p := filepath.Join(t.TempDir(), "fleetd.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -117,7 +118,12 @@ func startDaemon(t *testing.T, cfg, listen string) *daemonProc {
 		_ = cmd.Process.Signal(syscall.SIGKILL)
 		<-d.done
 		if t.Failed() {
-			t.Logf("---- fleetd %s log ----\n%s", listen, tail(d.logs.String()))
+			f, err := os.CreateTemp("", "fleetd-"+strings.ReplaceAll(t.Name(), "/", "_")+"-*.log")
+			if err == nil {
+				_, _ = f.WriteString(d.logs.String())
+				f.Close()
+				t.Logf("fleetd %s log (%d bytes) kept in %s; its tail:\n%s", listen, len(d.logs.String()), f.Name(), tail(d.logs.String()))
+			}
 		}
 	})
 	testbed.Eventually(t, 60*time.Second, func() error {

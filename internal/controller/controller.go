@@ -379,7 +379,7 @@ func (c *Controller) start(ctx context.Context, s *state, done chan result, req 
 	}
 	if rec == nil {
 		var err error
-		rec, err = c.exec.Begin(rctx, replace.Request{Broker: req.Broker, Strategy: req.Strategy, Trigger: strings.Join(req.Triggers, ",")})
+		rec, err = c.exec.Begin(rctx, replace.Request{Broker: req.Broker, Strategy: req.Strategy, Trigger: strings.Join(req.Triggers, ","), Instance: req.Instance})
 		if err != nil {
 			cancel()
 			s.cancelRun, s.runReq = nil, nil

@@ -29,6 +29,8 @@ type Request struct {
 	Deadline time.Time `json:"deadline,omitzero"`
 	// Emergency: the broker is already lost; it goes first.
 	Emergency bool `json:"emergency,omitempty"`
+	// Instance is the broker's instance when the trigger named it.
+	Instance string `json:"instance,omitempty"`
 
 	Attempts    int       `json:"attempts"`
 	LastRefusal string    `json:"last_refusal,omitempty"`
@@ -65,6 +67,9 @@ func (q *Queue) Add(r Request) bool {
 		}
 		if cur.Strategy == "" {
 			cur.Strategy = r.Strategy
+		}
+		if cur.Instance == "" {
+			cur.Instance = r.Instance
 		}
 		return false
 	}

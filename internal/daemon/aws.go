@@ -104,7 +104,7 @@ func (d *Daemon) handleEvent(ctx context.Context, ev events.Event) error {
 	req := controller.Request{Broker: inst.NodeID, Triggers: []string{string(ev.Kind)}}
 	switch {
 	case ev.Kind == events.KindInstanceLost:
-		req.Emergency, req.Strategy = true, replace.StrategyIdentity
+		req.Emergency, req.Strategy, req.Instance = true, replace.StrategyIdentity, ev.InstanceID
 	default:
 		req.Deadline = ev.NotBefore
 		// Wait for the maintenance window only when it opens early enough.

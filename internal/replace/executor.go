@@ -103,6 +103,10 @@ type Request struct {
 	// Strategy "" picks: move when the broker is alive, identity when dead.
 	Strategy Strategy
 	Trigger  string
+	// Instance, if known, is the old broker's instance (an event names it):
+	// with a provider that can look it up, a broker whose instance is
+	// already terminated is replaced in the same subnet and AZ.
+	Instance string
 }
 
 // Executor runs replacements. One Executor runs one replacement at a time.
@@ -144,15 +148,16 @@ func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
 	r := &Record{
-		ID:        fmt.Sprintf("r-%s-%d-%s", now.UTC().Format("20060102T150405"), req.Broker, hex.EncodeToString(id)),
-		Trigger:   req.Trigger,
-		Strategy:  req.Strategy,
-		OldBroker: req.Broker,
-		NewBroker: -1,
-		Phase:     PhaseRunning,
-		Step:      StepGate,
-		Created:   now,
-		Updated:   now,
+		ID:          fmt.Sprintf("r-%s-%d-%s", now.UTC().Format("20060102T150405"), req.Broker, hex.EncodeToString(id)),
+		Trigger:     req.Trigger,
+		Strategy:    req.Strategy,
+		OldBroker:   req.Broker,
+		OldInstance: req.Instance,
+		NewBroker:   -1,
+		Phase:       PhaseRunning,
+		Step:        StepGate,
+		Created:     now,
+		Updated:     now,
 	}
 	if r.Trigger == "" {
 		r.Trigger = "operator"

@@ -49,6 +49,22 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 		}
 	}
 	r.OldDead = !alive(snap, r.OldBroker)
+	if lk, ok := e.Provider.(InstanceLookup); ok && !found && r.OldInstance != "" {
+		// The instance an event named, already gone: it says where the
+		// broker was (subnet, AZ), and that it is dead even while Kafka
+		// still lists it (until its session expires).
+		in, ok, err := lk.Lookup(ctx, r.OldInstance)
+		if err != nil {
+			return &refusedError{health.NotEvaluated(fmt.Errorf("look up instance %s: %w", r.OldInstance, err))}
+		}
+		if ok && in.NodeID == r.OldBroker {
+			inst, found = in, true
+			switch in.State {
+			case StateTerminated, StateShuttingDown, StateStopped, StateStopping:
+				r.OldDead = true
+			}
+		}
+	}
 	if r.Strategy == "" {
 		r.Strategy = StrategyMove
 		if r.OldDead {

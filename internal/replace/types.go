@@ -57,6 +57,13 @@ type Provider interface {
 	Terminate(ctx context.Context, instanceID string) error
 }
 
+// InstanceLookup is an optional Provider method: find an instance of the
+// cluster by id in any state, terminated included (ok false: not the
+// cluster's). The EC2 provider has it.
+type InstanceLookup interface {
+	Lookup(ctx context.Context, id string) (Instance, bool, error)
+}
+
 // ErrNotFound is returned by a Store for an unknown record.
 var ErrNotFound = errors.New("replacement record not found")
 

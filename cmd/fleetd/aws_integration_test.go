@@ -1,0 +1,229 @@
+//go:build integration
+
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/fleetd/fleetd/internal/api"
+	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/testbed"
+)
+
+// awsQueues makes what the Terraform module makes: an event queue with a
+// dead-letter queue, and EventBridge rules routing AWS Health and EC2
+// state-change events to it.
+func awsQueues(t *testing.T, sq *sqs.Client, eb *eventbridge.Client) (queueURL, dlqURL string) {
+	t.Helper()
+	ctx := testbed.Context(t)
+	dlq, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("fleetd-test-events-dlq")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	attrs, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: dlq.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	redrive := fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":"2"}`, attrs.Attributes["QueueArn"])
+	q, err := sq.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("fleetd-test-events"), Attributes: map[string]string{
+		"VisibilityTimeout": "2", "RedrivePolicy": redrive}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	qa, err := sq.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: q.QueueUrl, AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, pattern := range map[string]string{
+		"fleetd-test-health": `{"source": ["aws.health"], "detail-type": ["AWS Health Event"], "detail": {"service": ["EC2"]}}`,
+		"fleetd-test-state":  `{"source": ["aws.ec2"], "detail-type": ["EC2 Instance State-change Notification"]}`,
+	} {
+		if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(name), EventPattern: aws.String(pattern)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(name), Targets: []ebtypes.Target{{Id: aws.String("queue"), Arn: aws.String(qa.Attributes["QueueArn"])}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return aws.ToString(q.QueueUrl), aws.ToString(dlq.QueueUrl)
+}
+
+func publish(t *testing.T, eb *eventbridge.Client, source, detailType string, resources []string, detail any) {
+	t.Helper()
+	b, _ := json.Marshal(detail)
+	out, err := eb.PutEvents(testbed.Context(t), &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
+		Source: aws.String(source), DetailType: aws.String(detailType), Resources: resources, Detail: aws.String(string(b))}}})
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("put event: %v %+v", err, out)
+	}
+}
+
+func retirement(arn, instance string, at time.Time) map[string]any {
+	return map[string]any{
+		"eventArn": arn, "service": "EC2", "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", "eventTypeCategory": "scheduledChange",
+		"startTime":        at.UTC().Format(time.RFC1123),
+		"eventDescription": []map[string]string{{"language": "en_US", "latestDescription": "EC2 has detected degradation of the underlying hardware"}},
+		"affectedEntities": []map[string]string{{"entityValue": instance}},
+	}
+}
+
+func instance(t *testing.T, c *ec2.Client, id string) ec2types.Instance {
+	t.Helper()
+	out, err := c.DescribeInstances(testbed.Context(t), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil || len(out.Reservations) == 0 {
+		t.Fatalf("describe %s: %v", id, err)
+	}
+	return out.Reservations[0].Instances[0]
+}
+
+func waitReplacement(t *testing.T, d *daemonProc, pred func(api.HistoryEntry) bool) api.HistoryEntry {
+	t.Helper()
+	var found api.HistoryEntry
+	testbed.Eventually(t, 4*time.Minute, func() error {
+		for _, h := range d.history(t) {
+			if pred(h) && h.Phase.Terminal() {
+				found = h
+				return nil
+			}
+		}
+		return fmt.Errorf("no such finished replacement yet")
+	})
+	return found
+}
+
+// TestRunOnAWSEvents: fleetd run with the EC2 provider, the real SDK against
+// moto (EC2, SQS, EventBridge) and real Kafka brokers mirroring moto's
+// instances. A retirement published to EventBridge is routed to the queue and
+// replaces that broker end to end; a duplicate, a foreign instance's event
+// and a malformed message change nothing and the daemon keeps running; a
+// broker's instance terminated behind fleetd's back is restored with its
+// identity.
+func TestRunOnAWSEvents(t *testing.T) {
+	awsCfg, _ := testbed.MotoAWS(t)
+	ec2c, sq, eb := ec2.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg), eventbridge.NewFromConfig(awsCfg)
+	seed := testbed.SeedEC2(t, ec2c, "test", 3)
+	queueURL, dlqURL := awsQueues(t, sq, eb)
+	c := testbed.NewClusterFrom(t, func(f *local.Fleet) { testbed.MirrorEC2(t, f, ec2c, "test") }, 1, 2, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 12)
+	ledgerRun := c.StartLedger("orders", 100)
+
+	listen := freeAddr(t)
+	cfg := writeConfig(t, c, "", t.TempDir(), listen, fmt.Sprintf(`ec2:
+  launch_template: %s
+events:
+  queue_url: %s
+  wait: 1s
+replace:
+  throttle: 10MiB
+  poll: 500ms
+chaos:
+  days: sun-sat
+  hours: "00:00-24:00"
+`, seed.LaunchTemplate, queueURL))
+	d := startDaemon(t, cfg, listen)
+	d.waitFor(t, "the lease", 30*time.Second, func(st api.Status) bool { return st.Active })
+
+	victim := seed.Instances[2]
+	arn := "arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED_test1"
+	published := time.Now()
+	publish(t, eb, "aws.health", "AWS Health Event", []string{victim}, retirement(arn, victim, time.Now().Add(14*24*time.Hour)))
+	publish(t, eb, "aws.health", "AWS Health Event", []string{victim}, retirement(arn, victim, time.Now().Add(14*24*time.Hour))) // duplicate
+	publish(t, eb, "aws.health", "AWS Health Event", []string{"i-0foreign0000000001"}, retirement(arn+"x", "i-0foreign0000000001", time.Now().Add(time.Hour)))
+	if _, err := sq.SendMessage(testbed.Context(t), &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(`{"this is": "not an event"`)}); err != nil {
+		t.Fatal(err)
+	}
+
+	rep := waitReplacement(t, d, func(h api.HistoryEntry) bool { return h.OldInstance == victim })
+	if rep.Phase != replace.PhaseCompleted || rep.Trigger != "instance-retirement" || rep.Strategy != replace.StrategyMove {
+		t.Fatalf("retirement replacement: %s trigger %q strategy %s (%s)", rep.Phase, rep.Trigger, rep.Strategy, rep.Error)
+	}
+	t.Logf("retirement: event published -> replacement created in %s, done in %.1fs", rep.Created.Sub(published).Round(time.Millisecond), rep.TotalSeconds)
+	if h := d.history(t); len(h) != 1 {
+		t.Errorf("%d replacements for one retirement (a duplicate and a foreign event were sent too), want 1", len(h))
+	}
+	old, nw := instance(t, ec2c, victim), instance(t, ec2c, rep.NewInstance)
+	if old.State.Name != ec2types.InstanceStateNameTerminated {
+		t.Errorf("old instance %s: %s, want terminated", victim, old.State.Name)
+	}
+	tags := map[string]string{}
+	for _, tg := range nw.Tags {
+		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if tags["fleetd:cluster"] != "test" || tags["fleetd:node-id"] != fmt.Sprint(rep.NewBroker) || tags["fleetd:replacement"] != rep.ID {
+		t.Errorf("new instance tags %v", tags)
+	}
+	if aws.ToString(nw.SubnetId) != aws.ToString(old.SubnetId) || aws.ToString(nw.Placement.AvailabilityZone) != aws.ToString(old.Placement.AvailabilityZone) ||
+		aws.ToString(nw.ImageId) != seed.Image || nw.InstanceType != ec2types.InstanceTypeIm4gn4xlarge {
+		t.Errorf("new instance %s/%s %s %s; want %s/%s, AMI %s, im4gn.4xlarge", aws.ToString(nw.SubnetId), aws.ToString(nw.Placement.AvailabilityZone),
+			aws.ToString(nw.ImageId), nw.InstanceType, aws.ToString(old.SubnetId), aws.ToString(old.Placement.AvailabilityZone), seed.Image)
+	}
+	testbed.Eventually(t, 60*time.Second, c.Settled)
+	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
+
+	// Every handled message is deleted; the malformed one goes to the DLQ.
+	testbed.Eventually(t, 60*time.Second, func() error {
+		out, err := sq.ReceiveMessage(testbed.Context(t), &sqs.ReceiveMessageInput{QueueUrl: aws.String(dlqURL), WaitTimeSeconds: 1})
+		if err != nil {
+			return err
+		}
+		for _, m := range out.Messages {
+			if strings.Contains(aws.ToString(m.Body), "not an event") {
+				return nil
+			}
+		}
+		return fmt.Errorf("the malformed message is not in the dead-letter queue yet")
+	})
+	attrs, err := sq.GetQueueAttributes(testbed.Context(t), &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queueURL),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if attrs.Attributes["ApproximateNumberOfMessages"] != "0" || attrs.Attributes["ApproximateNumberOfMessagesNotVisible"] != "0" {
+		t.Errorf("event queue still holds messages: %v", attrs.Attributes)
+	}
+	m := metricsText(t, d.url)
+	for _, want := range []string{`fleetd_event_messages_total{outcome="deleted"} 3`, `fleetd_event_messages_total{outcome="malformed"}`, `fleetd_events_total{kind="instance-retirement"} 2`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	logs := d.logs.String()
+	for _, want := range []string{"duplicate event ignored", "not a broker of this cluster", "malformed event message"} {
+		if !strings.Contains(logs, want) {
+			t.Errorf("logs lack %q", want)
+		}
+	}
+
+	// Broker 1's instance is terminated behind fleetd's back.
+	lost := seed.Instances[1]
+	if _, err := ec2c.TerminateInstances(testbed.Context(t), &ec2.TerminateInstancesInput{InstanceIds: []string{lost}}); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, eb, "aws.ec2", "EC2 Instance State-change Notification", []string{"arn:aws:ec2:us-east-1:123456789012:instance/" + lost},
+		map[string]string{"instance-id": lost, "state": "terminated"})
+	rep = waitReplacement(t, d, func(h api.HistoryEntry) bool { return h.OldInstance == lost })
+	if rep.Phase != replace.PhaseCompleted || rep.Strategy != replace.StrategyIdentity || rep.NewBroker != 1 || rep.Trigger != "instance-lost" {
+		t.Fatalf("lost broker: %s strategy %s new broker %d trigger %q (%s)", rep.Phase, rep.Strategy, rep.NewBroker, rep.Trigger, rep.Error)
+	}
+	testbed.Eventually(t, 2*time.Minute, c.Settled) // full ISR again, on broker 1's new disk
+	c.StopLedger(ledgerRun)
+	if st := d.status(t); !st.Active {
+		t.Error("daemon lost its lease")
+	}
+	d.stop(t)
+	checkLogs(t, d.logs.String())
+}
