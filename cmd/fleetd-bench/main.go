@@ -36,7 +36,15 @@ func main() {
 	defer stop()
 	data := flag.String("data", "1200MB", "data per broker (RF 3 on 3 brokers: every broker holds it all)")
 	throttle := flag.String("throttle", "50MiB", "replication throttle per second")
+	awsOnly := flag.Bool("aws", false, "run the AWS benchmark (fleetd run against moto) instead")
 	flag.Parse()
+	if *awsOnly {
+		if err := runAWS(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "fleetd-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(ctx, os.Stdout, *data, *throttle); err != nil {
 		fmt.Fprintln(os.Stderr, "fleetd-bench:", err)
 		os.Exit(1)

@@ -227,3 +227,46 @@ chaos:
 	d.stop(t)
 	checkLogs(t, d.logs.String())
 }
+
+// TestRunAMIDriftReplacesOneOutdatedBrokerAtATime: all three brokers run an
+// older AMI than the newest; with ami_drift on, fleetd replaces the oldest
+// with the newest AMI, and then, inside the minimum interval, no other.
+func TestRunAMIDriftReplacesOneOutdatedBrokerAtATime(t *testing.T) {
+	awsCfg, _ := testbed.MotoAWS(t)
+	ec2c := ec2.NewFromConfig(awsCfg)
+	seed := testbed.SeedEC2(t, ec2c, "test", 3)
+	c := testbed.NewClusterFrom(t, func(f *local.Fleet) { testbed.MirrorEC2(t, f, ec2c, "test") }, 1, 2, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 6)
+	ledgerRun := c.StartLedger("orders", 100)
+	listen := freeAddr(t)
+	d := startDaemon(t, writeConfig(t, c, "", t.TempDir(), listen, fmt.Sprintf(`ec2:
+  launch_template: %s
+ami_drift:
+  enabled: true
+  interval: 2s
+replace:
+  throttle: 10MiB
+  poll: 500ms
+chaos:
+  days: sun-sat
+  hours: "00:00-24:00"
+  min_interval: 1h
+`, seed.LaunchTemplate)), listen)
+
+	rep := waitReplacement(t, d, func(h api.HistoryEntry) bool { return true })
+	if rep.Phase != replace.PhaseCompleted || rep.Trigger != "ami-drift" || rep.OldInstance != seed.Instances[1] {
+		t.Fatalf("drift replacement: %s trigger %q of %s (%s); want broker 1's instance %s, the oldest", rep.Phase, rep.Trigger, rep.OldInstance, rep.Error, seed.Instances[1])
+	}
+	if img := aws.ToString(instance(t, ec2c, rep.NewInstance).ImageId); img != seed.Image {
+		t.Errorf("new instance runs %s, want the newest AMI %s", img, seed.Image)
+	}
+	time.Sleep(10 * time.Second) // five more drift checks, inside min_interval
+	if h := d.history(t); len(h) != 1 {
+		t.Errorf("%d replacements, want one inside the minimum interval", len(h))
+	}
+	testbed.Eventually(t, 60*time.Second, c.Settled)
+	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
+	c.StopLedger(ledgerRun)
+	d.stop(t)
+}

@@ -16,12 +16,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
+	"github.com/fleetd/fleetd/internal/ec2mirror"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/testbed"
 )
 
-func testProvider(t *testing.T, c *ec2.Client, seed testbed.EC2Seed) *Provider {
+func testProvider(t *testing.T, c *ec2.Client, seed ec2mirror.Seed) *Provider {
 	t.Helper()
 	p, err := NewProvider(c, Options{Cluster: "test", LaunchTemplate: seed.LaunchTemplate, ImageTags: testbed.ImageTags})
 	if err != nil {
