@@ -14,6 +14,7 @@ import (
 	"github.com/fleetd/fleetd/internal/ec2"
 	"github.com/fleetd/fleetd/internal/events"
 	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/schedule"
 )
 
 // This file is the AWS side of the daemon: the EC2 provider, the event
@@ -107,10 +108,7 @@ func (d *Daemon) handleEvent(ctx context.Context, ev events.Event) error {
 		req.Emergency, req.Strategy, req.Instance = true, replace.StrategyIdentity, ev.InstanceID
 	default:
 		req.Deadline = ev.NotBefore
-		// Wait for the maintenance window only when it opens early enough.
-		if next := d.chaos.Window.Next(now); next.After(now) && (req.Deadline.IsZero() || req.Deadline.Sub(next) >= d.cfg.Events.LeadTime) {
-			req.NotBefore = next
-		}
+		req.NotBefore = startAt(d.chaos.Window, now, req.Deadline, d.cfg.Events.LeadTime)
 	}
 	cst, err := d.ctl.Status(ctx)
 	if err != nil {
@@ -125,6 +123,21 @@ func (d *Daemon) handleEvent(ctx context.Context, ev events.Event) error {
 	}
 	log.Warn().Str("request", q.ID).Time("deadline", req.Deadline).Time("not_before", req.NotBefore).Bool("emergency", req.Emergency).Msg("replacement queued for an AWS event")
 	return nil
+}
+
+// startAt is when a scheduled event's replacement may start: now inside the
+// maintenance window; otherwise when the window next opens, unless that is
+// less than lead before the deadline (AWS acts first), then now. A zero
+// result means now.
+func startAt(w schedule.Window, now, deadline time.Time, lead time.Duration) time.Time {
+	next := w.Next(now)
+	if next.IsZero() || !next.After(now) {
+		return time.Time{}
+	}
+	if !deadline.IsZero() && deadline.Sub(next) < lead {
+		return time.Time{}
+	}
+	return next
 }
 
 // ownInstance names the replacement that stops or removes instance id
