@@ -51,8 +51,14 @@ func (a *apiFlags) client() (*api.Client, error) {
 	return api.NewClient(u, os.Getenv(config.EnvAPIToken), a.timeout)
 }
 
-func (a *apiFlags) ctx(parent context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(parent, a.timeout)
+// open returns the client and a context bounded by --api-timeout.
+func (a *apiFlags) open(parent context.Context) (*api.Client, context.Context, context.CancelFunc, error) {
+	c, err := a.client()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(parent, a.timeout)
+	return c, ctx, cancel, nil
 }
 
 func printJSON(w io.Writer, v any) error {
@@ -78,11 +84,10 @@ Exit codes: 0 aborted, 1 nothing was running, 2 error.`,
 		Example: `  fleetd abort --api http://10.0.3.7:7080 --reason "peak traffic"`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.open(cmd.Context())
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx(cmd.Context())
 			defer cancel()
 			resp, err := c.Abort(ctx, reason)
 			if api.IsStatus(err, 409) {
@@ -117,11 +122,10 @@ abort it if it must stop.`
 	cmd := &cobra.Command{
 		Use: use, Short: short, Long: long, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.open(cmd.Context())
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx(cmd.Context())
 			defer cancel()
 			resp, err := c.SetPaused(ctx, paused)
 			if err != nil {
@@ -153,11 +157,10 @@ func newHistoryCmd() *cobra.Command {
   fleetd history --id r-20261124T100000-2-1a2b3c4d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := a.client()
+			c, ctx, cancel, err := a.open(cmd.Context())
 			if err != nil {
 				return err
 			}
-			ctx, cancel := a.ctx(cmd.Context())
 			defer cancel()
 			var entries []api.HistoryEntry
 			if id != "" {
@@ -223,11 +226,10 @@ func newBroker(r *replace.Record) string {
 
 // daemonStatus is `fleetd status --api`.
 func daemonStatus(cmd *cobra.Command, a apiFlags) error {
-	c, err := a.client()
+	c, ctx, cancel, err := a.open(cmd.Context())
 	if err != nil {
 		return err
 	}
-	ctx, cancel := a.ctx(cmd.Context())
 	defer cancel()
 	st, err := c.Status(ctx)
 	if err != nil {
@@ -296,11 +298,10 @@ func daemonStatus(cmd *cobra.Command, a apiFlags) error {
 
 // daemonReplace is `fleetd replace --api`.
 func daemonReplace(cmd *cobra.Command, a apiFlags, broker int32, strategy string, dryRun bool) error {
-	c, err := a.client()
+	c, ctx, cancel, err := a.open(cmd.Context())
 	if err != nil {
 		return err
 	}
-	ctx, cancel := a.ctx(cmd.Context())
 	defer cancel()
 	resp, err := c.Replace(ctx, api.ReplaceRequest{Broker: &broker, Strategy: strategy, DryRun: dryRun})
 	if err != nil {

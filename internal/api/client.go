@@ -1,11 +1,9 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
+
+	"github.com/fleetd/fleetd/internal/jsonhttp"
 )
 
 // Client talks to a running fleetd. Connection failures, 429, 502 and 504
@@ -52,40 +52,21 @@ func NewClient(base, token string, timeout time.Duration) (*Client, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, method, c.base.String()+path, body)
-	if err != nil {
-		return err
-	}
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
+	var headers map[string]string
 	if c.token != "" {
-		req.Header.Set("Authorization", "Bearer "+c.token)
+		headers = map[string]string{"Authorization": "Bearer " + c.token}
 	}
-	resp, err := c.hc.Do(req)
+	code, b, err := jsonhttp.Call(ctx, c.hc, method, c.base.String()+path, headers, in, 32<<20)
 	if err != nil {
 		return fmt.Errorf("fleetd at %s: %w", c.base.Host, err)
 	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 32<<20))
-	if err != nil {
-		return fmt.Errorf("fleetd at %s: read answer: %w", c.base.Host, err)
-	}
-	if resp.StatusCode >= 300 {
+	if code >= 300 {
 		var e Error
 		if json.Unmarshal(b, &e) != nil || e.Msg == "" {
 			e.Msg = strings.TrimSpace(string(b))
 		}
-		e.Status = resp.StatusCode
-		e.Msg = fmt.Sprintf("fleetd at %s: %s: %s", c.base.Host, resp.Status, e.Msg)
+		e.Status = code
+		e.Msg = fmt.Sprintf("fleetd at %s: %d %s: %s", c.base.Host, code, http.StatusText(code), e.Msg)
 		return &e
 	}
 	if out == nil {

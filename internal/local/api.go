@@ -1,17 +1,16 @@
 package local
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/hashicorp/go-retryablehttp"
 
+	"github.com/fleetd/fleetd/internal/jsonhttp"
 	"github.com/fleetd/fleetd/internal/replace"
 )
 
@@ -106,29 +105,14 @@ func NewRemote(baseURL string) *Remote {
 }
 
 func (r *Remote) do(ctx context.Context, method, path string, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := retryablehttp.NewRequestWithContext(ctx, method, r.BaseURL+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := r.HTTP.Do(req)
+	code, raw, err := jsonhttp.Call(ctx, r.HTTP, method, r.BaseURL+path, nil, body, 1<<20)
 	if err != nil {
 		return fmt.Errorf("local fleet API %s %s: %w", method, path, err)
 	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
+	if code != http.StatusOK {
 		var e struct{ Error string }
 		_ = json.Unmarshal(raw, &e)
-		return fmt.Errorf("local fleet API %s %s: %s: %s", method, path, resp.Status, e.Error)
+		return fmt.Errorf("local fleet API %s %s: %d %s: %s", method, path, code, http.StatusText(code), e.Error)
 	}
 	if out != nil {
 		return json.Unmarshal(raw, out)
