@@ -1,0 +1,216 @@
+locals {
+  name = "fleetd-${var.cluster}"
+  tags = merge(var.tags, { (var.cluster_tag) = var.cluster, "managed-by" = "terraform" })
+}
+
+data "aws_region" "current" {}
+data "aws_caller_identity" "current" {}
+
+# ---------------------------------------------------------------- brokers --
+
+resource "aws_security_group" "broker" {
+  name_prefix = "${local.name}-broker-"
+  description = "Kafka brokers of ${var.cluster}"
+  vpc_id      = var.vpc_id
+  tags        = local.tags
+  lifecycle {
+    create_before_destroy = true
+  }
+}
+
+resource "aws_vpc_security_group_ingress_rule" "kafka_between_brokers" {
+  security_group_id            = aws_security_group.broker.id
+  referenced_security_group_id = aws_security_group.broker.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.kafka_port
+  to_port                      = var.kafka_port
+  description                  = "Kafka replication between brokers"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "controller_quorum" {
+  security_group_id            = aws_security_group.broker.id
+  referenced_security_group_id = aws_security_group.broker.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.controller_port
+  to_port                      = var.controller_port
+  description                  = "KRaft controller quorum"
+}
+
+resource "aws_vpc_security_group_ingress_rule" "kafka_clients" {
+  for_each          = toset(var.client_cidrs)
+  security_group_id = aws_security_group.broker.id
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = var.kafka_port
+  to_port           = var.kafka_port
+  description       = "Kafka clients"
+}
+
+resource "aws_vpc_security_group_egress_rule" "all" {
+  security_group_id = aws_security_group.broker.id
+  cidr_ipv4         = "0.0.0.0/0"
+  ip_protocol       = "-1"
+  description       = "Brokers reach the AWS APIs, package mirrors and each other"
+}
+
+data "aws_iam_policy_document" "broker_assume" {
+  statement {
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "broker" {
+  name_prefix        = "${local.name}-broker-"
+  assume_role_policy = data.aws_iam_policy_document.broker_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_instance_profile" "broker" {
+  name_prefix = "${local.name}-broker-"
+  role        = aws_iam_role.broker.name
+  tags        = local.tags
+}
+
+data "aws_ami" "broker" {
+  most_recent = true
+  owners      = var.ami_owners
+  dynamic "filter" {
+    for_each = var.ami_tags
+    content {
+      name   = "tag:${filter.key}"
+      values = [filter.value]
+    }
+  }
+}
+
+resource "aws_launch_template" "broker" {
+  name_prefix            = "${local.name}-broker-"
+  description            = "Kafka brokers of ${var.cluster}; fleetd launches replacements from it with the newest AMI"
+  image_id               = data.aws_ami.broker.id
+  instance_type          = var.instance_type
+  update_default_version = true
+  vpc_security_group_ids = [aws_security_group.broker.id]
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.broker.arn
+  }
+  metadata_options {
+    http_tokens                 = "required" # IMDSv2 only
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "enabled" # the boot units read the node id and cluster tags
+  }
+  tag_specifications {
+    resource_type = "instance"
+    tags          = local.tags
+  }
+  tag_specifications {
+    resource_type = "volume"
+    tags          = local.tags
+  }
+  tags = local.tags
+}
+
+# ----------------------------------------------------------------- events --
+
+resource "aws_sqs_queue" "events_dlq" {
+  name                      = "${local.name}-events-dlq"
+  message_retention_seconds = 1209600
+  sqs_managed_sse_enabled   = true
+  tags                      = local.tags
+}
+
+resource "aws_sqs_queue" "events" {
+  name                       = "${local.name}-events"
+  message_retention_seconds  = var.message_retention_seconds
+  visibility_timeout_seconds = 60
+  receive_wait_time_seconds  = 20
+  sqs_managed_sse_enabled    = true
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.events_dlq.arn
+    maxReceiveCount     = var.max_receive_count
+  })
+  tags = local.tags
+}
+
+resource "aws_cloudwatch_event_rule" "health" {
+  name        = "${local.name}-health"
+  description = "AWS Health scheduled changes for EC2 (retirement, stop, maintenance) to fleetd"
+  event_pattern = jsonencode({
+    source        = ["aws.health"]
+    "detail-type" = ["AWS Health Event"]
+    detail = {
+      service           = ["EC2"]
+      eventTypeCategory = ["scheduledChange"]
+    }
+  })
+  tags = local.tags
+}
+
+resource "aws_cloudwatch_event_rule" "state_change" {
+  name        = "${local.name}-state-change"
+  description = "EC2 instances stopping or terminating, to fleetd (it keeps its brokers' and ignores the rest)"
+  event_pattern = jsonencode({
+    source        = ["aws.ec2"]
+    "detail-type" = ["EC2 Instance State-change Notification"]
+    detail = {
+      state = ["stopping", "stopped", "shutting-down", "terminated"]
+    }
+  })
+  tags = local.tags
+}
+
+resource "aws_cloudwatch_event_target" "health" {
+  rule = aws_cloudwatch_event_rule.health.name
+  arn  = aws_sqs_queue.events.arn
+}
+
+resource "aws_cloudwatch_event_target" "state_change" {
+  rule = aws_cloudwatch_event_rule.state_change.name
+  arn  = aws_sqs_queue.events.arn
+}
+
+data "aws_iam_policy_document" "events_queue" {
+  statement {
+    sid       = "EventBridgeSends"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events.arn]
+    principals {
+      type        = "Service"
+      identifiers = ["events.amazonaws.com"]
+    }
+    condition {
+      test     = "ArnEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.health.arn, aws_cloudwatch_event_rule.state_change.arn]
+    }
+  }
+}
+
+resource "aws_sqs_queue_policy" "events" {
+  queue_url = aws_sqs_queue.events.id
+  policy    = data.aws_iam_policy_document.events_queue.json
+}
+
+# ------------------------------------------------------------------ lease --
+
+resource "aws_dynamodb_table" "lease" {
+  name         = "${local.name}-lease"
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "lease" # fleetd's lease.Key: one item per cluster
+  attribute {
+    name = "lease"
+    type = "S"
+  }
+  point_in_time_recovery {
+    enabled = false # a lease is not data worth restoring
+  }
+  tags = local.tags
+}
+
+data "aws_subnet" "broker" {
+  for_each = toset(var.subnet_ids)
+  id       = each.value
+}
