@@ -21,8 +21,9 @@ prereqs: ## check (and as root on Debian, install) Java, Maven, Python
 kafka: prereqs ## assemble Kafka from Maven Central into the cache (KAFKA_VERSION=3.9.1 for another)
 	scripts/kafka-dist.sh >/dev/null
 
-tools: prereqs ## install moto and shellcheck into the cache's virtualenv
+tools: prereqs ## install moto and shellcheck into the cache's virtualenv, and terraform v1.5.7 built from source
 	scripts/tools.sh >/dev/null
+	scripts/terraform.sh >/dev/null
 
 test: lint kafka tools ## everything CI runs: lint, unit and integration tests (real Kafka, moto)
 	scripts/test.sh
@@ -36,7 +37,8 @@ test-integration: kafka tools ## integration tests only (RUN=TestName to pick on
 bench: kafka ## benchmarks; results go to docs/benchmarks.md
 	scripts/bench.sh
 
-lint: tools ## gofmt, go vet (with and without the integration tag), shellcheck
+lint: tools ## gofmt, go vet (with and without the integration tag), shellcheck, terraform fmt
+	TF_CLI_CONFIG_FILE=/dev/null "$$(scripts/terraform.sh)" fmt -check -recursive -diff terraform/
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...

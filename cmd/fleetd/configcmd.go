@@ -4,23 +4,23 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/fleetd/fleetd/internal/config"
 )
 
 func newConfigCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "config", Short: "Work with fleetd's configuration file (see docs/config.md)"}
-	cmd.AddCommand(&cobra.Command{
+	var tf terraformFlags
+	validate := &cobra.Command{
 		Use:   "validate FILE",
 		Short: "Check a config file: strict keys, types, defaults, and every rule fleetd applies at start-up",
 		Long: `Check a config file the way fleetd reads it at start-up: unknown keys, bad
 durations or sizes, missing required settings and unsafe combinations are
 errors naming the key (and line). The environment overrides
 (FLEETD_KAFKA_BOOTSTRAP, FLEETD_KAFKA_SASL_PASSWORD, FLEETD_API_TOKEN) apply.
-Nothing is contacted. Exit 0 when valid, 2 otherwise.`,
+Nothing is contacted (with --terraform-dir, terraform reads its state).
+Exit 0 when valid, 2 otherwise.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			c, err := config.Load(args[0])
+			c, err := tf.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
 			}
@@ -35,6 +35,8 @@ Nothing is contacted. Exit 0 when valid, 2 otherwise.`,
 				args[0], c.Cluster, c.Provider.Kind, len(c.Kafka.Bootstrap), c.Lease.Kind, c.API.Listen, chaos)
 			return nil
 		},
-	})
+	}
+	tf.register(validate.Flags())
+	cmd.AddCommand(validate)
 	return cmd
 }

@@ -1,18 +1,22 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/daemon"
+	"github.com/fleetd/fleetd/internal/tfoutputs"
 	"github.com/fleetd/fleetd/internal/version"
 )
 
@@ -42,6 +46,7 @@ Exit codes: 0 stopped by a signal, 2 could not start or failed.`
 
 func newRunCmd() *cobra.Command {
 	var configPath string
+	var tf terraformFlags
 	cmd := &cobra.Command{
 		Use:   "run --config FILE",
 		Short: "Run the controller daemon (chaos schedule, operator API, one active fleetd per cluster)",
@@ -53,7 +58,7 @@ func newRunCmd() *cobra.Command {
 			if configPath == "" {
 				return errors.New("--config is required (or FLEETD_CONFIG): see docs/config.md for a complete example")
 			}
-			cfg, err := config.Load(configPath)
+			cfg, err := tf.load(cmd.Context(), configPath)
 			if err != nil {
 				return err
 			}
@@ -65,7 +70,43 @@ func newRunCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", os.Getenv("FLEETD_CONFIG"), "config file (env FLEETD_CONFIG)")
+	tf.register(cmd.Flags())
 	return cmd
+}
+
+// terraformFlags read infrastructure settings from Terraform outputs.
+type terraformFlags struct {
+	dir, bin string
+}
+
+func (t *terraformFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&t.dir, "terraform-dir", os.Getenv("FLEETD_TERRAFORM_DIR"), "Terraform working directory of a kafka-fleet deployment: launch template, subnets, queue, lease table and AMI selector come from its outputs (explicit config values win; env FLEETD_TERRAFORM_DIR)")
+	fs.StringVar(&t.bin, "terraform", envOr("FLEETD_TERRAFORM", "terraform"), "terraform binary for --terraform-dir (env FLEETD_TERRAFORM)")
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// load reads the config, with the Terraform outputs when --terraform-dir is set.
+func (t *terraformFlags) load(ctx context.Context, path string) (*config.Config, error) {
+	if t.dir == "" {
+		return config.Load(path)
+	}
+	bin, err := exec.LookPath(t.bin)
+	if err != nil {
+		return nil, fmt.Errorf("--terraform %q: %w (scripts/terraform.sh builds one)", t.bin, err)
+	}
+	tctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	outs, err := tfoutputs.Read(tctx, bin, t.dir)
+	if err != nil {
+		return nil, err
+	}
+	return config.LoadWith(path, &outs)
 }
 
 // chaosTick lets tests ask the chaos schedule more often than every 15 s.

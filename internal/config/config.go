@@ -22,6 +22,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/kclient"
 	"github.com/fleetd/fleetd/internal/schedule"
+	"github.com/fleetd/fleetd/internal/tfoutputs"
 )
 
 // Config is fleetd's configuration. docs/config.md holds a complete,
@@ -112,6 +113,9 @@ type EC2 struct {
 	InstanceType          string            `yaml:"instance_type"`
 	AMIOwners             []string          `yaml:"ami_owners"`
 	AMITags               map[string]string `yaml:"ami_tags"`
+	// SubnetsByAZ places a replacement whose old instance's subnet is
+	// unknown (the Terraform module's subnets_by_az output).
+	SubnetsByAZ map[string]string `yaml:"subnets_by_az"`
 }
 
 // Events configures the AWS event sources (provider.kind ec2).
@@ -184,16 +188,25 @@ const (
 
 // Load reads and validates the file at path, applying environment overrides.
 func Load(path string) (*Config, error) {
+	return LoadWith(path, nil)
+}
+
+// LoadWith is Load with Terraform outputs filling what the file leaves out
+// (explicit values win; outputs win over defaults).
+func LoadWith(path string, outs *tfoutputs.Outputs) (*Config, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read config: %w", err)
 	}
-	return Parse(raw, path)
+	return ParseWith(raw, path, outs)
 }
 
 // Parse decodes raw (named source in errors), applies the environment and
 // defaults, and validates.
-func Parse(raw []byte, source string) (*Config, error) {
+func Parse(raw []byte, source string) (*Config, error) { return ParseWith(raw, source, nil) }
+
+// ParseWith is Parse with Terraform outputs (see LoadWith).
+func ParseWith(raw []byte, source string, outs *tfoutputs.Outputs) (*Config, error) {
 	c := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
@@ -212,6 +225,9 @@ func Parse(raw []byte, source string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %s", source, msg)
 	}
 	c.ApplyEnv(os.Getenv)
+	if outs != nil {
+		c.ApplyOutputs(*outs)
+	}
 	c.Defaults()
 	if err := c.Validate(); err != nil {
 		return nil, fmt.Errorf("%s: %w", source, err)
@@ -229,6 +245,34 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}
 	if v := getenv(EnvAPIToken); v != "" {
 		c.API.Token = v
+	}
+}
+
+// ApplyOutputs fills settings the file left empty from the Terraform
+// module's outputs.
+func (c *Config) ApplyOutputs(o tfoutputs.Outputs) {
+	set := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	set(&c.Cluster, o.Cluster)
+	set(&c.EC2.LaunchTemplate, o.LaunchTemplateID)
+	set(&c.EC2.ClusterTag, o.ClusterTag)
+	set(&c.EC2.NodeIDTag, o.NodeIDTag)
+	set(&c.Events.QueueURL, o.EventsQueueURL)
+	if c.Lease.Table == "" && o.LeaseTable != "" {
+		c.Lease.Table = o.LeaseTable
+		set(&c.Lease.Kind, "dynamodb")
+	}
+	if len(c.EC2.AMIOwners) == 0 {
+		c.EC2.AMIOwners = o.AMIOwners
+	}
+	if c.EC2.AMITags == nil {
+		c.EC2.AMITags = o.AMITags
+	}
+	if c.EC2.SubnetsByAZ == nil {
+		c.EC2.SubnetsByAZ = o.SubnetsByAZ
 	}
 }
 

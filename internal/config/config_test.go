@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetd/fleetd/internal/tfoutputs"
 )
 
 const minimal = "cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: kafka-broker\n"
@@ -99,5 +101,29 @@ func TestEnvironmentOverridesFileAndCarriesSecrets(t *testing.T) {
 	}
 	if c.Kafka.SASL.Password != "s3cret" || c.API.Token != "tok" {
 		t.Error("secrets not taken from the environment")
+	}
+}
+
+func TestTerraformOutputsFillWhatTheFileLeavesOut(t *testing.T) {
+	noEnv(t)
+	outs := &tfoutputs.Outputs{Cluster: "from-tf", LaunchTemplateID: "lt-0abc", SubnetsByAZ: map[string]string{"us-east-1a": "subnet-a"},
+		EventsQueueURL: "https://sqs/q", LeaseTable: "tf-lease", AMIOwners: []string{"123456789012"}, AMITags: map[string]string{"role": "broker"}}
+	c, err := ParseWith([]byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\nlease:\n  table: my-own-table\n"), "f.yaml", outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster != "c1" || c.Lease.Table != "my-own-table" {
+		t.Errorf("explicit values lost: cluster %q lease table %q", c.Cluster, c.Lease.Table)
+	}
+	if c.EC2.LaunchTemplate != "lt-0abc" || c.Events.QueueURL != "https://sqs/q" || c.EC2.SubnetsByAZ["us-east-1a"] != "subnet-a" ||
+		c.EC2.AMIOwners[0] != "123456789012" || c.EC2.AMITags["role"] != "broker" {
+		t.Errorf("outputs not applied: %+v %+v", c.EC2, c.Events)
+	}
+	c, err = ParseWith([]byte("kafka:\n  bootstrap: [b:9092]\n"), "f.yaml", outs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster != "from-tf" || c.Lease.Kind != "dynamodb" || c.Lease.Table != "tf-lease" {
+		t.Errorf("outputs over defaults: cluster %q lease %s/%s", c.Cluster, c.Lease.Kind, c.Lease.Table)
 	}
 }

@@ -37,7 +37,7 @@ func (d *Daemon) newEC2(ctx context.Context) (*awsParts, error) {
 	p, err := ec2.NewProvider(client, ec2.Options{
 		Cluster: d.cfg.Cluster, ClusterTag: e.ClusterTag, NodeIDTag: e.NodeIDTag,
 		LaunchTemplate: e.LaunchTemplate, LaunchTemplateVersion: e.LaunchTemplateVersion, InstanceType: e.InstanceType,
-		ImageOwners: e.AMIOwners, ImageTags: e.AMITags,
+		ImageOwners: e.AMIOwners, ImageTags: e.AMITags, SubnetsByAZ: e.SubnetsByAZ,
 	})
 	if err != nil {
 		return nil, err

@@ -61,6 +61,9 @@ type Options struct {
 	// owned by one of ImageOwners (default "self") carrying every tag.
 	ImageOwners []string
 	ImageTags   map[string]string
+	// SubnetsByAZ places a replacement whose old instance's subnet is
+	// unknown (from the Terraform module's outputs).
+	SubnetsByAZ map[string]string
 }
 
 // Provider is replace.Provider on EC2.
@@ -207,8 +210,12 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 			return in, nil
 		}
 	}
-	if req.Like.Subnet == "" {
-		return replace.Instance{}, fmt.Errorf("launch like %s: its subnet is unknown, so the AZ cannot be kept", req.Like.ID)
+	subnet := req.Like.Subnet
+	if subnet == "" {
+		subnet = p.Opts.SubnetsByAZ[req.Like.Zone]
+	}
+	if subnet == "" {
+		return replace.Instance{}, fmt.Errorf("launch like %s: its subnet is unknown and ec2.subnets_by_az has none for zone %q, so the AZ cannot be kept", req.Like.ID, req.Like.Zone)
 	}
 	img, err := p.NewestImage(ctx)
 	if err != nil {
@@ -236,7 +243,7 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 		LaunchTemplate: lt,
 		ImageId:        img.ImageId,
 		InstanceType:   types.InstanceType(p.Opts.InstanceType),
-		SubnetId:       aws.String(req.Like.Subnet),
+		SubnetId:       aws.String(subnet),
 		ClientToken:    aws.String(token),
 		TagSpecifications: []types.TagSpecification{
 			{ResourceType: types.ResourceTypeInstance, Tags: tags},
@@ -248,7 +255,7 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 		o.RetryMaxAttempts = 1
 	})
 	if err != nil {
-		return replace.Instance{}, fmt.Errorf("run instance like %s in %s from %s: %w", req.Like.ID, req.Like.Subnet, aws.ToString(img.ImageId), err)
+		return replace.Instance{}, fmt.Errorf("run instance like %s in %s from %s: %w", req.Like.ID, subnet, aws.ToString(img.ImageId), err)
 	}
 	if len(out.Instances) != 1 {
 		return replace.Instance{}, fmt.Errorf("run instances returned %d instances, want 1", len(out.Instances))
