@@ -102,6 +102,17 @@ func setup(t *testing.T) (*Controller, *fakeExec, *freeLease, context.CancelFunc
 	return c, ex, lease, cancel, stopped
 }
 
+// start runs c until stop is called or the test ends.
+func start(t *testing.T, c *Controller) (ctx context.Context, stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stopped := make(chan struct{})
+	go func() { _ = c.Run(ctx); close(stopped) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-stopped }) }
+	t.Cleanup(stop)
+	return ctx, stop
+}
+
 func operator(broker int32) Request { return Request{Broker: broker, Triggers: []string{"operator"}} }
 
 func TestRequestDuringAReplacementIsQueuedAndRunsAfter(t *testing.T) {
@@ -196,10 +207,7 @@ func TestStandbyDoesNothingAndTakesOverInFlightWork(t *testing.T) {
 		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
 		lease := &freeLease{deny: true}
 		c := New(ex, store, lease, Options{Tick: 10 * time.Second, Log: zerolog.Nop()})
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { _ = c.Run(ctx); close(stopped) }()
-		t.Cleanup(func() { cancel(); <-stopped })
+		ctx, _ := start(t, c)
 		c.Submit(ctx, operator(7))
 		time.Sleep(10 * time.Minute)
 		if got := ex.runs(); len(got) != 0 {
@@ -222,20 +230,14 @@ func TestPauseSurvivesARestart(t *testing.T) {
 		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
 		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused"}
 		first := New(ex, store, &freeLease{}, opts)
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { _ = first.Run(ctx); close(stopped) }()
+		ctx, stop := start(t, first)
 		if err := first.SetPaused(ctx, true); err != nil {
 			t.Fatal(err)
 		}
-		cancel()
-		<-stopped
+		stop()
 
 		second := New(ex, store, &freeLease{}, opts)
-		ctx, cancel = context.WithCancel(context.Background())
-		stopped = make(chan struct{})
-		go func() { _ = second.Run(ctx); close(stopped) }()
-		t.Cleanup(func() { cancel(); <-stopped })
+		ctx, _ = start(t, second)
 		second.Submit(ctx, operator(8))
 		time.Sleep(10 * time.Minute)
 		if st, _ := second.Status(ctx); !st.Paused || len(ex.runs()) != 0 {
@@ -258,32 +260,23 @@ func TestQueueSurvivesARestartAndATakeover(t *testing.T) {
 		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
 		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), QueueFile: dir + "/queue.json"}
 		first := New(ex, store, &freeLease{}, opts)
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { _ = first.Run(ctx); close(stopped) }()
+		ctx, stop := start(t, first)
 		if err := first.SetPaused(ctx, true); err != nil {
 			t.Fatal(err)
 		}
 		first.Submit(ctx, operator(3))
 		first.Submit(ctx, Request{Broker: 4, Triggers: []string{"chaos"}})
 		time.Sleep(time.Minute)
-		cancel()
-		<-stopped
+		stop()
 
 		// A standby with the same file must not overwrite it.
 		standby := New(ex, store, &freeLease{deny: true}, opts)
-		ctx, cancel = context.WithCancel(context.Background())
-		stopped = make(chan struct{})
-		go func() { _ = standby.Run(ctx); close(stopped) }()
+		ctx, stop = start(t, standby)
 		time.Sleep(time.Minute)
-		cancel()
-		<-stopped
+		stop()
 
 		second := New(ex, store, &freeLease{}, opts)
-		ctx, cancel = context.WithCancel(context.Background())
-		stopped = make(chan struct{})
-		go func() { _ = second.Run(ctx); close(stopped) }()
-		t.Cleanup(func() { cancel(); <-stopped })
+		ctx, _ = start(t, second)
 		time.Sleep(10 * time.Minute)
 		if got := ex.runs(); fmt.Sprint(got) != "[3:completed 4:completed]" {
 			t.Errorf("after restart: runs %v, want the two queued requests", got)
@@ -303,21 +296,15 @@ func TestAPauseByThePreviousHolderHoldsAfterTakeover(t *testing.T) {
 		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused"}
 		lease := &freeLease{deny: true}
 		standby := New(ex, store, lease, opts) // started before the pause
-		ctx, cancel := context.WithCancel(context.Background())
-		stopped := make(chan struct{})
-		go func() { _ = standby.Run(ctx); close(stopped) }()
-		t.Cleanup(func() { cancel(); <-stopped })
+		ctx, _ := start(t, standby)
 		time.Sleep(time.Minute)
 
 		active := New(ex, store, &freeLease{}, opts)
-		actx, acancel := context.WithCancel(context.Background())
-		astopped := make(chan struct{})
-		go func() { _ = active.Run(actx); close(astopped) }()
+		actx, astop := start(t, active)
 		if err := active.SetPaused(actx, true); err != nil {
 			t.Fatal(err)
 		}
-		acancel()
-		<-astopped
+		astop()
 
 		lease.mu.Lock()
 		lease.deny = false
