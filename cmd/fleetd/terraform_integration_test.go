@@ -9,39 +9,19 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/hashicorp/terraform-exec/tfexec"
-
-	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/testbed"
 )
 
 // fleetd config validate --terraform-dir reads the module's outputs with the
 // real terraform binary: the launch template, queue and lease table need not
 // be in the file.
 func TestConfigFromTerraformOutputs(t *testing.T) {
-	bin := filepath.Join(local.CacheDir(), "bin", "terraform-1.5.7")
-	if _, err := os.Stat(bin); err != nil {
-		t.Fatalf("terraform not found at %s: run scripts/terraform.sh first", bin)
-	}
-	dir := t.TempDir()
 	raw, err := os.ReadFile("../../internal/tfoutputs/testdata/fixture/main.tf")
 	if err != nil {
 		t.Fatal(err)
 	}
-	os.WriteFile(filepath.Join(dir, "main.tf"), raw, 0o644)
-	tf, err := tfexec.NewTerraform(dir, bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := tf.Init(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := tf.Apply(ctx); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin := testbed.TerraformApply(t, raw), testbed.TerraformBinary(t)
 	cfg := filepath.Join(t.TempDir(), "fleetd.yaml")
 	os.WriteFile(cfg, []byte("kafka:\n  bootstrap: [b:9092]\n"), 0o600)
 	var out, errb bytes.Buffer
