@@ -5,7 +5,7 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/fleetd/fleetd/internal/version.Version=$(VERSION) -X github.com/fleetd/fleetd/internal/version.Revision=$(REVISION)
-SCRIPTS := $(wildcard scripts/*.sh) .ci/run
+SCRIPTS := $(wildcard scripts/*.sh) .ci/run packer/scripts/install.sh packer/files/bin/kafka-disks
 
 .PHONY: help build test test-unit test-integration bench lint demo kafka tools prereqs clean
 

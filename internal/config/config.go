@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -179,6 +180,10 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 // badDuration matches yaml's message for a string that is not a duration.
 var badDuration = regexp.MustCompile("line ([0-9]+): cannot unmarshal !!str `[^`]*` into time.Duration")
 
+// DefaultAMITags select broker AMIs: the Packer template (packer/) writes
+// exactly these tags (packer/packer_test.go keeps them equal).
+var DefaultAMITags = map[string]string{"fleetd:role": "kafka-broker"}
+
 // Environment variables that override the file.
 const (
 	EnvBootstrap    = "FLEETD_KAFKA_BOOTSTRAP"
@@ -342,7 +347,7 @@ func (c *Config) Defaults() {
 		c.EC2.AMIOwners = []string{"self"}
 	}
 	if c.EC2.AMITags == nil {
-		c.EC2.AMITags = map[string]string{"fleetd:role": "kafka-broker"}
+		c.EC2.AMITags = maps.Clone(DefaultAMITags)
 	}
 	def(&c.Events.Wait, 20*time.Second)
 	if c.Events.ReplaceOn == nil {

@@ -1,0 +1,65 @@
+// Package packer_test checks the broker AMI's parts that can be checked
+// without building an AMI: the tags the template writes (fleetd's default
+// AMI selector must match them) and the boot-time disk script's choice of
+// devices, fed recorded lsblk output.
+package packer_test
+
+import (
+	"maps"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+
+	"github.com/fleetd/fleetd/internal/config"
+)
+
+func TestTemplateWritesTheTagsFleetdSelects(t *testing.T) {
+	file, diags := hclparse.NewParser().ParseHCLFile("kafka-broker.pkr.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var tags map[string]string
+	for _, b := range file.Body.(*hclsyntax.Body).Blocks {
+		if b.Type != "locals" {
+			continue
+		}
+		if a, ok := b.Body.Attributes["ami_tags"]; ok {
+			v, d := a.Expr.Value(nil)
+			if d.HasErrors() {
+				t.Fatal(d)
+			}
+			tags = map[string]string{}
+			for k, val := range v.AsValueMap() {
+				tags[k] = val.AsString()
+			}
+		}
+	}
+	if !maps.Equal(tags, config.DefaultAMITags) {
+		t.Fatalf("template's local.ami_tags %v, fleetd's config.DefaultAMITags %v: keep them equal", tags, config.DefaultAMITags)
+	}
+	raw, _ := os.ReadFile("kafka-broker.pkr.hcl")
+	if !strings.Contains(string(raw), "tags = merge(local.ami_tags,") {
+		t.Fatal("the amazon-ebs source does not tag the AMI with local.ami_tags")
+	}
+}
+
+func TestDiskScriptChoosesTheInstanceStore(t *testing.T) {
+	for fixture, want := range map[string]string{
+		"lsblk-im4gn.4xlarge.txt":  "plan: single device /dev/nvme1n1\nplan: mount /dev/nvme1n1 on /var/lib/kafka\n",
+		"lsblk-im4gn.16xlarge.txt": "plan: raid0 /dev/md0 from /dev/nvme1n1 /dev/nvme2n1 /dev/nvme3n1 /dev/nvme4n1\nplan: mount /dev/md0 on /var/lib/kafka\n",
+		"lsblk-after-reboot.txt":   "plan: use existing array /dev/md0\nplan: mount /dev/md0 on /var/lib/kafka\n",
+	} {
+		out, err := exec.Command("bash", "files/bin/kafka-disks", "--plan", "testdata/"+fixture).CombinedOutput()
+		if err != nil || string(out) != want {
+			t.Errorf("%s: %v\n%s\nwant\n%s", fixture, err, out, want)
+		}
+	}
+	out, err := exec.Command("bash", "files/bin/kafka-disks", "--plan", "testdata/lsblk-ebs-only.txt").CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "no instance-store NVMe device") {
+		t.Errorf("EBS only: %v %s, want a refusal (the root volume is never touched)", err, out)
+	}
+}
