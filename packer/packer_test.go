@@ -15,6 +15,7 @@ import (
 	"github.com/hashicorp/hcl/v2/hclsyntax"
 
 	"github.com/fleetd/fleetd/internal/config"
+	"github.com/fleetd/fleetd/internal/ec2mirror"
 )
 
 func TestTemplateWritesTheTagsFleetdSelects(t *testing.T) {
@@ -37,6 +38,9 @@ func TestTemplateWritesTheTagsFleetdSelects(t *testing.T) {
 				tags[k] = val.AsString()
 			}
 		}
+	}
+	if !maps.Equal(config.DefaultAMITags, ec2mirror.ImageTags) {
+		t.Fatalf("the test harness seeds AMIs with %v, fleetd selects %v", ec2mirror.ImageTags, config.DefaultAMITags)
 	}
 	if !maps.Equal(tags, config.DefaultAMITags) {
 		t.Fatalf("template's local.ami_tags %v, fleetd's config.DefaultAMITags %v: keep them equal", tags, config.DefaultAMITags)

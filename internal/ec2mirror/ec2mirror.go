@@ -19,12 +19,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
-	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/local"
 )
 
-// ImageTags are the tags the Packer template writes on broker AMIs.
-var ImageTags = config.DefaultAMITags
+// ImageTags are the tags the Packer template writes on broker AMIs (equal
+// to config.DefaultAMITags; packer/packer_test.go checks).
+var ImageTags = map[string]string{"fleetd:role": "kafka-broker"}
 
 // Seed is what Seed made.
 type Seed struct {
