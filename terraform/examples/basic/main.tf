@@ -32,7 +32,10 @@ module "kafka_fleet" {
   vpc_id       = var.vpc_id
   subnet_ids   = var.subnet_ids
   client_cidrs = ["10.0.0.0/8"]
-  tags         = { team = "streaming" }
+
+  kafka_cluster_id  = "q1Sh-9_ISia_zwGINzRvyQ" # kafka-storage.sh random-uuid, once
+  controller_quorum = "10.0.1.5:9093,10.0.2.5:9093,10.0.3.5:9093"
+  tags              = { team = "streaming" }
 }
 
 output "cluster" { value = module.kafka_fleet.cluster }

@@ -104,7 +104,11 @@ resource "aws_launch_template" "broker" {
   }
   tag_specifications {
     resource_type = "instance"
-    tags          = local.tags
+    # Read at boot through IMDS by kafka-broker-config (see docs/ami.md).
+    tags = merge(local.tags, {
+      "fleetd:cluster-id"        = var.kafka_cluster_id
+      "fleetd:controller-quorum" = var.controller_quorum
+    })
   }
   tag_specifications {
     resource_type = "volume"

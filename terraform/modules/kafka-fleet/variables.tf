@@ -84,3 +84,13 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "kafka_cluster_id" {
+  description = "The KRaft cluster id; brokers format a new instance store with it at boot (tag fleetd:cluster-id)."
+  type        = string
+}
+
+variable "controller_quorum" {
+  description = "controller.quorum.bootstrap.servers for the brokers, host:port,... (tag fleetd:controller-quorum)."
+  type        = string
+}
