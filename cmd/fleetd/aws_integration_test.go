@@ -80,15 +80,6 @@ func retirement(arn, instance string, at time.Time) map[string]any {
 	}
 }
 
-func instance(t *testing.T, c *ec2.Client, id string) ec2types.Instance {
-	t.Helper()
-	out, err := c.DescribeInstances(testbed.Context(t), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-	if err != nil || len(out.Reservations) == 0 {
-		t.Fatalf("describe %s: %v", id, err)
-	}
-	return out.Reservations[0].Instances[0]
-}
-
 func waitReplacement(t *testing.T, d *daemonProc, pred func(api.HistoryEntry) bool) api.HistoryEntry {
 	t.Helper()
 	var found api.HistoryEntry
@@ -155,7 +146,7 @@ chaos:
 	if h := d.history(t); len(h) != 1 {
 		t.Errorf("%d replacements for one retirement (a duplicate and a foreign event were sent too), want 1", len(h))
 	}
-	old, nw := instance(t, ec2c, victim), instance(t, ec2c, rep.NewInstance)
+	old, nw := testbed.EC2Instance(t, ec2c, victim), testbed.EC2Instance(t, ec2c, rep.NewInstance)
 	if old.State.Name != ec2types.InstanceStateNameTerminated {
 		t.Errorf("old instance %s: %s, want terminated", victim, old.State.Name)
 	}
@@ -258,7 +249,7 @@ chaos:
 	if rep.Phase != replace.PhaseCompleted || rep.Trigger != "ami-drift" || rep.OldInstance != seed.Instances[1] {
 		t.Fatalf("drift replacement: %s trigger %q of %s (%s); want broker 1's instance %s, the oldest", rep.Phase, rep.Trigger, rep.OldInstance, rep.Error, seed.Instances[1])
 	}
-	if img := aws.ToString(instance(t, ec2c, rep.NewInstance).ImageId); img != seed.Image {
+	if img := aws.ToString(testbed.EC2Instance(t, ec2c, rep.NewInstance).ImageId); img != seed.Image {
 		t.Errorf("new instance runs %s, want the newest AMI %s", img, seed.Image)
 	}
 	time.Sleep(10 * time.Second) // five more drift checks, inside min_interval

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -243,9 +242,7 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 
 func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(r)
+		_ = printJSON(w, r)
 		return
 	}
 	if r.Phase == replace.PhaseRefused {
@@ -275,9 +272,7 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 
 func printSummary(w io.Writer, r *replace.Record, asJSON bool) {
 	if asJSON {
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		_ = enc.Encode(r)
+		_ = printJSON(w, r)
 		return
 	}
 	fmt.Fprintf(w, "\nreplacement %s: %s\n", r.ID, r.Phase)

@@ -149,13 +149,7 @@ func (d *Daemon) ownInstance(ctx context.Context, id string) (string, error) {
 		return "", err
 	}
 	for _, r := range recs {
-		if r.Strategy == replace.StrategyMove && r.OldInstance == id {
-			return r.ID, nil
-		}
-		if r.Strategy == replace.StrategyIdentity && r.OldInstance == id {
-			return r.ID, nil
-		}
-		if r.NewInstance == id && r.Phase != replace.PhaseCompleted {
+		if r.OldInstance == id || (r.NewInstance == id && r.Phase != replace.PhaseCompleted) {
 			return r.ID, nil
 		}
 	}

@@ -31,15 +31,6 @@ func testProvider(t *testing.T, c *ec2.Client, seed ec2mirror.Seed) *Provider {
 	return p
 }
 
-func describe(t *testing.T, c *ec2.Client, id string) types.Instance {
-	t.Helper()
-	out, err := c.DescribeInstances(testbed.Context(t), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-	if err != nil || len(out.Reservations) == 0 {
-		t.Fatalf("describe %s: %v", id, err)
-	}
-	return out.Reservations[0].Instances[0]
-}
-
 // TestProviderReplacesABrokerEndToEnd runs a move replacement with the real
 // executor, the real SDK against moto, and real Kafka brokers mirroring
 // moto's instances.
@@ -78,11 +69,11 @@ func TestProviderReplacesABrokerEndToEnd(t *testing.T) {
 	testbed.Eventually(t, 15*time.Second, cl.NoThrottles)
 	cl.StopLedger(ledgerRun)
 
-	old := describe(t, c, seed.Instances[2])
+	old := testbed.EC2Instance(t, c, seed.Instances[2])
 	if old.State.Name != types.InstanceStateNameTerminated {
 		t.Errorf("old instance %s is %s, want terminated", seed.Instances[2], old.State.Name)
 	}
-	nw := describe(t, c, r.NewInstance)
+	nw := testbed.EC2Instance(t, c, r.NewInstance)
 	tags := tagsOf(nw.Tags)
 	want := map[string]string{"fleetd:cluster": "test", "fleetd:node-id": "4", TagReplacement: r.ID, TagLaunchToken: r.ID + "-launch"}
 	for k, v := range want {
@@ -197,7 +188,7 @@ func TestProviderRefusesForeignInstances(t *testing.T) {
 			t.Errorf("%s on a foreign instance: %v, want a refusal", name, err)
 		}
 	}
-	if in := describe(t, c, id); in.State.Name != types.InstanceStateNameRunning || tagsOf(in.Tags)[TagReplacement] != "" {
+	if in := testbed.EC2Instance(t, c, id); in.State.Name != types.InstanceStateNameRunning || tagsOf(in.Tags)[TagReplacement] != "" {
 		t.Errorf("foreign instance touched: %s %v", in.State.Name, tagsOf(in.Tags))
 	}
 	if insts, _ := p.Instances(ctx); len(insts) != 1 || insts[0].ID != seed.Instances[1] {

@@ -7,6 +7,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
 	"github.com/fleetd/fleetd/internal/ec2mirror"
 	"github.com/fleetd/fleetd/internal/local"
@@ -57,4 +58,14 @@ func MirrorEC2(t testing.TB, f *local.Fleet, client *ec2.Client, cluster string)
 	t.Cleanup(func() { cancel(); <-done })
 	<-first
 	return m
+}
+
+// EC2Instance describes instance id (any state) or fails the test.
+func EC2Instance(t testing.TB, c *ec2.Client, id string) types.Instance {
+	t.Helper()
+	out, err := c.DescribeInstances(Context(t), &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil || len(out.Reservations) == 0 || len(out.Reservations[0].Instances) == 0 {
+		t.Fatalf("describe %s: %v", id, err)
+	}
+	return out.Reservations[0].Instances[0]
 }

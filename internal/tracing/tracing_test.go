@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fleetd/fleetd/internal/replace"
 )
@@ -93,7 +94,9 @@ func TestBadEndpointIsRejected(t *testing.T) {
 func TestDisabledRecordsNothing(t *testing.T) {
 	tr := Disabled()
 	r := record()
-	tr.Begin(context.Background(), r, false)
+	if ctx := tr.Begin(context.Background(), r, false); trace.SpanFromContext(ctx).IsRecording() {
+		t.Fatal("a disabled tracer records spans")
+	}
 	tr.Step(r, replace.StepTiming{Step: replace.StepGate}, nil)
 	tr.End(r)
 	if err := tr.Shutdown(context.Background()); err != nil {
