@@ -5,7 +5,9 @@ GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 REVISION ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
 LDFLAGS := -X github.com/fleetd/fleetd/internal/version.Version=$(VERSION) -X github.com/fleetd/fleetd/internal/version.Revision=$(REVISION)
-SCRIPTS := $(wildcard scripts/*.sh) .ci/run packer/scripts/install.sh packer/files/bin/kafka-disks
+# Every tracked file whose first line is a sh/bash shebang, plus scripts/lib.sh
+# (sourced, so it has none); shellcheck reads them all.
+SCRIPTS := $(sort scripts/lib.sh $(shell git ls-files 2>/dev/null | while read -r f; do [[ -f "$$f" ]] && head -n1 "$$f" | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done))
 
 .PHONY: help build test test-unit test-integration bench lint demo kafka tools prereqs clean
 
@@ -21,9 +23,10 @@ prereqs: ## check (and as root on Debian, install) Java, Maven, Python
 kafka: prereqs ## assemble Kafka from Maven Central into the cache (KAFKA_VERSION=3.9.1 for another)
 	scripts/kafka-dist.sh >/dev/null
 
-tools: prereqs ## install moto and shellcheck into the cache's virtualenv, and terraform v1.5.7 built from source
+tools: prereqs ## install moto and shellcheck into the cache's virtualenv; terraform v1.5.7 and packer v1.9.4 built from source
 	scripts/tools.sh >/dev/null
 	scripts/terraform.sh >/dev/null
+	scripts/packer.sh >/dev/null
 
 test: lint kafka tools ## everything CI runs: lint, unit and integration tests (real Kafka, moto)
 	scripts/test.sh
@@ -37,8 +40,9 @@ test-integration: kafka tools ## integration tests only (RUN=TestName to pick on
 bench: kafka ## benchmarks; results go to docs/benchmarks.md
 	scripts/bench.sh
 
-lint: tools ## gofmt, go vet (with and without the integration tag), shellcheck, terraform fmt
+lint: tools ## gofmt, go vet (with and without the integration tag), shellcheck, terraform fmt, packer fmt
 	TF_CLI_CONFIG_FILE=/dev/null "$$(scripts/terraform.sh)" fmt -check -recursive -diff terraform/
+	CHECKPOINT_DISABLE=1 "$$(scripts/packer.sh)" fmt -check -diff packer/
 	@out=$$(gofmt -l $$(git ls-files '*.go') 2>/dev/null); if [[ -n "$$out" ]]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) vet -tags integration ./...

@@ -3,7 +3,9 @@
 # and systemd units that prepare the NVMe instance store and render Kafka's
 # configuration from the instance's tags at boot.
 #
-#   packer init packer/ && packer validate packer/ && packer build packer/
+#   packer init packer/
+#   packer validate -var kafka_sha512=<digest> packer/
+#   packer build -var kafka_version=4.4.0 -var kafka_sha512=<digest> packer/
 #
 # LSE atomics: Graviton2 has ARMv8.1 LSE. Ubuntu up to 20.04 shipped a
 # separate libc6-lse package; from 20.10 on, libc6 itself is built with
@@ -14,7 +16,9 @@
 packer {
   required_plugins {
     amazon = {
-      version = ">= 1.2.8"
+      # packer 1.9.4 bundles v1.2.1; fleetd's tests validate with that one
+      # (scripts/packer.sh), `packer init` picks the newest 1.x.
+      version = "~> 1.2"
       source  = "github.com/hashicorp/amazon"
     }
   }
@@ -43,8 +47,13 @@ variable "corretto_major" {
 }
 
 variable "kafka_version" {
-  type    = string
-  default = "4.1.1"
+  description = "Apache Kafka version; the default is the one fleetd's tests run (scripts/lib.sh)."
+  type        = string
+  default     = "4.4.0"
+  validation {
+    condition     = can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", var.kafka_version))
+    error_message = "The kafka_version must look like 4.4.0."
+  }
 }
 
 variable "scala_version" {
@@ -55,6 +64,10 @@ variable "scala_version" {
 variable "kafka_sha512" {
   description = "SHA-512 of kafka_<scala>-<version>.tgz as published beside it on archive.apache.org (the .sha512 file); the build fails on a mismatch."
   type        = string
+  validation {
+    condition     = can(regex("^[0-9a-fA-F]{128}$", replace(var.kafka_sha512, " ", "")))
+    error_message = "The kafka_sha512 must be the 128 hex digits of the archive's SHA-512 (the .sha512 file beside it on archive.apache.org)."
+  }
 }
 
 locals {
@@ -71,7 +84,6 @@ source "amazon-ebs" "broker" {
   instance_type = var.build_instance_type
   ami_name      = "kafka-broker-${var.kafka_version}-corretto${var.corretto_major}-${local.timestamp}"
   ssh_username  = "ubuntu"
-  imds_support  = "v2.0"
   source_ami_filter {
     filters = {
       name                = "ubuntu/images/hvm-ssd-gp3/ubuntu-${var.ubuntu_series}-arm64-server-*"
@@ -82,6 +94,10 @@ source "amazon-ebs" "broker" {
     owners      = ["099720109477"] # Canonical
     most_recent = true
   }
+  # IMDSv2 only, for the build instance here and for every broker through
+  # the launch template (terraform/modules/kafka-fleet). The AMI-level
+  # imds_support needs amazon plugin >= 1.2.2; the launch template is what
+  # enforces it for brokers.
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
@@ -89,7 +105,7 @@ source "amazon-ebs" "broker" {
   }
   tags = merge(local.ami_tags, {
     "fleetd:kafka-version"  = var.kafka_version
-    "fleetd:corretto-major" = tostring(var.corretto_major)
+    "fleetd:corretto-major" = "${var.corretto_major}"
     "fleetd:base"           = "{{ .SourceAMIName }}"
   })
 }

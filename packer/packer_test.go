@@ -8,6 +8,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -48,6 +49,35 @@ func TestTemplateWritesTheTagsFleetdSelects(t *testing.T) {
 	raw, _ := os.ReadFile("kafka-broker.pkr.hcl")
 	if !strings.Contains(string(raw), "tags = merge(local.ami_tags,") {
 		t.Fatal("the amazon-ebs source does not tag the AMI with local.ami_tags")
+	}
+}
+
+// The AMI ships the Kafka version fleetd's own tests run against.
+func TestTemplateKafkaVersionIsTheTestedOne(t *testing.T) {
+	file, diags := hclparse.NewParser().ParseHCLFile("kafka-broker.pkr.hcl")
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	var def string
+	for _, b := range file.Body.(*hclsyntax.Body).Blocks {
+		if b.Type == "variable" && len(b.Labels) == 1 && b.Labels[0] == "kafka_version" {
+			v, d := b.Body.Attributes["default"].Expr.Value(nil)
+			if d.HasErrors() {
+				t.Fatal(d)
+			}
+			def = v.AsString()
+		}
+	}
+	lib, err := os.ReadFile("../scripts/lib.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^FLEETD_DEFAULT_KAFKA_VERSION="([^"]+)"`).FindSubmatch(lib)
+	if m == nil {
+		t.Fatal("scripts/lib.sh no longer sets FLEETD_DEFAULT_KAFKA_VERSION")
+	}
+	if def != string(m[1]) {
+		t.Fatalf("the template's kafka_version default is %q, fleetd's tests run %q (scripts/lib.sh): keep them equal", def, m[1])
 	}
 }
 

@@ -36,7 +36,9 @@ java -version
 # Apache Kafka, checksum verified.
 tgz="kafka_${SCALA_VERSION}-${KAFKA_VERSION}.tgz"
 curl -fsSL -o "/tmp/$tgz" "https://archive.apache.org/dist/kafka/${KAFKA_VERSION}/${tgz}"
-echo "${KAFKA_SHA512}  /tmp/$tgz" | sha512sum -c -
+# Apache publishes the digest in groups of upper-case hex; sha512sum wants it whole.
+want="$(tr -d ' \n' <<<"$KAFKA_SHA512" | tr 'A-F' 'a-f')"
+echo "$want  /tmp/$tgz" | sha512sum -c -
 useradd --system --home-dir /opt/kafka --shell /usr/sbin/nologin kafka
 install -d -o kafka -g kafka /opt/kafka /var/lib/kafka /var/log/kafka /etc/kafka
 tar -xzf "/tmp/$tgz" -C /opt/kafka --strip-components=1
