@@ -28,7 +28,7 @@ type awsParts struct {
 }
 
 func (d *Daemon) newEC2(ctx context.Context) (*awsParts, error) {
-	cfg, err := ec2.LoadConfig(ctx, ec2.ConfigOptions{Region: d.cfg.AWS.Region})
+	cfg, err := ec2.LoadConfig(ctx, ec2.ConfigOptions{Region: d.cfg.AWS.Region, Log: &d.log})
 	if err != nil {
 		return nil, err
 	}

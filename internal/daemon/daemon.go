@@ -221,7 +221,7 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 func (d *Daemon) newLease(ctx context.Context) (controller.Lease, error) {
 	switch d.cfg.Lease.Kind {
 	case "dynamodb":
-		awsCfg, err := ec2.LoadConfig(ctx, ec2.ConfigOptions{Region: d.cfg.AWS.Region})
+		awsCfg, err := ec2.LoadConfig(ctx, ec2.ConfigOptions{Region: d.cfg.AWS.Region, Log: &d.log})
 		if err != nil {
 			return nil, err
 		}

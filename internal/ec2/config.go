@@ -10,6 +10,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/smithy-go/logging"
+	"github.com/rs/zerolog"
+	zlog "github.com/rs/zerolog/log"
 )
 
 // ConfigOptions overrides parts of the standard AWS configuration chain
@@ -19,13 +22,33 @@ type ConfigOptions struct {
 	// Endpoint replaces every service endpoint (moto in tests). The standard
 	// AWS_ENDPOINT_URL variable does the same without code.
 	Endpoint string
+	// Log receives the SDK's own warnings (a response body it could not
+	// drain, a checksum mismatch), so that every line fleetd writes stays
+	// JSON. Nil: zerolog's global logger.
+	Log *zerolog.Logger
+}
+
+// sdkLogger hands the AWS SDK's log lines to zerolog, tagged component=aws-sdk.
+func sdkLogger(l zerolog.Logger) logging.Logger {
+	l = l.With().Str("component", "aws-sdk").Logger()
+	return logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		ev := l.Info()
+		if c == logging.Warn {
+			ev = l.Warn()
+		}
+		ev.Msgf(format, v...)
+	})
 }
 
 // LoadConfig loads the standard AWS configuration with adaptive retries, which
 // back off on throttling as well as on errors: fleetd must be a polite API
 // client on accounts shared with other automation.
 func LoadConfig(ctx context.Context, o ConfigOptions) (aws.Config, error) {
-	opts := []func(*config.LoadOptions) error{config.WithRetryMode(aws.RetryModeAdaptive)}
+	log := zlog.Logger
+	if o.Log != nil {
+		log = *o.Log
+	}
+	opts := []func(*config.LoadOptions) error{config.WithRetryMode(aws.RetryModeAdaptive), config.WithLogger(sdkLogger(log))}
 	if o.Region != "" {
 		opts = append(opts, config.WithRegion(o.Region))
 	}
