@@ -26,9 +26,12 @@ fleetd run reads one config file (docs/config.md), takes the cluster's lease
 (only one fleetd per cluster acts; others wait on standby and take over if it
 dies), resumes any replacement in flight, and then serves its queue: one
 replacement at a time, requests deduplicated by broker, refused ones retried
-with backoff. Requests come from the weekly chaos schedule (if enabled) and
-from operators through the HTTP API (fleetd replace/abort/pause/resume/history
---api URL). It serves, on api.listen:
+with backoff. Requests come from operators through the HTTP API (fleetd
+replace/abort/pause/resume/history --api URL) and, with provider.kind ec2, from
+AWS: retirement, stop and maintenance events (EventBridge via SQS, and
+DescribeInstanceStatus polled), lost instances (an emergency), and AMI drift;
+and from the weekly chaos schedule. Chaos and AMI drift are off until
+configured. It serves, on api.listen:
 
   /v1/...    the API (bearer token required unless bound to loopback)
   /metrics   Prometheus metrics
@@ -40,7 +43,8 @@ Ctrl-C stops at once and leaves a running replacement resumable: the next
 fleetd (this one restarted, or the standby) resumes it from its record.
 
 State in state_dir: replacements/ (one durable record each), queue.json,
-paused (present while paused), chaos.json (decided slots), lease (kind file).
+paused (present while paused), chaos.json (decided slots), events-seen.json
+(AWS event ids handled, for dedup), lease (kind file).
 
 Exit codes: 0 stopped by a signal, 2 could not start or failed.`
 
