@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	stdlog "log"
 	"os"
 	"os/exec"
 	"strings"
@@ -70,6 +71,7 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			captureStdlibLog(log)
 			return daemon.Run(cmd.Context(), cfg, daemon.Options{Log: log, Version: version.Version, ChaosTick: chaosTick()})
 		},
 	}
@@ -117,6 +119,14 @@ func (t *terraformFlags) load(ctx context.Context, path string) (*config.Config,
 func chaosTick() time.Duration {
 	d, _ := time.ParseDuration(os.Getenv("FLEETD_TEST_CHAOS_TICK"))
 	return d
+}
+
+// captureStdlibLog sends what libraries write through Go's standard logger
+// (net/http's server errors, for one) into l as JSON lines, so that a log
+// pipeline reading fleetd's stderr never meets a plain-text line.
+func captureStdlibLog(l zerolog.Logger) {
+	stdlog.SetFlags(0)
+	stdlog.SetOutput(l.With().Str("component", "stdlib").Logger())
 }
 
 func newLogger(w io.Writer, c config.Log) (zerolog.Logger, error) {

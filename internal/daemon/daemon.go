@@ -148,7 +148,7 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		return fail(err)
 	}
 	if cfg.Tracing.Enabled {
-		if d.tracer, err = tracing.New(cfg.Tracing.Endpoint, cfg.Cluster, o.Version); err != nil {
+		if d.tracer, err = tracing.New(cfg.Tracing.Endpoint, cfg.Cluster, o.Version, d.log); err != nil {
 			return fail(err)
 		}
 	} else {

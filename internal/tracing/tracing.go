@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"sync"
 
+	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -38,12 +40,20 @@ func Disabled() *Tracer {
 
 // New exports to endpoint, an OTLP/HTTP base URL such as
 // http://otel-collector:4318 (spans are posted to /v1/traces under it).
-func New(endpoint, cluster, version string) (*Tracer, error) {
+// Export failures (a collector that is down) are logged to log as warnings;
+// they never stop a replacement.
+func New(endpoint, cluster, version string, log zerolog.Logger) (*Tracer, error) {
 	u, err := url.Parse(endpoint)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("tracing.endpoint %q: want an OTLP/HTTP URL like http://otel-collector:4318", endpoint)
 	}
 	opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(u.JoinPath("/v1/traces").String())}
+	// OpenTelemetry reports export errors to a process-wide handler whose
+	// default writes plain text to stderr.
+	log = log.With().Str("component", "tracing").Logger()
+	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) {
+		log.Warn().Err(err).Msg("trace export failed")
+	}))
 	exp, err := otlptracehttp.New(context.Background(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("tracing: %w", err)

@@ -1,15 +1,20 @@
 package tracing
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -68,7 +73,7 @@ func TestOTLPExporterPostsToTheEndpoint(t *testing.T) {
 		w.Header().Set("Content-Type", "application/x-protobuf")
 	}))
 	defer srv.Close()
-	tr, err := New(srv.URL, "test", "dev")
+	tr, err := New(srv.URL, "test", "dev", zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,8 +90,53 @@ func TestOTLPExporterPostsToTheEndpoint(t *testing.T) {
 	}
 }
 
+// A collector that refuses spans costs a JSON warning, never a plain-text
+// line from OpenTelemetry's default error handler.
+func TestExportFailuresAreLoggedAsJSON(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "no", http.StatusBadRequest)
+	}))
+	defer srv.Close()
+	var buf syncBuffer
+	tr, err := New(srv.URL, "test", "dev", zerolog.New(&buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record()
+	tr.Begin(context.Background(), r, false)
+	tr.End(r)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = tr.Shutdown(ctx)
+	line, _, _ := strings.Cut(buf.String(), "\n")
+	var got map[string]any
+	if err := json.Unmarshal([]byte(line), &got); err != nil {
+		t.Fatalf("export failure not logged as JSON: %q", buf.String())
+	}
+	if got["level"] != "warn" || got["component"] != "tracing" || got["message"] != "trace export failed" {
+		t.Fatalf("export failure logged as %v", got)
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
 func TestBadEndpointIsRejected(t *testing.T) {
-	if _, err := New("otel-collector:4318", "c", "v"); err == nil {
+	if _, err := New("otel-collector:4318", "c", "v", zerolog.Nop()); err == nil {
 		t.Fatal("an endpoint without a scheme was accepted")
 	}
 }
