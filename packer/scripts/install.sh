@@ -9,6 +9,15 @@ files=/tmp/fleetd-files
 
 [[ "$(dpkg --print-architecture)" == "arm64" ]] || { echo "install.sh: not an arm64 build instance" >&2; exit 1; }
 
+# The boot-time renderer is built outside packer; check it first, before
+# minutes of installing: present, and an ELF for aarch64 (e_machine 0xb7).
+renderer="$files/bin/kafka-broker-config"
+if [[ ! -f "$renderer" || "$(od -An -tx1 -j18 -N2 "$renderer" | tr -d ' ')" != "b700" ]]; then
+  echo "install.sh: $renderer is missing or not a linux/arm64 binary; build it before packer build:" >&2
+  echo "  GOOS=linux GOARCH=arm64 CGO_ENABLED=0 go build -o packer/files/bin/kafka-broker-config ./cmd/kafka-broker-config" >&2
+  exit 1
+fi
+
 apt-get update -q
 apt-get install -y -q ca-certificates curl gnupg mdadm xfsprogs nvme-cli
 
