@@ -86,6 +86,8 @@ func TestDiskScriptChoosesTheInstanceStore(t *testing.T) {
 		"lsblk-im4gn.4xlarge.txt":  "plan: single device /dev/nvme1n1\nplan: mount /dev/nvme1n1 on /var/lib/kafka\n",
 		"lsblk-im4gn.16xlarge.txt": "plan: raid0 /dev/md0 from /dev/nvme1n1 /dev/nvme2n1 /dev/nvme3n1 /dev/nvme4n1\nplan: mount /dev/md0 on /var/lib/kafka\n",
 		"lsblk-after-reboot.txt":   "plan: use existing array /dev/md0\nplan: mount /dev/md0 on /var/lib/kafka\n",
+		// udev assembles the array at boot under a name of its own.
+		"lsblk-after-reboot-md127.txt": "plan: use existing array /dev/md127\nplan: mount /dev/md127 on /var/lib/kafka\n",
 	} {
 		out, err := exec.Command("bash", "files/bin/kafka-disks", "--plan", "testdata/"+fixture).CombinedOutput()
 		if err != nil || string(out) != want {
