@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -61,19 +60,14 @@ func TestOneTracePerReplacementWithASpanPerStep(t *testing.T) {
 	}
 }
 
-func TestOTLPExporterPostsToTheEndpoint(t *testing.T) {
-	var posts atomic.Int32
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/v1/traces" && r.Method == http.MethodPost {
-			b, _ := io.ReadAll(r.Body)
-			if len(b) > 0 {
-				posts.Add(1)
-			}
-		}
-		w.Header().Set("Content-Type", "application/x-protobuf")
-	}))
+// exportOne sends one replacement's trace to a collector served by h and
+// shuts the tracer down (which waits for the export), returning Shutdown's
+// error.
+func exportOne(t *testing.T, h http.HandlerFunc, log zerolog.Logger) error {
+	t.Helper()
+	srv := httptest.NewServer(h)
 	defer srv.Close()
-	tr, err := New(srv.URL, "test", "dev", zerolog.Nop())
+	tr, err := New(srv.URL, "test", "dev", log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +76,21 @@ func TestOTLPExporterPostsToTheEndpoint(t *testing.T) {
 	tr.End(r)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := tr.Shutdown(ctx); err != nil {
+	return tr.Shutdown(ctx)
+}
+
+func TestOTLPExporterPostsToTheEndpoint(t *testing.T) {
+	var posts atomic.Int32
+	err := exportOne(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/traces" && r.Method == http.MethodPost {
+			b, _ := io.ReadAll(r.Body)
+			if len(b) > 0 {
+				posts.Add(1)
+			}
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}, zerolog.Nop())
+	if err != nil {
 		t.Fatal(err)
 	}
 	if posts.Load() == 0 {
@@ -93,21 +101,10 @@ func TestOTLPExporterPostsToTheEndpoint(t *testing.T) {
 // A collector that refuses spans costs a JSON warning, never a plain-text
 // line from OpenTelemetry's default error handler.
 func TestExportFailuresAreLoggedAsJSON(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var buf bytes.Buffer // written by the exporter's goroutine, which Shutdown waits for
+	_ = exportOne(t, func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no", http.StatusBadRequest)
-	}))
-	defer srv.Close()
-	var buf syncBuffer
-	tr, err := New(srv.URL, "test", "dev", zerolog.New(&buf))
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := record()
-	tr.Begin(context.Background(), r, false)
-	tr.End(r)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	_ = tr.Shutdown(ctx)
+	}, zerolog.New(&buf))
 	line, _, _ := strings.Cut(buf.String(), "\n")
 	var got map[string]any
 	if err := json.Unmarshal([]byte(line), &got); err != nil {
@@ -116,23 +113,6 @@ func TestExportFailuresAreLoggedAsJSON(t *testing.T) {
 	if got["level"] != "warn" || got["component"] != "tracing" || got["message"] != "trace export failed" {
 		t.Fatalf("export failure logged as %v", got)
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestBadEndpointIsRejected(t *testing.T) {
