@@ -248,6 +248,9 @@ func daemonStatus(cmd *cobra.Command, a apiFlags) error {
 		fmt.Fprint(w, ", PAUSED")
 	}
 	fmt.Fprintln(w)
+	if st.Controller.PauseReason != "" {
+		fmt.Fprintf(w, "paused by fleetd itself: %s\n", st.Controller.PauseReason)
+	}
 	if r := st.Controller.Running; r != nil {
 		fmt.Fprintf(w, "running: %s, broker %d -> %s (%s), step %s, trigger %s\n", r.ID, r.OldBroker, newBroker(r), r.Strategy, r.Step, r.Trigger)
 		if p := st.Progress; p != nil && p.Partitions > 0 {

@@ -48,8 +48,12 @@ type Options struct {
 	// lease. Empty keeps the queue in memory.
 	QueueFile string
 	// OnAcquire runs on the owner goroutine each time this process takes the
-	// lease, before any work starts (the start-up throttle sweep).
-	OnAcquire func(ctx context.Context)
+	// lease, before any work starts (the start-up throttle sweep, the check
+	// for replacements in flight that this process cannot see). A non-empty
+	// pause pauses the controller durably with that reason. An error means
+	// it is not safe to act now: the lease is given back and taking it is
+	// tried again at the next turn.
+	OnAcquire func(ctx context.Context) (pause string, err error)
 	// OnStatus sees the controller's status after every turn of its loop
 	// (metrics). It runs on the owner goroutine and must not block.
 	OnStatus func(Status)
@@ -61,11 +65,13 @@ type Options struct {
 type Status struct {
 	LeaseHeld bool `json:"lease_held"`
 	// Lease says who holds the lease when this process does not.
-	Lease   string           `json:"lease,omitempty"`
-	Paused  bool             `json:"paused"`
-	Running *replace.Record  `json:"running,omitempty"`
-	Queue   []Request        `json:"queue"`
-	Dropped []DroppedRequest `json:"dropped,omitempty"`
+	Lease  string `json:"lease,omitempty"`
+	Paused bool   `json:"paused"`
+	// PauseReason says why, when fleetd paused itself.
+	PauseReason string           `json:"pause_reason,omitempty"`
+	Running     *replace.Record  `json:"running,omitempty"`
+	Queue       []Request        `json:"queue"`
+	Dropped     []DroppedRequest `json:"dropped,omitempty"`
 }
 
 // DroppedRequest is a request given up on, and why.
@@ -91,6 +97,7 @@ type Controller struct {
 type state struct {
 	queue     Queue
 	paused    bool
+	pauseWhy  string
 	leaseHeld bool
 	leaseInfo string
 	savedQ    string // the queue as last written to QueueFile
@@ -168,8 +175,8 @@ func (c *Controller) Submit(ctx context.Context, r Request) (Request, error) {
 func (c *Controller) SetPaused(ctx context.Context, paused bool) error {
 	var err error
 	if derr := c.do(ctx, func(s *state) {
-		if err = c.persistPause(paused); err == nil {
-			s.paused = paused
+		if err = c.persistPause(paused, ""); err == nil {
+			s.paused, s.pauseWhy = paused, ""
 		}
 	}); derr != nil {
 		return derr
@@ -177,7 +184,7 @@ func (c *Controller) SetPaused(ctx context.Context, paused bool) error {
 	return err
 }
 
-func (c *Controller) persistPause(paused bool) error {
+func (c *Controller) persistPause(paused bool, reason string) error {
 	if c.opts.PauseFile == "" {
 		return nil
 	}
@@ -187,7 +194,11 @@ func (c *Controller) persistPause(paused bool) error {
 		}
 		return nil
 	}
-	if err := atomicfile.Write(c.opts.PauseFile, []byte("paused "+c.opts.Now().UTC().Format(time.RFC3339)+"\n"), 0o640); err != nil {
+	line := "paused " + c.opts.Now().UTC().Format(time.RFC3339)
+	if reason != "" {
+		line += ": " + reason
+	}
+	if err := atomicfile.Write(c.opts.PauseFile, []byte(line+"\n"), 0o640); err != nil {
 		return fmt.Errorf("pause: %w", err)
 	}
 	return nil
@@ -215,7 +226,7 @@ func (c *Controller) Status(ctx context.Context) (Status, error) {
 }
 
 func (c *Controller) status(s *state) Status {
-	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Paused: s.paused, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
+	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Paused: s.paused, PauseReason: s.pauseWhy, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
 	if s.running != nil {
 		// The executor's goroutine owns the live record; read the copy it
 		// last saved (its ID and old broker never change).
@@ -233,12 +244,15 @@ func (c *Controller) loadPause(s *state) {
 	if c.opts.PauseFile == "" {
 		return
 	}
-	_, err := os.Stat(c.opts.PauseFile)
+	b, err := os.ReadFile(c.opts.PauseFile)
 	paused := err == nil
 	if paused && !s.paused {
 		c.opts.Log.Warn().Str("file", c.opts.PauseFile).Msg("paused: no new disruptions until resumed")
 	}
-	s.paused = paused
+	s.paused, s.pauseWhy = paused, ""
+	if _, why, ok := strings.Cut(strings.TrimSpace(string(b)), ": "); paused && ok {
+		s.pauseWhy = why
+	}
 }
 
 // saveQueue writes the queue when it changed and this process is active.
@@ -332,7 +346,20 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 		c.loadQueue(s)
 		c.loadPause(s) // the previous holder may have paused
 		if c.opts.OnAcquire != nil {
-			c.opts.OnAcquire(ctx)
+			pause, err := c.opts.OnAcquire(ctx)
+			if err != nil {
+				_ = c.lease.Release(ctx)
+				s.leaseHeld, s.leaseInfo = false, "gave the lease back: "+err.Error()
+				log.Warn().Err(err).Msg("not safe to act now: gave the lease back, trying again at the next turn")
+				return
+			}
+			if pause != "" {
+				if err := c.persistPause(true, pause); err != nil {
+					log.Error().Err(err).Msg("cannot write the pause file; paused in memory only")
+				}
+				s.paused, s.pauseWhy = true, pause
+				log.Error().Str("reason", pause).Msg("paused: no new disruptions until an operator resumes")
+			}
 		}
 	} else if held, err := c.lease.Held(ctx); err != nil || !held {
 		s.leaseHeld = false

@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -85,7 +87,12 @@ func (l *freeLease) Held(context.Context) (bool, error) {
 	defer l.mu.Unlock()
 	return l.taken && !l.deny, nil
 }
-func (l *freeLease) Release(context.Context) error { l.taken = false; return nil }
+func (l *freeLease) Release(context.Context) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.taken = false
+	return nil
+}
 
 func setup(t *testing.T) (*Controller, *fakeExec, *freeLease, context.CancelFunc, chan struct{}) {
 	store, err := replace.NewFileStore(t.TempDir())
@@ -313,6 +320,60 @@ func TestAPauseByThePreviousHolderHoldsAfterTakeover(t *testing.T) {
 		time.Sleep(10 * time.Minute)
 		if st, _ := standby.Status(ctx); !st.LeaseHeld || !st.Paused || len(ex.runs()) != 0 {
 			t.Fatalf("after takeover: lease %v paused %v runs %v, want the pause kept", st.LeaseHeld, st.Paused, ex.runs())
+		}
+	})
+}
+
+// OnAcquire can find that acting is unsafe: a reason pauses the controller
+// durably (and says why), an error gives the lease back until the check
+// passes.
+func TestOnAcquirePausesOrGivesTheLeaseBack(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		store, _ := replace.NewFileStore(dir + "/records")
+		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
+		var mu sync.Mutex
+		checkErr, pause := errors.New("DescribeInstances: throttled"), ""
+		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused",
+			OnAcquire: func(context.Context) (string, error) {
+				mu.Lock()
+				defer mu.Unlock()
+				return pause, checkErr
+			}}
+		lease := &freeLease{}
+		c := New(ex, store, lease, opts)
+		ctx, _ := start(t, c)
+		c.Submit(ctx, operator(5))
+		time.Sleep(time.Minute)
+		st, _ := c.Status(ctx)
+		if st.LeaseHeld || !strings.Contains(st.Lease, "throttled") || len(ex.runs()) != 0 {
+			t.Fatalf("check failing: held %v lease %q runs %v, want the lease given back, the reason shown, nothing run", st.LeaseHeld, st.Lease, ex.runs())
+		}
+		if held, _ := lease.Held(ctx); held {
+			t.Fatal("the lease is still taken")
+		}
+
+		mu.Lock()
+		checkErr, pause = nil, "replacement r-1 in flight elsewhere"
+		mu.Unlock()
+		time.Sleep(time.Minute)
+		st, _ = c.Status(ctx)
+		if !st.LeaseHeld || !st.Paused || st.PauseReason != "replacement r-1 in flight elsewhere" || len(ex.runs()) != 0 {
+			t.Fatalf("check pausing: %+v runs %v, want active, paused with the reason, nothing run", st, ex.runs())
+		}
+		if b, _ := os.ReadFile(opts.PauseFile); !strings.Contains(string(b), "r-1 in flight elsewhere") {
+			t.Fatalf("pause file %q lacks the reason", b)
+		}
+
+		mu.Lock()
+		pause = ""
+		mu.Unlock()
+		if err := c.SetPaused(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Minute)
+		if st, _ := c.Status(ctx); st.Paused || st.PauseReason != "" || fmt.Sprint(ex.runs()) != "[5:completed]" {
+			t.Fatalf("after resume: %+v runs %v", st, ex.runs())
 		}
 	})
 }

@@ -232,10 +232,21 @@ func (d *Daemon) newLease(ctx context.Context) (controller.Lease, error) {
 }
 
 // onAcquire runs when this process becomes active: throttles that a dead
-// holder's finished replacements left behind are removed.
-func (d *Daemon) onAcquire(ctx context.Context) {
+// holder's finished replacements left behind are removed, and on EC2 the
+// instance tags are checked for a replacement in flight whose record this
+// process cannot see (it pauses then: see orphans).
+func (d *Daemon) onAcquire(ctx context.Context) (pause string, err error) {
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	if d.aws != nil {
+		insts, err := d.aws.provider.Instances(sctx)
+		if err != nil {
+			return "", fmt.Errorf("check instance tags for replacements in flight: %w", err)
+		}
+		if pause, err = orphans(sctx, insts, d.store, d.cfg.StateDir); err != nil {
+			return "", err
+		}
+	}
 	n, err := replace.SweepThrottles(sctx, d.exec.Cluster, d.store)
 	switch {
 	case err != nil:
@@ -243,6 +254,7 @@ func (d *Daemon) onAcquire(ctx context.Context) {
 	case n > 0:
 		d.log.Warn().Int("records", n).Msg("removed throttles left behind by finished replacements")
 	}
+	return pause, nil
 }
 
 // seedMetrics restores what the metrics say about the past from history.
