@@ -235,10 +235,14 @@ func daemonStatus(cmd *cobra.Command, a apiFlags) error {
 	if err != nil {
 		return err
 	}
-	w := cmd.OutOrStdout()
 	if a.asJSON {
-		return printJSON(w, st)
+		return printJSON(cmd.OutOrStdout(), st)
 	}
+	return renderDaemonStatus(cmd.OutOrStdout(), &st)
+}
+
+// renderDaemonStatus prints a running fleetd's status for people.
+func renderDaemonStatus(w io.Writer, st *api.Status) error {
 	role := "standby (" + st.Controller.Lease + ")"
 	if st.Active {
 		role = "active"

@@ -2,9 +2,12 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
+	"github.com/fleetd/fleetd/internal/api"
+	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/health"
 )
 
@@ -35,5 +38,28 @@ func TestHumanBytes(t *testing.T) {
 		if got := humanBytes(in); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// A fleetd that paused itself says why, and a cluster it cannot read is an
+// error exit, not a silent success.
+func TestDaemonStatusShowsWhyFleetdPausedItself(t *testing.T) {
+	st := &api.Status{Cluster: "orders", Holder: "h1:42", Active: true,
+		Controller:  controller.Status{LeaseHeld: true, Paused: true, PauseReason: "replacement in flight per instance tags but with no record in state_dir /srv: r-9"},
+		HealthError: "kafka unreachable"}
+	var out bytes.Buffer
+	err := renderDaemonStatus(&out, st)
+	for _, want := range []string{
+		"fleetd h1:42 on cluster orders: active, PAUSED\n",
+		"paused by fleetd itself: replacement in flight per instance tags but with no record in state_dir /srv: r-9\n",
+		"cluster: cannot read: kafka unreachable\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+	var ce *codeError
+	if !errors.As(err, &ce) || ce.code != exitError {
+		t.Errorf("exit %v, want the error code when the cluster cannot be read", err)
 	}
 }
