@@ -120,6 +120,19 @@ func start(t *testing.T, c *Controller) (ctx context.Context, stop func()) {
 	return ctx, stop
 }
 
+// durable is the set-up of the tests about what survives restarts: records,
+// queue and pause switch in files under one directory, replacements that
+// take a minute.
+func durable(t *testing.T) (replace.Store, *fakeExec, Options) {
+	dir := t.TempDir()
+	store, err := replace.NewFileStore(dir + "/records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
+	return store, ex, Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused", QueueFile: dir + "/queue.json"}
+}
+
 func operator(broker int32) Request { return Request{Broker: broker, Triggers: []string{"operator"}} }
 
 func TestRequestDuringAReplacementIsQueuedAndRunsAfter(t *testing.T) {
@@ -232,10 +245,7 @@ func TestStandbyDoesNothingAndTakesOverInFlightWork(t *testing.T) {
 
 func TestPauseSurvivesARestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir := t.TempDir()
-		store, _ := replace.NewFileStore(dir)
-		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
-		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused"}
+		store, ex, opts := durable(t)
 		first := New(ex, store, &freeLease{}, opts)
 		ctx, stop := start(t, first)
 		if err := first.SetPaused(ctx, true); err != nil {
@@ -262,10 +272,8 @@ func TestPauseSurvivesARestart(t *testing.T) {
 
 func TestQueueSurvivesARestartAndATakeover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir := t.TempDir()
-		store, _ := replace.NewFileStore(dir + "/records")
-		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
-		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), QueueFile: dir + "/queue.json"}
+		store, ex, opts := durable(t)
+		opts.PauseFile = "" // the pause below only holds the queue until the restart
 		first := New(ex, store, &freeLease{}, opts)
 		ctx, stop := start(t, first)
 		if err := first.SetPaused(ctx, true); err != nil {
@@ -297,10 +305,7 @@ func TestQueueSurvivesARestartAndATakeover(t *testing.T) {
 
 func TestAPauseByThePreviousHolderHoldsAfterTakeover(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir := t.TempDir()
-		store, _ := replace.NewFileStore(dir + "/records")
-		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
-		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused"}
+		store, ex, opts := durable(t)
 		lease := &freeLease{deny: true}
 		standby := New(ex, store, lease, opts) // started before the pause
 		ctx, _ := start(t, standby)
@@ -329,17 +334,14 @@ func TestAPauseByThePreviousHolderHoldsAfterTakeover(t *testing.T) {
 // passes.
 func TestOnAcquirePausesOrGivesTheLeaseBack(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		dir := t.TempDir()
-		store, _ := replace.NewFileStore(dir + "/records")
-		ex := &fakeExec{store: store, runFor: time.Minute, refuse: map[int32]int{}, aborted: make(chan string, 1)}
+		store, ex, opts := durable(t)
 		var mu sync.Mutex
 		checkErr, pause := errors.New("DescribeInstances: throttled"), ""
-		opts := Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused",
-			OnAcquire: func(context.Context) (string, error) {
-				mu.Lock()
-				defer mu.Unlock()
-				return pause, checkErr
-			}}
+		opts.OnAcquire = func(context.Context) (string, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			return pause, checkErr
+		}
 		lease := &freeLease{}
 		c := New(ex, store, lease, opts)
 		ctx, _ := start(t, c)
