@@ -6,6 +6,7 @@ package config
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -284,86 +285,45 @@ func (c *Config) ApplyOutputs(o tfoutputs.Outputs) {
 // Defaults fills what the file left out. Safe values: chaos off, leashed
 // off only when asked, file lease, API on loopback.
 func (c *Config) Defaults() {
-	def := func(d *time.Duration, v time.Duration) {
-		if *d == 0 {
-			*d = v
-		}
-	}
-	if c.StateDir == "" {
-		c.StateDir = "/var/lib/fleetd"
-	}
-	if c.Provider.Kind == "" {
-		c.Provider.Kind = "ec2"
-	}
-	if c.Replace.Throttle == 0 {
-		c.Replace.Throttle = 50 << 20
-	}
-	if c.Replace.Concurrency == 0 {
-		c.Replace.Concurrency = 5
-	}
-	if c.Replace.Order == "" {
-		c.Replace.Order = "smallest-first"
-	}
-	def(&c.Replace.Poll, 10*time.Second)
-	def(&c.Replace.RegisterTimeout, 15*time.Minute)
-	def(&c.Replace.StallWarn, 90*time.Second)
-	def(&c.Replace.StallAbort, 10*time.Minute)
-	def(&c.Gate.RetryBase, 10*time.Second)
-	def(&c.Gate.RetryMax, 5*time.Minute)
-	def(&c.Gate.GiveUpAfter, 24*time.Hour)
-	if c.Chaos.Timezone == "" {
-		c.Chaos.Timezone = "UTC"
-	}
-	if c.Chaos.Days == "" {
-		c.Chaos.Days = "mon-fri"
-	}
-	if c.Chaos.Hours == "" {
-		c.Chaos.Hours = "09:00-15:00"
-	}
-	def(&c.Chaos.MinInterval, 24*time.Hour)
-	if c.Chaos.Pick == "" {
-		c.Chaos.Pick = string(schedule.PickOldest)
-	}
-	if c.Lease.Kind == "" {
-		c.Lease.Kind = "file"
-	}
-	if c.Lease.Path == "" {
-		c.Lease.Path = c.StateDir + "/lease"
-	}
-	def(&c.Lease.TTL, 30*time.Second)
-	if c.EC2.ClusterTag == "" {
-		c.EC2.ClusterTag = "fleetd:cluster"
-	}
-	if c.EC2.NodeIDTag == "" {
-		c.EC2.NodeIDTag = "fleetd:node-id"
-	}
-	if c.EC2.LaunchTemplateVersion == "" {
-		c.EC2.LaunchTemplateVersion = "$Default"
-	}
-	if c.EC2.InstanceType == "" {
-		c.EC2.InstanceType = "im4gn.4xlarge"
-	}
+	c.StateDir = cmp.Or(c.StateDir, "/var/lib/fleetd")
+	c.Provider.Kind = cmp.Or(c.Provider.Kind, "ec2")
+	c.Replace.Throttle = cmp.Or(c.Replace.Throttle, 50<<20)
+	c.Replace.Concurrency = cmp.Or(c.Replace.Concurrency, 5)
+	c.Replace.Order = cmp.Or(c.Replace.Order, "smallest-first")
+	c.Replace.Poll = cmp.Or(c.Replace.Poll, 10*time.Second)
+	c.Replace.RegisterTimeout = cmp.Or(c.Replace.RegisterTimeout, 15*time.Minute)
+	c.Replace.StallWarn = cmp.Or(c.Replace.StallWarn, 90*time.Second)
+	c.Replace.StallAbort = cmp.Or(c.Replace.StallAbort, 10*time.Minute)
+	c.Gate.RetryBase = cmp.Or(c.Gate.RetryBase, 10*time.Second)
+	c.Gate.RetryMax = cmp.Or(c.Gate.RetryMax, 5*time.Minute)
+	c.Gate.GiveUpAfter = cmp.Or(c.Gate.GiveUpAfter, 24*time.Hour)
+	c.Chaos.Timezone = cmp.Or(c.Chaos.Timezone, "UTC")
+	c.Chaos.Days = cmp.Or(c.Chaos.Days, "mon-fri")
+	c.Chaos.Hours = cmp.Or(c.Chaos.Hours, "09:00-15:00")
+	c.Chaos.MinInterval = cmp.Or(c.Chaos.MinInterval, 24*time.Hour)
+	c.Chaos.Pick = cmp.Or(c.Chaos.Pick, string(schedule.PickOldest))
+	c.Lease.Kind = cmp.Or(c.Lease.Kind, "file")
+	c.Lease.Path = cmp.Or(c.Lease.Path, c.StateDir+"/lease")
+	c.Lease.TTL = cmp.Or(c.Lease.TTL, 30*time.Second)
+	c.EC2.ClusterTag = cmp.Or(c.EC2.ClusterTag, "fleetd:cluster")
+	c.EC2.NodeIDTag = cmp.Or(c.EC2.NodeIDTag, "fleetd:node-id")
+	c.EC2.LaunchTemplateVersion = cmp.Or(c.EC2.LaunchTemplateVersion, "$Default")
+	c.EC2.InstanceType = cmp.Or(c.EC2.InstanceType, "im4gn.4xlarge")
 	if len(c.EC2.AMIOwners) == 0 {
 		c.EC2.AMIOwners = []string{"self"}
 	}
 	if c.EC2.AMITags == nil {
 		c.EC2.AMITags = maps.Clone(DefaultAMITags)
 	}
-	def(&c.Events.Wait, 20*time.Second)
+	c.Events.Wait = cmp.Or(c.Events.Wait, 20*time.Second)
 	if c.Events.ReplaceOn == nil {
 		c.Events.ReplaceOn = []string{"instance-retirement", "instance-stop", "system-maintenance", "instance-lost"}
 	}
-	def(&c.Events.LeadTime, 24*time.Hour)
-	def(&c.AMIDrift.Interval, time.Hour)
-	if c.API.Listen == "" {
-		c.API.Listen = "127.0.0.1:7080"
-	}
-	if c.Log.Level == "" {
-		c.Log.Level = "info"
-	}
-	if c.Log.Format == "" {
-		c.Log.Format = "json"
-	}
+	c.Events.LeadTime = cmp.Or(c.Events.LeadTime, 24*time.Hour)
+	c.AMIDrift.Interval = cmp.Or(c.AMIDrift.Interval, time.Hour)
+	c.API.Listen = cmp.Or(c.API.Listen, "127.0.0.1:7080")
+	c.Log.Level = cmp.Or(c.Log.Level, "info")
+	c.Log.Format = cmp.Or(c.Log.Format, "json")
 }
 
 // Validate reports the first setting that cannot work, naming its key.
