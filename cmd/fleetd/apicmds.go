@@ -257,6 +257,9 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 	}
 	if r := st.Controller.Running; r != nil {
 		fmt.Fprintf(w, "running: %s, broker %d -> %s (%s), step %s, trigger %s\n", r.ID, r.OldBroker, newBroker(r), r.Strategy, r.Step, r.Trigger)
+		if r.Waiting != "" {
+			fmt.Fprintf(w, "  WAITING since %s: %s\n", r.WaitingSince.Local().Format(time.TimeOnly), r.Waiting)
+		}
 		if p := st.Progress; p != nil && p.Partitions > 0 {
 			fmt.Fprintf(w, "  partitions %d/%d, copied %s/%s, under-replicated %d\n", p.PartitionsDone, p.Partitions,
 				humanize.IBytes(uint64(max(p.BytesCopied, 0))), humanize.IBytes(uint64(max(p.BytesTotal, 0))), p.UnderReplicated)

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fleetd/fleetd/internal/api"
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/health"
+	"github.com/fleetd/fleetd/internal/replace"
 )
 
 func TestRenderStatusShowsBrokersProblemsAndReasons(t *testing.T) {
@@ -61,5 +63,20 @@ func TestDaemonStatusShowsWhyFleetdPausedItself(t *testing.T) {
 	var ce *codeError
 	if !errors.As(err, &ce) || ce.code != exitError {
 		t.Errorf("exit %v, want the error code when the cluster cannot be read", err)
+	}
+}
+
+func TestDaemonStatusShowsWhyAReplacementWaits(t *testing.T) {
+	since := time.Date(2026, 12, 3, 10, 0, 0, 0, time.Local)
+	st := &api.Status{Cluster: "orders", Holder: "h1:42", Active: true,
+		Controller: controller.Status{LeaseHeld: true, Running: &replace.Record{ID: "r-1", OldBroker: 2, NewBroker: 2,
+			Strategy: replace.StrategyIdentity, Step: replace.StepStopOld, Trigger: "operator",
+			Waiting: "stop broker 2 (instance i-2): broker-down: node 3 is down or stopping", WaitingSince: since}},
+		HealthError: "kafka unreachable"}
+	var out bytes.Buffer
+	_ = renderDaemonStatus(&out, st)
+	want := "  WAITING since 10:00:00: stop broker 2 (instance i-2): broker-down: node 3 is down or stopping\n"
+	if !strings.Contains(out.String(), want) {
+		t.Errorf("status lacks %q:\n%s", want, out.String())
 	}
 }

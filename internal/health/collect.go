@@ -43,8 +43,50 @@ func Collect(ctx context.Context, cl *kgo.Client) (*Snapshot, error) {
 	if err := minISRs(ctx, cl, s); err != nil {
 		s.Incomplete = append(s.Incomplete, "min.insync.replicas: "+err.Error())
 	}
+	eligibleLeaders(ctx, cl, s, index)
 	logDirSizes(ctx, cl, s, index)
 	return s, nil
+}
+
+// eligibleLeaders adds each partition's eligible leader replicas (KIP-966)
+// from DescribeTopicPartitions. Best effort: ELR only ever lets the
+// blast-radius guard count one more safe copy, so a cluster that cannot say
+// (older than 3.8, or a failed request) is judged without them, which is
+// stricter, never looser.
+func eligibleLeaders(ctx context.Context, cl *kgo.Client, s *Snapshot, index map[TP]int) {
+	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
+	req.ResponsePartitionLimit = 2000
+	seen := map[string]bool{}
+	for _, p := range s.Partitions {
+		if !seen[p.Topic] {
+			seen[p.Topic] = true
+			t := kmsg.NewDescribeTopicPartitionsRequestTopic()
+			t.Topic = p.Topic
+			req.Topics = append(req.Topics, t)
+		}
+	}
+	// Pages of 2000 partitions; the bound keeps a misbehaving cursor from
+	// looping forever.
+	for page := 0; len(req.Topics) > 0 && page < 1+len(s.Partitions)/1000; page++ {
+		resp, err := req.RequestWith(ctx, cl)
+		if err != nil {
+			return
+		}
+		for _, t := range resp.Topics {
+			if kerr.ErrorForCode(t.ErrorCode) != nil {
+				continue
+			}
+			for _, p := range t.Partitions {
+				if i, ok := index[TP{str(t.Topic), p.Partition}]; ok {
+					s.Partitions[i].ELR = p.EligibleLeaderReplicas
+				}
+			}
+		}
+		if resp.NextCursor == nil {
+			return
+		}
+		req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: resp.NextCursor.Topic, Partition: resp.NextCursor.Partition}
+	}
 }
 
 func metadataBrokers(meta *kmsg.MetadataResponse) []Broker {

@@ -36,6 +36,10 @@ type Partition struct {
 	Replicas []int32 `json:"replicas"`
 	ISR      []int32 `json:"isr"`
 	Offline  []int32 `json:"offline_replicas,omitempty"`
+	// ELR are the eligible leader replicas (KIP-966): out of the ISR but
+	// holding every committed record, so they may be elected. Empty where
+	// the cluster does not keep them.
+	ELR      []int32 `json:"elr,omitempty"`
 	Adding   []int32 `json:"adding,omitempty"`
 	Removing []int32 `json:"removing,omitempty"`
 	// Reassigning is true while a reassignment is listed for the partition.

@@ -39,6 +39,10 @@ type Options struct {
 	InSyncTimeout time.Duration
 	// LeaderTimeout bounds waiting for preferred leaders (2 min).
 	LeaderTimeout time.Duration
+	// GuardWait bounds how long an act waits while the blast-radius guard
+	// refuses it (default 30 min); then the workflow rolls back if it still
+	// can, or fails for a person.
+	GuardWait time.Duration
 	// StepRetries is how often a step failing transiently is retried before
 	// it counts as failed (default 8, backoff 1 s doubling to 30 s).
 	StepRetries int
@@ -71,6 +75,7 @@ func (o *Options) defaults() {
 	def(&o.StopTimeout, 5*time.Minute)
 	def(&o.InSyncTimeout, 2*time.Hour)
 	def(&o.LeaderTimeout, 2*time.Minute)
+	def(&o.GuardWait, 30*time.Minute)
 	if o.StallMinRate <= 0 {
 		o.StallMinRate = 100_000
 	}
@@ -198,6 +203,18 @@ type personError struct{ err error }
 func (p *personError) Error() string { return p.err.Error() }
 func (p *personError) Unwrap() error { return p.err }
 
+// guardError: the blast-radius guard refused an act for longer than
+// GuardWait. The act did not happen; the workflow rolls back if it can.
+type guardError struct {
+	act  string
+	v    health.Verdict
+	wait time.Duration
+}
+
+func (g *guardError) Error() string {
+	return fmt.Sprintf("%s refused for %s by the blast-radius guard: %s", g.act, g.wait, g.v.Summary())
+}
+
 // refusedError: the gate refused before anything changed.
 type refusedError struct{ v health.Verdict }
 
@@ -280,7 +297,8 @@ func (e *Executor) runStep(ctx context.Context, r *Record, step Step) error {
 		var f *fatalError
 		var p *personError
 		var ref *refusedError
-		if err == nil || errors.As(err, &f) || errors.As(err, &p) || errors.As(err, &ref) || ctx.Err() != nil || errors.Is(err, errAborted) {
+		var g *guardError
+		if err == nil || errors.As(err, &f) || errors.As(err, &p) || errors.As(err, &ref) || errors.As(err, &g) || ctx.Err() != nil || errors.Is(err, errAborted) {
 			return err
 		}
 		e.logger(r).Warn().Err(err).Str("step", string(step)).Int("attempt", attempt+1).Dur("retry_in", backoff).Msg("step failed, retrying")
@@ -336,6 +354,7 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error, aborted bool) error {
 	log := e.logger(r)
 	r.Error = cause.Error()
+	r.Waiting, r.WaitingSince = "", time.Time{}
 	if aborted {
 		r.AbortRequested = cause.Error()
 	}
@@ -343,7 +362,8 @@ func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error, ab
 	case r.Strategy == StrategyIdentity:
 		// Before the old instance was touched there is nothing to undo; after,
 		// its disk is gone and only finishing restores redundancy.
-		if slices.Index(identitySteps, r.Step) < slices.Index(identitySteps, StepStopOld) {
+		if slices.Index(identitySteps, r.Step) < slices.Index(identitySteps, StepStopOld) ||
+			r.Step == StepStopOld && !r.OldStopped {
 			r.Phase, r.Finished = PhaseRolledBack, e.Opts.Now()
 		} else {
 			r.Phase, r.Finished = PhaseFailed, e.Opts.Now()

@@ -113,6 +113,7 @@ type fakeProvider struct {
 	cluster      *fakeCluster
 	insts        map[string]Instance
 	terminations int
+	stops        int
 	terminateErr error
 }
 
@@ -148,6 +149,7 @@ func (p *fakeProvider) Launch(_ context.Context, req LaunchRequest) (Instance, e
 func (p *fakeProvider) Stop(_ context.Context, id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.stops++
 	in := p.insts[id]
 	p.cluster.setAlive(in.NodeID, in.Zone, false)
 	return nil
@@ -201,6 +203,16 @@ func (m *memStore) List(context.Context) ([]*Record, error) {
 		out = append(out, &r)
 	}
 	return out, nil
+}
+
+// setState sets an instance's state as the infrastructure reports it;
+// Kafka's view is not changed (it notices only when a session expires).
+func (p *fakeProvider) setState(id string, st InstanceState) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	in := p.insts[id]
+	in.State = st
+	p.insts[id] = in
 }
 
 var errCloud = errors.New("cloud API: internal error")

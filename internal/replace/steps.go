@@ -16,6 +16,74 @@ func alive(s *health.Snapshot, id int32) bool {
 	return ok && !b.Fenced
 }
 
+// infraDown lists the node ids whose instances the infrastructure sees
+// stopping, stopped or shutting down: Kafka notices only when their sessions
+// expire.
+func infraDown(insts []Instance) []int32 {
+	var out []int32
+	for _, in := range insts {
+		switch in.State {
+		case StateStopping, StateStopped, StateShuttingDown:
+			out = append(out, in.NodeID)
+		}
+	}
+	return out
+}
+
+// guard asks the blast-radius check (health.BlastRadius) on fresh metadata
+// right before an act that takes nodes away, whatever step the workflow
+// resumed at: the gate ran once, maybe hours ago. While it refuses, or cannot
+// read the cluster, the workflow waits, bounded by Opts.GuardWait, with the
+// reason in the record (status shows it); then the step fails with a
+// guardError, never proceeds.
+func (e *Executor) guard(ctx context.Context, r *Record, act string, nodes ...int32) error {
+	var last health.Verdict
+	err := e.poll(ctx, r, "guard before "+act, e.Opts.GuardWait, func(ctx context.Context) (bool, error) {
+		last = e.blastRadius(ctx, nodes)
+		if last.Safe {
+			return true, e.setWaiting(ctx, r, "")
+		}
+		return false, e.setWaiting(ctx, r, fmt.Sprintf("%s: %s", act, last.Summary()))
+	})
+	var f *fatalError
+	if errors.As(err, &f) && !last.Safe {
+		return &guardError{act: act, v: last, wait: e.Opts.GuardWait}
+	}
+	return err
+}
+
+// blastRadius judges taking nodes away now; a cluster or infrastructure that
+// cannot be read is a refusal.
+func (e *Executor) blastRadius(ctx context.Context, nodes []int32) health.Verdict {
+	snap, err := e.Cluster.Snapshot(ctx)
+	if err != nil {
+		return health.NotEvaluated(err)
+	}
+	insts, err := e.Provider.Instances(ctx)
+	if err != nil {
+		return health.NotEvaluated(fmt.Errorf("list instances: %w", err))
+	}
+	return health.BlastRadius(snap, nodes, infraDown(insts))
+}
+
+// setWaiting records why the workflow waits ("" when it no longer does),
+// saving only on a change so that status shows it and a poll writes nothing.
+func (e *Executor) setWaiting(ctx context.Context, r *Record, why string) error {
+	if r.Waiting == why {
+		return nil
+	}
+	log := e.logger(r)
+	if why != "" {
+		log.Warn().Str("reason", why).Msg("waiting: the blast-radius guard refuses")
+		r.WaitingSince = e.Opts.Now()
+	} else {
+		log.Info().Msg("the blast-radius guard allows the act now")
+		r.WaitingSince = time.Time{}
+	}
+	r.Waiting = why
+	return e.save(ctx, r)
+}
+
 func (e *Executor) instance(ctx context.Context, nodeID int32) (Instance, bool, error) {
 	insts, err := e.Provider.Instances(ctx)
 	if err != nil {
@@ -108,10 +176,10 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 		return &refusedError{v}
 	}
 	if r.Strategy == StrategyIdentity {
-		if !r.OldDead {
-			if stop := health.SafeToStop(snap, r.OldBroker); !stop.Safe {
-				return &refusedError{stop}
-			}
+		// The same guard the stop asks right before acting; asked here too so
+		// that a request that could never pass is refused before it waits.
+		if stop := health.BlastRadius(snap, []int32{r.OldBroker}, infraDown(insts)); !stop.Safe {
+			return &refusedError{stop}
 		}
 		r.NewBroker = r.OldBroker
 	}
@@ -310,6 +378,17 @@ func (e *Executor) stopOld(ctx context.Context, r *Record) error {
 	if r.OldInstance == "" {
 		return nil
 	}
+	if err := e.guard(ctx, r, fmt.Sprintf("stop broker %d (instance %s)", r.OldBroker, r.OldInstance), r.OldBroker); err != nil {
+		return err
+	}
+	// Recorded before acting: from here on the old broker may be going, and
+	// a rollback of the identity strategy has nothing to return to.
+	if !r.OldStopped {
+		r.OldStopped = true
+		if err := e.save(ctx, r); err != nil {
+			return err
+		}
+	}
 	if err := e.Provider.Stop(ctx, r.OldInstance); err != nil {
 		return fmt.Errorf("stop %s: %w", r.OldInstance, err)
 	}
@@ -337,6 +416,15 @@ func (e *Executor) terminateOld(ctx context.Context, r *Record) error {
 	}
 	if r.OldInstance == "" {
 		return nil
+	}
+	if err := e.guard(ctx, r, fmt.Sprintf("terminate broker %d (instance %s)", r.OldBroker, r.OldInstance), r.OldBroker); err != nil {
+		return err
+	}
+	if !r.OldStopped {
+		r.OldStopped = true
+		if err := e.save(ctx, r); err != nil {
+			return err
+		}
 	}
 	if err := e.Provider.Terminate(ctx, r.OldInstance); err != nil {
 		return fmt.Errorf("terminate %s: %w", r.OldInstance, err)

@@ -197,6 +197,15 @@ type Record struct {
 	// emergency: the gate excuses it, and the log says so).
 	OldDead bool `json:"old_dead,omitempty"`
 
+	// OldStopped: fleetd has begun stopping or terminating the old broker
+	// (recorded before the act). Until then an identity replacement has
+	// changed nothing and can roll back.
+	OldStopped bool `json:"old_stopped,omitempty"`
+	// Waiting says why the workflow is waiting (the blast-radius guard
+	// refuses its next act), since WaitingSince; empty when it is not.
+	Waiting      string    `json:"waiting,omitempty"`
+	WaitingSince time.Time `json:"waiting_since,omitzero"`
+
 	Phase Phase `json:"phase"`
 	Step  Step  `json:"step"`
 	Plan  *Plan `json:"plan,omitempty"`
