@@ -38,7 +38,7 @@ trap 'rm -rf "$tmp"' EXIT
 if [[ ! -x "$bin" ]]; then
   log "building packer v$PACKER_VERSION from its Go module (about 2 minutes)"
   build_module github.com/hashicorp/packer "v$PACKER_VERSION" "$tmp/packer"
-  "$tmp/packer" version | head -1 | grep -q "v$PACKER_VERSION" || die "the built packer is not v$PACKER_VERSION"
+  "$tmp/packer" version 2>/dev/null | grep -qx "Packer v$PACKER_VERSION" || die "the built packer is not v$PACKER_VERSION"
   mkdir -p "$FLEETD_CACHE/bin"
   mv "$tmp/packer" "$bin"
 fi

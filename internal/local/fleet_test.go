@@ -40,3 +40,18 @@ func TestParseInstanceID(t *testing.T) {
 		}
 	}
 }
+
+func TestChildrenNeverSeeTheCallersJVMSettings(t *testing.T) {
+	t.Setenv("JAVA_TOOL_OPTIONS", "-Xmx1m")
+	t.Setenv("KAFKA_OPTS", "-XX:OnOutOfMemoryError=/tmp/pwn.sh")
+	t.Setenv("FLEETD_KEEP_ME", "yes")
+	env := strings.Join(childEnv(), "\n")
+	for _, bad := range []string{"JAVA_TOOL_OPTIONS=", "KAFKA_OPTS="} {
+		if strings.Contains(env, bad) {
+			t.Errorf("child environment carries %s", bad)
+		}
+	}
+	if !strings.Contains(env, "FLEETD_KEEP_ME=yes") {
+		t.Error("child environment lost an unrelated variable")
+	}
+}

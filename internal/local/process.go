@@ -8,7 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -53,6 +55,21 @@ func jvmArgs(heapMB int, nodeDir string, d Dist, extra ...string) []string {
 	return append(args, extra...)
 }
 
+// callerJVMSettings are environment variables every JVM (or Kafka's own
+// scripts) reads on its own. The caller's values are for the caller's Java:
+// a JAVA_TOOL_OPTIONS with -Xmx1m, or an agent, must not change the brokers
+// a test or the demo starts, so children never see them.
+var callerJVMSettings = []string{"JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "KAFKA_OPTS", "KAFKA_HEAP_OPTS", "KAFKA_JVM_PERFORMANCE_OPTS", "KAFKA_LOG4J_OPTS"}
+
+// childEnv is this process's environment without callerJVMSettings.
+func childEnv() []string {
+	env := os.Environ()
+	return slices.DeleteFunc(env, func(kv string) bool {
+		name, _, _ := strings.Cut(kv, "=")
+		return slices.Contains(callerJVMSettings, name)
+	})
+}
+
 // startJVM runs java with output to nodeDir/stdout.log.
 func startJVM(nodeDir string, args []string) (*Process, error) {
 	p, err := Spawn(nodeDir, filepath.Join(nodeDir, "stdout.log"), javaBinary(), args...)
@@ -72,6 +89,7 @@ func Spawn(dir, logPath, name string, args ...string) (*Process, error) {
 	}
 	cmd := exec.Command(name, args...)
 	cmd.Dir = dir
+	cmd.Env = childEnv()
 	cmd.Stdout = out
 	cmd.Stderr = out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
@@ -134,6 +152,7 @@ func (p *Process) Done() <-chan struct{} { return p.done }
 func runTool(ctx context.Context, nodeDir string, args []string) error {
 	cmd := exec.CommandContext(ctx, javaBinary(), args...)
 	cmd.Dir = nodeDir
+	cmd.Env = childEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.CombinedOutput()
 	if err != nil {

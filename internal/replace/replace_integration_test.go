@@ -282,3 +282,93 @@ func TestThrottleSweepRestoresOperatorValue(t *testing.T) {
 		t.Errorf("a second sweep found %d records; it must be idempotent", n)
 	}
 }
+
+// minISRProbe polls the cluster every 200 ms and remembers every partition
+// it ever saw below min.insync.replicas. stop returns them.
+func minISRProbe(t *testing.T, c *testbed.Cluster) (stop func() []string) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(testbed.Context(t))
+	var seen []string
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			if snap, err := health.Collect(ctx, c.Client); err == nil {
+				for _, tp := range health.UnderMinISR(snap) {
+					seen = append(seen, fmt.Sprintf("%s at %s", tp, time.Now().Format("15:04:05.000")))
+				}
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() []string { cancel(); <-done; return seen }
+}
+
+// Issue 12, seen from outside: an identity replacement of broker 2 whose
+// record is at stop-old is resumed while broker 3's instance is stopped. The
+// gate would refuse now; the resumed stop must ask the guard, wait, and roll
+// back, with broker 2 serving and no partition below min ISR at any moment.
+func TestResumedIdentityStopWaitsWhileAnotherBrokerIsStopped(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 6)
+	ctx := testbed.Context(t)
+
+	o := fastOptions(t)
+	o.GuardWait = 8 * time.Second
+	ex, p, store := newExecutor(t, c, o)
+	rec, err := ex.Begin(ctx, replace.Request{Broker: 2, Strategy: replace.StrategyIdentity})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gateCtx, die := context.WithCancel(ctx)
+	ex.Opts.OnEvent = func(ev string, _ *replace.Record) {
+		if ev == "after:gate" {
+			die() // fleetd dies (or is paused) right after the gate
+		}
+	}
+	_ = ex.Run(gateCtx, rec)
+	ex.Opts.OnEvent = nil
+	if rec.Step != replace.StepStopOld {
+		t.Fatalf("set-up: record at %s, want stop-old", rec.Step)
+	}
+
+	insts, err := p.Instances(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range insts {
+		if in.NodeID == 3 {
+			if err := p.Stop(ctx, in.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stopProbe := minISRProbe(t, c)
+	resumed, err := store.Load(ctx, rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = ex.Run(ctx, resumed)
+	if below := stopProbe(); len(below) > 0 {
+		t.Errorf("partitions below min ISR while resuming: %v", below)
+	}
+	if resumed.Phase != replace.PhaseRolledBack || !strings.Contains(resumed.Error, "broker-down: node 3 is down") {
+		t.Fatalf("phase %s error %q; want rolled back on broker-down", resumed.Phase, resumed.Error)
+	}
+	if b, ok := c.Fleet.Broker(2); !ok || !b.Running {
+		t.Fatalf("broker 2 is not serving: %+v", b)
+	}
+	for _, part := range c.Partitions("orders") {
+		if !slices.Contains(part.ISR, 2) {
+			t.Errorf("partition %d ISR %v lacks broker 2", part.Partition, part.ISR)
+		}
+	}
+	t.Logf("resumed replacement ended %s: %s", resumed.Phase, resumed.Error)
+}

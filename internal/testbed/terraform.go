@@ -39,6 +39,11 @@ func TerraformApply(t testing.TB, mainTF []byte) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The whole environment, not the caller's: a TF_CLI_CONFIG_FILE naming
+	// no file, or a plugin cache elsewhere, must not change the test.
+	if err := tf.SetEnv(map[string]string{"PATH": os.Getenv("PATH"), "HOME": dir, "TF_CLI_CONFIG_FILE": os.DevNull}); err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithTimeout(Context(t), 2*time.Minute)
 	defer cancel()
 	if err := tf.Init(ctx); err != nil {
