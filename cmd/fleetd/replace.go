@@ -245,6 +245,13 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 		_ = printJSON(w, r)
 		return
 	}
+	if len(r.Lost) > 0 {
+		names := make([]string, len(r.Lost))
+		for i, tp := range r.Lost {
+			names[i] = tp.String()
+		}
+		fmt.Fprintf(w, "DATA LOST: %d partitions had every in-sync replica on dead brokers; no replacement brings their data back: %s\n", len(r.Lost), strings.Join(names, ", "))
+	}
 	if r.Phase == replace.PhaseRefused {
 		fmt.Fprintf(w, "refused: %s\n", r.Error)
 		return

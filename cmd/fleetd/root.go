@@ -69,7 +69,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newRunCmd(), newStatusCmd(), newReplaceCmd(), newAbortCmd(), newPauseCmd(true), newPauseCmd(false), newHistoryCmd(), newLocalCmd(), newDemoCmd(), newConfigCmd())
+	root.AddCommand(newVersionCmd(), newRunCmd(), newStatusCmd(), newReplaceCmd(), newAbortCmd(), newPauseCmd(true), newPauseCmd(false), newHistoryCmd(), newLocalCmd(), newDemoCmd(), newConfigCmd(), newWhatIfCmd())
 	return root
 }
 

@@ -41,6 +41,22 @@ func TestStatusExitCodesFollowTheCluster(t *testing.T) {
 		t.Fatalf("healthy --json: exit %d, %+v", code, rep)
 	}
 
+	// The blast-radius guard, asked from the command line: one broker of
+	// RF 3 / min ISR 2 may go, two may not, and the hurt partitions are named.
+	code, out, errOut = fleetd(t, "what-if", "--down", "2", "--bootstrap", bootstrap)
+	if code != exitOK || !strings.HasPrefix(out, "safe: taking node 2 down now hurts no partition") {
+		t.Fatalf("what-if --down 2: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = fleetd(t, "what-if", "--down", "2,3", "--bootstrap", bootstrap)
+	if code != exitNotSafe || !strings.Contains(out, "would-fall-below-min-isr") || !strings.Contains(out, "    orders-0\n") {
+		t.Fatalf("what-if --down 2,3: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = fleetd(t, "what-if", "--down", "1,2,3", "--bootstrap", bootstrap, "--json")
+	var v health.Verdict
+	if err := json.Unmarshal([]byte(out), &v); err != nil || code != exitNotSafe || !v.Has(health.CodeWouldLoseData) {
+		t.Fatalf("what-if --down 1,2,3 --json: exit %d, %v, %s", code, err, out)
+	}
+
 	if err := c.Fleet.KillBroker(2); err != nil {
 		t.Fatal(err)
 	}

@@ -80,3 +80,13 @@ func TestDaemonStatusShowsWhyAReplacementWaits(t *testing.T) {
 		t.Errorf("status lacks %q:\n%s", want, out.String())
 	}
 }
+
+func TestPreviewSaysDataLostBeforeAnythingElse(t *testing.T) {
+	r := &replace.Record{OldBroker: 3, NewBroker: 3, Strategy: replace.StrategyIdentity, OldInstance: "local-3-1", Zone: "az-c",
+		Lost: []health.TP{{Topic: "single", Partition: 2}}}
+	var out bytes.Buffer
+	printPreview(&out, r, false)
+	if want := "DATA LOST: 1 partitions had every in-sync replica on dead brokers; no replacement brings their data back: single-2\n"; !strings.HasPrefix(out.String(), want) {
+		t.Fatalf("preview starts:\n%s\nwant it to start with %q", out.String(), want)
+	}
+}

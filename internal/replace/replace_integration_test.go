@@ -372,3 +372,36 @@ func TestResumedIdentityStopWaitsWhileAnotherBrokerIsStopped(t *testing.T) {
 	}
 	t.Logf("resumed replacement ended %s: %s", resumed.Phase, resumed.Error)
 }
+
+// Issue 12: an RF 1 topic whose only replica is on broker 3; broker 3 is
+// SIGKILLed. Before Kafka has fenced it, the dry-run must name the
+// partitions whose data is gone, not print a plan that seems to carry them.
+func TestDryRunNamesDataLostOnADeadBroker(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("single", 3, 1, 1)
+	c.CreateTopic("orders", 3, 3, 2)
+	var onThree []health.TP
+	for _, part := range c.Partitions("single") {
+		if slices.Equal(part.Replicas, []int32{3}) {
+			onThree = append(onThree, health.TP{Topic: "single", Partition: part.Partition})
+		}
+	}
+	if len(onThree) == 0 {
+		t.Fatal("set-up: no RF 1 partition on broker 3")
+	}
+	if err := c.Fleet.KillBroker(3); err != nil {
+		t.Fatal(err)
+	}
+	ex, _, _ := newExecutor(t, c, fastOptions(t))
+	rec, err := ex.Preview(testbed.Context(t), replace.Request{Broker: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rec.Lost, onThree) {
+		t.Fatalf("lost = %v, want %v (phase %s: %s)", rec.Lost, onThree, rec.Phase, rec.Error)
+	}
+	if rec.Strategy != replace.StrategyIdentity || rec.Plan != nil {
+		t.Errorf("strategy %s with plan %v: a dead broker's instance cannot be moved from", rec.Strategy, rec.Plan != nil)
+	}
+	t.Logf("preview: phase %s strategy %s lost %v", rec.Phase, rec.Strategy, rec.Lost)
+}

@@ -16,10 +16,10 @@ func alive(s *health.Snapshot, id int32) bool {
 	return ok && !b.Fenced
 }
 
-// infraDown lists the node ids whose instances the infrastructure sees
+// InfraDown lists the node ids whose instances the infrastructure sees
 // stopping, stopped or shutting down: Kafka notices only when their sessions
 // expire.
-func infraDown(insts []Instance) []int32 {
+func InfraDown(insts []Instance) []int32 {
 	var out []int32
 	for _, in := range insts {
 		switch in.State {
@@ -63,7 +63,7 @@ func (e *Executor) blastRadius(ctx context.Context, nodes []int32) health.Verdic
 	if err != nil {
 		return health.NotEvaluated(fmt.Errorf("list instances: %w", err))
 	}
-	return health.BlastRadius(snap, nodes, infraDown(insts))
+	return health.BlastRadius(snap, nodes, InfraDown(insts))
 }
 
 // setWaiting records why the workflow waits ("" when it no longer does),
@@ -117,6 +117,9 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 		}
 	}
 	r.OldDead = !alive(snap, r.OldBroker)
+	if found && (inst.State == StateStopped || inst.State == StateStopping) {
+		r.OldDead = true // Kafka has not noticed yet; the infrastructure has
+	}
 	if lk, ok := e.Provider.(InstanceLookup); ok && !found && r.OldInstance != "" {
 		// The instance an event named, already gone: it says where the
 		// broker was (subnet, AZ), and that it is dead even while Kafka
@@ -166,6 +169,18 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 				Message: fmt.Sprintf("broker %d's instance %s is %s (Kafka may not have noticed yet)", in.NodeID, in.ID, in.State)}}}}
 		}
 	}
+	// Data that is already gone is said first, by name: a plan must never
+	// look as if it carried partitions whose every in-sync copy is dead.
+	r.Lost = nil
+	for _, tp := range health.DataLost(snap, append(InfraDown(insts), deadIf(r.OldDead, r.OldBroker)...)) {
+		if p := partitionOf(snap, tp); p != nil && slices.Contains(p.Replicas, r.OldBroker) {
+			r.Lost = append(r.Lost, tp)
+		}
+	}
+	if len(r.Lost) > 0 {
+		log.Error().Int("partitions", len(r.Lost)).Str("lost", fmt.Sprint(r.Lost)).
+			Msgf("data lost: every in-sync replica of these partitions is on dead brokers; a replacement cannot bring it back")
+	}
 	pol := health.Policy{Own: r.Own()}
 	if r.OldDead {
 		pol.AllowDown = []int32{r.OldBroker}
@@ -178,13 +193,29 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 	if r.Strategy == StrategyIdentity {
 		// The same guard the stop asks right before acting; asked here too so
 		// that a request that could never pass is refused before it waits.
-		if stop := health.BlastRadius(snap, []int32{r.OldBroker}, infraDown(insts)); !stop.Safe {
+		if stop := health.BlastRadius(snap, []int32{r.OldBroker}, InfraDown(insts)); !stop.Safe {
 			return &refusedError{stop}
 		}
 		r.NewBroker = r.OldBroker
 	}
 	for _, w := range v.Warnings {
 		log.Warn().Str("code", string(w.Code)).Msg(w.Message)
+	}
+	return nil
+}
+
+func deadIf(dead bool, id int32) []int32 {
+	if dead {
+		return []int32{id}
+	}
+	return nil
+}
+
+func partitionOf(s *health.Snapshot, tp health.TP) *health.Partition {
+	for i := range s.Partitions {
+		if s.Partitions[i].TP == tp {
+			return &s.Partitions[i]
+		}
 	}
 	return nil
 }

@@ -196,6 +196,9 @@ type Record struct {
 	// OldDead: the old broker was already gone when the replacement began (an
 	// emergency: the gate excuses it, and the log says so).
 	OldDead bool `json:"old_dead,omitempty"`
+	// Lost are the old broker's partitions whose every in-sync replica was on
+	// dead brokers at the gate: their data is gone, and no plan brings it back.
+	Lost []health.TP `json:"lost,omitempty"`
 
 	// OldStopped: fleetd has begun stopping or terminating the old broker
 	// (recorded before the act). Until then an identity replacement has
