@@ -8,16 +8,26 @@
 // the node id tag, fleetd:cluster-id (the KRaft cluster id) and
 // fleetd:controller-quorum (controller.quorum.bootstrap.servers). The rack
 // is the instance's availability zone.
+//
+// Tags are data, never configuration: anyone with ec2:CreateTags on the
+// instance writes them. Only these keys are read; each value is checked
+// against what it may be (Validate) and the boot is refused, with nothing
+// written, when one is not. The files are rendered only from checked values,
+// and the renderer refuses any value that could start a new line or key.
 package main
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"math"
+	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -88,39 +98,144 @@ func ReadIdentity(ctx context.Context, c *imds.Client) (Identity, error) {
 	if len(errs) > 0 {
 		return id, fmt.Errorf("%w (are instance tags in metadata enabled in the launch template?)", errors.Join(errs...))
 	}
-	n, err := strconv.Atoi(node)
-	if err != nil || n < 0 {
-		return id, fmt.Errorf("tag %s=%q is not a node id", TagNodeID, node)
+	n, err := parseNodeID(node)
+	if err != nil {
+		return id, err
 	}
 	id.NodeID = n
-	return id, nil
+	return id, Validate(id)
 }
 
-// Properties renders server.properties for a broker.
-func Properties(id Identity, logDirs string) string {
-	return fmt.Sprintf(`# Rendered at boot by kafka-broker-config from IMDS; do not edit.
-process.roles=broker
-node.id=%d
-broker.rack=%s
-controller.quorum.bootstrap.servers=%s
-controller.listener.names=CONTROLLER
-listeners=PLAINTEXT://0.0.0.0:9092
-advertised.listeners=PLAINTEXT://%s:9092
-inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
-log.dirs=%s
-num.network.threads=8
-num.io.threads=16
-num.replica.fetchers=4
-default.replication.factor=3
-min.insync.replicas=2
-unclean.leader.election.enable=false
-auto.create.topics.enable=false
-auto.leader.rebalance.enable=true
-offsets.topic.replication.factor=3
-transaction.state.log.replication.factor=3
-transaction.state.log.min.isr=2
-`, id.NodeID, id.Zone, id.Quorum, id.PrivateIPv4, logDirs)
+var (
+	digits = regexp.MustCompile(`^[0-9]{1,10}$`)
+	// A cluster name as fleetd allows it (config.Cluster): tag- and
+	// file-name-safe.
+	clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+	// An availability zone (us-east-1b) or a Local Zone (us-west-2-lax-1a).
+	zoneName = regexp.MustCompile(`^[a-z]{2}(-[a-z0-9]+)+[a-z]$`)
+	hostName = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$`)
+)
+
+func parseNodeID(v string) (int, error) {
+	if !digits.MatchString(v) {
+		return 0, fmt.Errorf("tag %s=%q is not a node id (digits only, 0 to %d)", TagNodeID, v, math.MaxInt32)
+	}
+	n, err := strconv.ParseInt(v, 10, 32)
+	if err != nil {
+		return 0, fmt.Errorf("tag %s=%q is not a node id (0 to %d)", TagNodeID, v, math.MaxInt32)
+	}
+	return int(n), nil
+}
+
+// Validate checks every value read from IMDS against what it may be. Each
+// error names the tag (or metadata path) and what was expected.
+func Validate(id Identity) error {
+	var errs []error
+	if id.NodeID < 0 || id.NodeID > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("tag %s=%d is out of range", TagNodeID, id.NodeID))
+	}
+	if !clusterName.MatchString(id.Cluster) {
+		errs = append(errs, fmt.Errorf("tag %s=%q is not a cluster name (letters, digits, '.', '_', '-'; at most 63)", TagCluster, id.Cluster))
+	}
+	if err := checkClusterID(id.ClusterID); err != nil {
+		errs = append(errs, err)
+	}
+	if err := checkQuorum(id.Quorum); err != nil {
+		errs = append(errs, err)
+	}
+	if !zoneName.MatchString(id.Zone) || len(id.Zone) > 64 {
+		errs = append(errs, fmt.Errorf("placement/availability-zone=%q is not an availability zone name", id.Zone))
+	}
+	if ip := net.ParseIP(id.PrivateIPv4); ip == nil || ip.To4() == nil || !strings.Contains(id.PrivateIPv4, ".") {
+		errs = append(errs, fmt.Errorf("local-ipv4=%q is not an IPv4 address", id.PrivateIPv4))
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("refusing to configure Kafka from these instance tags, nothing written: %w", errors.Join(errs...))
+	}
+	return nil
+}
+
+// checkClusterID: Kafka's form, 16 bytes in URL-safe base64 without padding
+// (22 characters), never starting with '-' (Kafka's own ids never do, and it
+// would read as an option).
+func checkClusterID(v string) error {
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil || len(b) != 16 || len(v) != 22 || strings.HasPrefix(v, "-") {
+		return fmt.Errorf("tag %s=%q is not a Kafka cluster id (22 characters of URL-safe base64, as kafka-storage random-uuid prints)", TagClusterID, v)
+	}
+	return nil
+}
+
+// checkQuorum: host:port[,host:port...], hosts as DNS names or IPv4/[IPv6]
+// addresses, ports 1-65535, at most 16 controllers.
+func checkQuorum(v string) error {
+	bad := func(why string) error {
+		return fmt.Errorf("tag %s=%q is not a controller list (host:port,host:port...): %s", TagQuorum, v, why)
+	}
+	parts := strings.Split(v, ",")
+	if v == "" || len(parts) > 16 {
+		return bad("want 1 to 16 entries")
+	}
+	for _, p := range parts {
+		host, port, err := net.SplitHostPort(p)
+		if err != nil {
+			return bad(err.Error())
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || !digits.MatchString(port) {
+			return bad(fmt.Sprintf("port %q", port))
+		}
+		if net.ParseIP(host) == nil && (!hostName.MatchString(host) || len(host) > 253) {
+			return bad(fmt.Sprintf("host %q", host))
+		}
+	}
+	return nil
+}
+
+// Properties renders server.properties for a broker. Every value went
+// through Validate; render refuses, as a second wall, any value that could
+// end its line.
+func Properties(id Identity, logDirs string) (string, error) {
+	return render("# Rendered at boot by kafka-broker-config from IMDS; do not edit.", "=", [][2]string{
+		{"process.roles", "broker"},
+		{"node.id", strconv.Itoa(id.NodeID)},
+		{"broker.rack", id.Zone},
+		{"controller.quorum.bootstrap.servers", id.Quorum},
+		{"controller.listener.names", "CONTROLLER"},
+		{"listeners", "PLAINTEXT://0.0.0.0:9092"},
+		{"advertised.listeners", "PLAINTEXT://" + id.PrivateIPv4 + ":9092"},
+		{"inter.broker.listener.name", "PLAINTEXT"},
+		{"listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"},
+		{"log.dirs", logDirs},
+		{"num.network.threads", "8"},
+		{"num.io.threads", "16"},
+		{"num.replica.fetchers", "4"},
+		{"default.replication.factor", "3"},
+		{"min.insync.replicas", "2"},
+		{"unclean.leader.election.enable", "false"},
+		{"auto.create.topics.enable", "false"},
+		{"auto.leader.rebalance.enable", "true"},
+		{"offsets.topic.replication.factor", "3"},
+		{"transaction.state.log.replication.factor", "3"},
+		{"transaction.state.log.min.isr", "2"},
+	})
+}
+
+// safeValue: printable ASCII without the characters that end, continue or
+// quote a line in a properties or systemd environment file.
+var safeValue = regexp.MustCompile(`^[A-Za-z0-9 ._:/,@=+\[\]-]*$`)
+
+// render writes "key<sep>value" lines, refusing any value or key that is not
+// safeValue: no value can add a line, a key or a quote.
+func render(header, sep string, kv [][2]string) (string, error) {
+	var b strings.Builder
+	b.WriteString(header + "\n")
+	for _, e := range kv {
+		if !safeValue.MatchString(e[0]) || !safeValue.MatchString(e[1]) || strings.ContainsAny(e[0], " =") {
+			return "", fmt.Errorf("refusing to write %s=%q: it could change the file's meaning", e[0], e[1])
+		}
+		b.WriteString(e[0] + sep + e[1] + "\n")
+	}
+	return b.String(), nil
 }
 
 // HeapMB sizes Kafka's heap from the instance's memory: a quarter, between
@@ -142,12 +257,13 @@ func memTotalKB(path string) (int64, error) {
 	return 0, fmt.Errorf("%s has no MemTotal", path)
 }
 
-// Env renders kafka.env for the kafka unit.
-func Env(id Identity, heapMB int64) string {
-	return fmt.Sprintf(`KAFKA_HEAP_OPTS="-Xms%[1]dm -Xmx%[1]dm"
-KAFKA_JVM_PERFORMANCE_OPTS="-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+AlwaysPreTouch -Djava.awt.headless=true"
-KAFKA_CLUSTER_ID=%[2]s
-`, heapMB, id.ClusterID)
+// Env renders kafka.env for the kafka unit (a systemd EnvironmentFile).
+func Env(id Identity, heapMB int64) (string, error) {
+	return render("# Rendered at boot by kafka-broker-config; do not edit.", "=", [][2]string{
+		{"KAFKA_HEAP_OPTS", fmt.Sprintf("-Xms%[1]dm -Xmx%[1]dm", heapMB)},
+		{"KAFKA_JVM_PERFORMANCE_OPTS", "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+AlwaysPreTouch -Djava.awt.headless=true"},
+		{"KAFKA_CLUSTER_ID", id.ClusterID},
+	})
 }
 
 func writeAtomic(path, content string) error {
@@ -171,11 +287,21 @@ func run(ctx context.Context, endpoint, out, logDirs, meminfo string) error {
 	if err != nil {
 		return err
 	}
+	// Both files are rendered before either is written: a refusal leaves
+	// nothing behind, and the kafka unit does not start.
+	props, err := Properties(id, logDirs)
+	if err != nil {
+		return err
+	}
+	env, err := Env(id, HeapMB(mem))
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return err
 	}
-	if err := writeAtomic(filepath.Join(out, "server.properties"), Properties(id, logDirs)); err != nil {
+	if err := writeAtomic(filepath.Join(out, "server.properties"), props); err != nil {
 		return err
 	}
-	return writeAtomic(filepath.Join(out, "kafka.env"), Env(id, HeapMB(mem)))
+	return writeAtomic(filepath.Join(out, "kafka.env"), env)
 }

@@ -101,3 +101,116 @@ func TestHeapFromMemory(t *testing.T) {
 		}
 	}
 }
+
+// Issue 12: tags written by anyone with ec2:CreateTags once added lines to
+// server.properties (log.retention.ms=1 deletes every broker's data) and to
+// kafka.env (KAFKA_OPTS runs a script as the broker). The boot must be
+// refused, naming the tag, with nothing written.
+func TestHostileTagsRefuseTheBootAndWriteNothing(t *testing.T) {
+	for tag, value := range map[string]string{
+		"fleetd:node-id":           "7\nlog.retention.ms=1",
+		"fleetd:controller-quorum": "10.0.1.5:9093\nlisteners=PLAINTEXT://0.0.0.0:1",
+		"fleetd:cluster-id":        "q1Sh-9_ISia_zwGINzRvyQ\nKAFKA_OPTS=-XX:OnOutOfMemoryError=/tmp/pwn.sh",
+		"fleetd:cluster":           "orders prod",
+	} {
+		t.Run(tag, func(t *testing.T) {
+			meta := map[string]string{}
+			for k, v := range brokerMeta {
+				meta[k] = v
+			}
+			meta["tags/instance/"+tag] = value
+			srv, _ := fakeIMDS(t, meta)
+			dir := filepath.Join(t.TempDir(), "etc-kafka")
+			err := run(context.Background(), srv.URL, dir, "/data", writeMeminfo(t))
+			if err == nil || !strings.Contains(err.Error(), "tag "+tag+"=") {
+				t.Fatalf("hostile %s: err %v, want a refusal naming the tag", tag, err)
+			}
+			if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+				t.Errorf("files were written despite the refusal: %v", entries)
+			}
+		})
+	}
+}
+
+func writeMeminfo(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "meminfo")
+	if err := os.WriteFile(p, []byte("MemTotal:       65011712 kB\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestValidateAcceptsRealValuesAndNamesBadOnes(t *testing.T) {
+	good := Identity{NodeID: 7, Cluster: "orders-prod", ClusterID: "q1Sh-9_ISia_zwGINzRvyQ", Quorum: "ctl-1.kafka.internal:9093,10.0.2.5:9093,[fd00::5]:9093", Zone: "us-west-2-lax-1a", PrivateIPv4: "10.0.2.17"}
+	if err := Validate(good); err != nil {
+		t.Fatalf("real values refused: %v", err)
+	}
+	for name, mutate := range map[string]func(*Identity){
+		"cluster id too short": func(i *Identity) { i.ClusterID = "abc" },
+		"cluster id with dash": func(i *Identity) { i.ClusterID = "-1Sh-9_ISia_zwGINzRvyQ" },
+		"quorum without port":  func(i *Identity) { i.Quorum = "10.0.1.5" },
+		"quorum port 0":        func(i *Identity) { i.Quorum = "10.0.1.5:0" },
+		"quorum with a space":  func(i *Identity) { i.Quorum = "10.0.1.5:9093, 10.0.2.5:9093" },
+		"zone with a newline":  func(i *Identity) { i.Zone = "us-east-1b\nx=y" },
+		"ipv4 that is ipv6":    func(i *Identity) { i.PrivateIPv4 = "fd00::1" },
+		"cluster with a slash": func(i *Identity) { i.Cluster = "../etc" },
+		"negative node id":     func(i *Identity) { i.NodeID = -1 },
+	} {
+		id := good
+		mutate(&id)
+		if err := Validate(id); err == nil {
+			t.Errorf("%s: accepted %+v", name, id)
+		}
+	}
+	for _, v := range []string{"", "+7", "-1", "07a", "2147483648", " 7"} {
+		if _, err := parseNodeID(v); err == nil {
+			t.Errorf("node id %q accepted", v)
+		}
+	}
+}
+
+// FuzzTagValues: whatever the tags say, either the boot is refused or the
+// rendered files have exactly the keys the renderer writes, one per line.
+func FuzzTagValues(f *testing.F) {
+	f.Add("7", "orders-prod", "q1Sh-9_ISia_zwGINzRvyQ", "10.0.1.5:9093,10.0.2.5:9093", "us-east-1b", "10.0.2.17")
+	f.Add("7\nlog.retention.ms=1", "x", "q1Sh-9_ISia_zwGINzRvyQ\nKAFKA_OPTS=x", "h:1\nlisteners=x", "us-east-1b", "10.0.0.1")
+	f.Add("2147483647", "a", "AAAAAAAAAAAAAAAAAAAAAA", "[::1]:9093", "eu-west-3c", "192.168.0.1")
+	f.Fuzz(func(t *testing.T, node, cluster, clusterID, quorum, zone, ip string) {
+		n, err := parseNodeID(node)
+		if err != nil {
+			return
+		}
+		id := Identity{NodeID: n, Cluster: cluster, ClusterID: clusterID, Quorum: quorum, Zone: zone, PrivateIPv4: ip}
+		if Validate(id) != nil {
+			return
+		}
+		props, err := Properties(id, "/var/lib/kafka/data")
+		if err != nil {
+			t.Fatalf("validated values refused by the renderer: %v", err)
+		}
+		env, err := Env(id, 1024)
+		if err != nil {
+			t.Fatalf("validated values refused by the renderer: %v", err)
+		}
+		checkKeys(t, props, 21)
+		checkKeys(t, env, 3)
+	})
+}
+
+// checkKeys: a header line, then exactly n distinct key=value lines.
+func checkKeys(t *testing.T, file string, n int) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(file, "\n"), "\n")
+	if len(lines) != n+1 {
+		t.Fatalf("%d lines, want %d:\n%s", len(lines), n+1, file)
+	}
+	seen := map[string]bool{}
+	for _, l := range lines[1:] {
+		k, _, ok := strings.Cut(l, "=")
+		if !ok || seen[k] {
+			t.Fatalf("line %q repeats a key or has none:\n%s", l, file)
+		}
+		seen[k] = true
+	}
+}
