@@ -428,6 +428,9 @@ func (c *Config) ChaosSchedule() (*schedule.Chaos, error) {
 	if err := ch.Compile(); err != nil {
 		return nil, fmt.Errorf("chaos: %w", err)
 	}
+	if err := ch.FiresWithin(time.Now()); err != nil {
+		return nil, fmt.Errorf("chaos.cron: %w", err)
+	}
 	return ch, nil
 }
 

@@ -66,6 +66,8 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		{"missing bootstrap", "cluster: c1\n", []string{"kafka.bootstrap"}},
 		{"missing cluster", "kafka:\n  bootstrap: [b:1]\n", []string{"cluster:"}},
 		{"chaos without cron", minimal + "chaos:\n  enabled: true\n", []string{"chaos.cron"}},
+		{"chaos on 30 February", minimal + "chaos:\n  enabled: true\n  cron: \"0 10 30 2 *\"\n", []string{"chaos.cron", "never fires within 400 days"}},
+		{"chaos outside its window", minimal + "chaos:\n  enabled: true\n  cron: \"0 3 * * *\"\n  hours: \"09:00-15:00\"\n", []string{"chaos.cron", "never fires inside the maintenance window"}},
 		{"bad time zone", minimal + "chaos:\n  timezone: Mars/Base\n", []string{"chaos", "Mars/Base"}},
 		{"public API without token", minimal + "api:\n  listen: 0.0.0.0:7080\n", []string{"api.listen", "FLEETD_API_TOKEN"}},
 		{"dynamodb lease without table", minimal + "lease:\n  kind: dynamodb\n", []string{"lease.table"}},

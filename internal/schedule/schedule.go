@@ -190,6 +190,33 @@ func (c *Chaos) Compile() error {
 	return nil
 }
 
+// Horizon is how far ahead a chaos schedule must next fire to be accepted: a
+// cron that names 30 February (or only 29 February, or a weekday that never
+// falls on its date) would otherwise be searched for without end.
+const Horizon = 400 * 24 * time.Hour
+
+// FiresWithin returns an error unless an enabled schedule fires within
+// Horizon after now, and inside its window at least once in that time.
+func (c *Chaos) FiresWithin(now time.Time) error {
+	if !c.Enabled || c.sched == nil {
+		return nil
+	}
+	next := c.sched.Next(now)
+	if next.IsZero() || next.Sub(now) > Horizon {
+		return fmt.Errorf("cron %q never fires within %d days of %s: is the date impossible (30 February) or too rare?", c.Cron, int(Horizon.Hours()/24), now.UTC().Format(time.DateOnly))
+	}
+	for slot, n := next, 0; !slot.IsZero() && slot.Sub(now) <= Horizon && n < maxSlots; slot, n = c.sched.Next(slot), n+1 {
+		if c.Window.Contains(slot) {
+			return nil
+		}
+	}
+	return fmt.Errorf("cron %q never fires inside the maintenance window (days and hours) within %d days: every slot would be skipped", c.Cron, int(Horizon.Hours()/24))
+}
+
+// maxSlots bounds every walk over a schedule's slots (a cron firing every
+// minute has 576,000 slots in 400 days).
+const maxSlots = 600_000
+
 // Decision is what the schedule says at one instant.
 type Decision struct {
 	// Slot is the scheduled instant this decision is about (zero: none due).
@@ -218,13 +245,28 @@ func (c *Chaos) Decide(now, lastSlot, lastDisruption time.Time, cands []Candidat
 	}
 	slot := c.sched.Next(from)
 	d := Decision{Next: slot}
+	if slot.IsZero() {
+		d.Reason = "the schedule never fires"
+		return d
+	}
 	if slot.After(now) {
 		d.Reason = "not due until " + slot.Format(time.RFC3339)
 		return d
 	}
 	// Of several due slots (fleetd was down, or the cron is frequent) only
 	// the latest counts: the earlier ones are superseded, never run late.
-	for next := c.sched.Next(slot); !next.After(now); next = c.sched.Next(slot) {
+	// Slots older than the grace would be skipped anyway, so the walk starts
+	// there: it is bounded by the grace, not by how long fleetd was down.
+	if early := now.Add(-c.Grace); slot.Before(early) {
+		if s := c.sched.Next(early.Add(-time.Second)); !s.IsZero() && !s.After(now) {
+			slot = s
+		}
+	}
+	for n := 0; n < maxSlots; n++ {
+		next := c.sched.Next(slot)
+		if next.IsZero() || next.After(now) {
+			break
+		}
 		slot = next
 	}
 	d.Slot, d.Next = slot, c.sched.Next(slot)

@@ -291,3 +291,53 @@ func TestWindowNext(t *testing.T) {
 		t.Errorf("empty window: %s", got)
 	}
 }
+
+// Issue 12: "0 10 30 2 *" validated, and in fleetd run the chaos decision
+// never returned (87% CPU, status timing out). Every walk over slots is
+// bounded now, and such a schedule is refused before it runs.
+func TestImpossibleScheduleIsRefusedAndNeverHangsADecision(t *testing.T) {
+	w, err := ParseWindow("sun-sat", "00:00-24:00", "UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &Chaos{Enabled: true, Cron: "0 10 30 2 *", Window: w}
+	if err := c.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC)
+	if err := c.FiresWithin(now); err == nil || !strings.Contains(err.Error(), "never fires within 400 days") {
+		t.Fatalf("FiresWithin = %v", err)
+	}
+	done := make(chan Decision, 1)
+	go func() { done <- c.Decide(now, time.Time{}, time.Time{}, nil, nil) }()
+	select {
+	case d := <-done:
+		if d.Fire || d.Reason != "the schedule never fires" {
+			t.Fatalf("decision %+v", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Decide did not return within 10 s for a schedule that never fires")
+	}
+	weekly := &Chaos{Enabled: true, Cron: "0 10 * * TUE", Window: w}
+	if err := weekly.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	if err := weekly.FiresWithin(now); err != nil {
+		t.Fatalf("a weekly schedule refused: %v", err)
+	}
+}
+
+// A frequent cron after a long outage: the catch-up walk is bounded by the
+// grace, and still picks the latest due slot.
+func TestFrequentCronAfterAYearDownDecidesTheLatestSlot(t *testing.T) {
+	w, _ := ParseWindow("sun-sat", "00:00-24:00", "UTC")
+	c := &Chaos{Enabled: true, Cron: "* * * * *", Window: w}
+	if err := c.Compile(); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 3, 10, 0, 30, 0, time.UTC)
+	d := c.Decide(now, now.AddDate(-1, 0, 0), time.Time{}, []Candidate{{NodeID: 1}}, nil)
+	if want := time.Date(2026, 12, 3, 10, 0, 0, 0, time.UTC); !d.Slot.Equal(want) || !d.Fire {
+		t.Fatalf("slot %s fire %v (%s), want %s", d.Slot, d.Fire, d.Reason, want)
+	}
+}
