@@ -316,6 +316,7 @@ api:
 		id := seed.Instances[broker]
 		body, _ := json.Marshal(map[string]any{
 			"version": "0", "id": fmt.Sprintf("bench-%d", broker), "detail-type": "AWS Health Event", "source": "aws.health",
+			"account": "123456789012", "region": "us-east-1", // what EventBridge delivers; moto's default account
 			"time": time.Now().UTC().Format(time.RFC3339), "resources": []string{id},
 			"detail": map[string]any{"eventArn": fmt.Sprintf("arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/bench-%d", broker),
 				"service": "EC2", "eventTypeCode": "AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED", "startTime": time.Now().Add(14 * 24 * time.Hour).UTC().Format(time.RFC1123),

@@ -61,13 +61,23 @@ func awsQueues(t *testing.T, sq *sqs.Client, eb *eventbridge.Client) (queueURL, 
 	return aws.ToString(q.QueueUrl), aws.ToString(dlq.QueueUrl)
 }
 
-func publish(t *testing.T, eb *eventbridge.Client, source, detailType string, resources []string, detail any) {
+// publish puts on the queue what EventBridge delivers for an event: its
+// envelope with fleetd's account and region. moto's EventBridge (5.2.5)
+// routes events to SQS without the "account" field real EventBridge always
+// sets, and fleetd rightly refuses an event that does not name its account,
+// so the genuine events go to the queue in the shape EventBridge delivers;
+// one event routed through moto's EventBridge is checked to be refused.
+func publish(t *testing.T, sq *sqs.Client, queueURL, source, detailType string, resources []string, detail any) {
 	t.Helper()
-	b, _ := json.Marshal(detail)
-	out, err := eb.PutEvents(testbed.Context(t), &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
-		Source: aws.String(source), DetailType: aws.String(detailType), Resources: resources, Detail: aws.String(string(b))}}})
-	if err != nil || out.FailedEntryCount != 0 {
-		t.Fatalf("put event: %v %+v", err, out)
+	publishFrom(t, sq, queueURL, fmt.Sprintf("evt-%d", time.Now().UnixNano()), source, "123456789012", "us-east-1", detailType, resources, detail)
+}
+
+func publishFrom(t *testing.T, sq *sqs.Client, queueURL, id, source, account, region, detailType string, resources []string, detail any) {
+	t.Helper()
+	body, _ := json.Marshal(map[string]any{"version": "0", "id": id, "detail-type": detailType, "source": source, "account": account,
+		"region": region, "time": time.Now().UTC().Format(time.RFC3339), "resources": resources, "detail": detail})
+	if _, err := sq.SendMessage(testbed.Context(t), &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(string(body))}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -131,11 +141,29 @@ chaos:
 	victim := seed.Instances[2]
 	arn := "arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED_test1"
 	published := time.Now()
-	publish(t, eb, "aws.health", "AWS Health Event", []string{victim}, retirement(arn, victim, time.Now().Add(14*24*time.Hour)))
-	publish(t, eb, "aws.health", "AWS Health Event", []string{victim}, retirement(arn, victim, time.Now().Add(14*24*time.Hour))) // duplicate
-	publish(t, eb, "aws.health", "AWS Health Event", []string{"i-0foreign0000000001"}, retirement(arn+"x", "i-0foreign0000000001", time.Now().Add(time.Hour)))
+	publish(t, sq, queueURL, "aws.health", "AWS Health Event", []string{victim}, retirement(arn, victim, time.Now().Add(14*24*time.Hour)))
+	publish(t, sq, queueURL, "aws.health", "AWS Health Event", []string{victim}, retirement(arn, victim, time.Now().Add(14*24*time.Hour))) // duplicate
+	publish(t, sq, queueURL, "aws.health", "AWS Health Event", []string{"i-0foreign0000000001"}, retirement(arn+"x", "i-0foreign0000000001", time.Now().Add(time.Hour)))
+	// Through moto's EventBridge rule: it arrives without an account, so it
+	// is not believed (see publish).
+	out, err := eb.PutEvents(testbed.Context(t), &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{Source: aws.String("aws.ec2"),
+		DetailType: aws.String("EC2 Instance State-change Notification"), Detail: aws.String(`{"instance-id": "` + seed.Instances[3] + `", "state": "stopped"}`)}}})
+	if err != nil || out.FailedEntryCount != 0 {
+		t.Fatalf("put event: %v %+v", err, out)
+	}
 	if _, err := sq.SendMessage(testbed.Context(t), &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(`{"this is": "not an event"`)}); err != nil {
 		t.Fatal(err)
+	}
+	// Anyone who can send to the queue: state changes naming a running
+	// broker's instance from another account, another region, with a forged
+	// source, and one from the right origin that EC2's own state contradicts.
+	// None may queue anything; the first three are deleted as not ours.
+	healthy := seed.Instances[3]
+	for i, forged := range []struct{ source, account, region string }{
+		{"aws.ec2", "999999999999", "us-east-1"}, {"aws.ec2", "123456789012", "eu-west-1"}, {"evil.forged", "123456789012", "us-east-1"}, {"aws.ec2", "123456789012", "us-east-1"},
+	} {
+		publishFrom(t, sq, queueURL, fmt.Sprintf("forged-%d", i), forged.source, forged.account, forged.region, "EC2 Instance State-change Notification",
+			[]string{"arn:aws:ec2:us-east-1:123456789012:instance/" + healthy}, map[string]string{"instance-id": healthy, "state": "terminated"})
 	}
 
 	rep := waitReplacement(t, d, func(h api.HistoryEntry) bool { return h.OldInstance == victim })
@@ -144,7 +172,10 @@ chaos:
 	}
 	t.Logf("retirement: event published -> replacement created in %s, done in %.1fs", rep.Created.Sub(published).Round(time.Millisecond), rep.TotalSeconds)
 	if h := d.history(t); len(h) != 1 {
-		t.Errorf("%d replacements for one retirement (a duplicate and a foreign event were sent too), want 1", len(h))
+		t.Errorf("%d replacements for one retirement (a duplicate, a foreign and four forged events were sent too), want 1", len(h))
+	}
+	if st := d.status(t); len(st.Controller.Queue) != 0 {
+		t.Errorf("queue after forged events: %+v, want empty", st.Controller.Queue)
 	}
 	old, nw := testbed.EC2Instance(t, ec2c, victim), testbed.EC2Instance(t, ec2c, rep.NewInstance)
 	if old.State.Name != ec2types.InstanceStateNameTerminated {
@@ -187,13 +218,15 @@ chaos:
 		t.Errorf("event queue still holds messages: %v", attrs.Attributes)
 	}
 	m := metricsText(t, d.url)
-	for _, want := range []string{`fleetd_event_messages_total{outcome="deleted"} 3`, `fleetd_event_messages_total{outcome="malformed"}`, `fleetd_events_total{kind="instance-retirement"} 2`} {
+	for _, want := range []string{`fleetd_event_messages_total{outcome="deleted"} 4`, `fleetd_event_messages_total{outcome="not-ours"} 4`,
+		`fleetd_event_messages_total{outcome="malformed"}`, `fleetd_events_total{kind="instance-retirement"} 1`} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
 	logs := d.logs.String()
-	for _, want := range []string{"duplicate event ignored", "not a broker of this cluster", "malformed event message"} {
+	for _, want := range []string{"duplicate event ignored", "not a broker of this cluster", "malformed event message",
+		`from account \"999999999999\"`, `from account \"\"`, `from region \"eu-west-1\"`, `with source \"evil.forged\"`, "EC2 says it is not; not believed"} {
 		if !strings.Contains(logs, want) {
 			t.Errorf("logs lack %q", want)
 		}
@@ -204,7 +237,7 @@ chaos:
 	if _, err := ec2c.TerminateInstances(testbed.Context(t), &ec2.TerminateInstancesInput{InstanceIds: []string{lost}}); err != nil {
 		t.Fatal(err)
 	}
-	publish(t, eb, "aws.ec2", "EC2 Instance State-change Notification", []string{"arn:aws:ec2:us-east-1:123456789012:instance/" + lost},
+	publish(t, sq, queueURL, "aws.ec2", "EC2 Instance State-change Notification", []string{"arn:aws:ec2:us-east-1:123456789012:instance/" + lost},
 		map[string]string{"instance-id": lost, "state": "terminated"})
 	rep = waitReplacement(t, d, func(h api.HistoryEntry) bool { return h.OldInstance == lost })
 	if rep.Phase != replace.PhaseCompleted || rep.Strategy != replace.StrategyIdentity || rep.NewBroker != 1 || rep.Trigger != "instance-lost" {

@@ -3,7 +3,9 @@ package daemon
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -59,7 +61,12 @@ func (d *Daemon) runEvents(ctx context.Context, start func(func())) error {
 		return err
 	}
 	if ev.QueueURL != "" {
+		origin, err := queueOrigin(ev.QueueURL, d.aws.cfg.Region)
+		if err != nil {
+			return err
+		}
 		c := &events.Consumer{API: sqs.NewFromConfig(d.aws.cfg), QueueURL: ev.QueueURL, Wait: ev.Wait, Dispatcher: d.dispatcher, Log: d.log,
+			Origin: origin, Members: d.members,
 			Active: d.active.Load, OnMessage: func(_, outcome string) { d.metrics.EventMessage(outcome) }}
 		start(func() { c.Run(ctx) })
 	}
@@ -69,11 +76,44 @@ func (d *Daemon) runEvents(ctx context.Context, start func(func())) error {
 	return nil
 }
 
+// queueOrigin is the account and region whose events fleetd believes: the
+// queue's own account (its URL's path is /ACCOUNT/NAME; the Terraform module
+// puts the rules and the queue in one account) and fleetd's region.
+func queueOrigin(queueURL, region string) (events.Origin, error) {
+	u, err := url.Parse(queueURL)
+	if err != nil {
+		return events.Origin{}, fmt.Errorf("events.queue_url %q: %w", queueURL, err)
+	}
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) != 2 || len(parts[0]) != 12 || strings.Trim(parts[0], "0123456789") != "" {
+		return events.Origin{}, fmt.Errorf("events.queue_url %q: want https://sqs.REGION.amazonaws.com/ACCOUNT/NAME, whose 12-digit account is the only one whose events fleetd believes", queueURL)
+	}
+	if region == "" {
+		return events.Origin{}, fmt.Errorf("no AWS region: set aws.region so that fleetd believes only its own region's events")
+	}
+	return events.Origin{Account: parts[0], Region: region}, nil
+}
+
+// members says which instance ids are brokers of this cluster, in one
+// filtered lookup.
+func (d *Daemon) members(ctx context.Context, ids []string) (map[string]bool, error) {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	found, err := d.aws.provider.LookupMany(lctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(found))
+	for id := range found {
+		out[id] = true
+	}
+	return out, nil
+}
+
 // handleEvent is the policy: what an event means for the queue. nil means
 // dealt with (the message may be deleted); an error, try again later.
 func (d *Daemon) handleEvent(ctx context.Context, ev events.Event) error {
 	log := d.log.With().Str("event", ev.ID).Str("kind", string(ev.Kind)).Str("instance", ev.InstanceID).Str("source", ev.Source).Logger()
-	d.metrics.Event(string(ev.Kind))
 	if ev.Kind == events.KindUnknown {
 		log.Info().Str("description", ev.Description).Msg("event of no interest to fleetd")
 		return nil
@@ -88,7 +128,15 @@ func (d *Daemon) handleEvent(ctx context.Context, ev events.Event) error {
 		log.Info().Msg("event for an instance that is not a broker of this cluster; ignored")
 		return nil
 	}
+	// Counted once known to be about this cluster: a flood of other
+	// instances' events must not move fleetd's metrics.
+	d.metrics.Event(string(ev.Kind))
 	log = log.With().Int32("broker", inst.NodeID).Logger()
+	if ev.Kind == events.KindInstanceLost && !lostState(inst.State) {
+		log.Warn().Str("said", ev.State).Str("state", string(inst.State)).
+			Msg("an event says the instance is lost but EC2 says it is not; not believed, nothing queued")
+		return nil
+	}
 	if !slices.Contains(d.cfg.Events.ReplaceOn, string(ev.Kind)) {
 		log.Warn().Time("not_before", ev.NotBefore).Str("description", ev.Description).Msg("event logged only (not in events.replace_on)")
 		return nil
@@ -123,6 +171,15 @@ func (d *Daemon) handleEvent(ctx context.Context, ev events.Event) error {
 	}
 	log.Warn().Str("request", q.ID).Time("deadline", req.Deadline).Time("not_before", req.NotBefore).Bool("emergency", req.Emergency).Msg("replacement queued for an AWS event")
 	return nil
+}
+
+// lostState: an instance in this state no longer serves.
+func lostState(s replace.InstanceState) bool {
+	switch s {
+	case replace.StateStopping, replace.StateStopped, replace.StateShuttingDown, replace.StateTerminated:
+		return true
+	}
+	return false
 }
 
 // startAt is when a scheduled event's replacement may start: now inside the

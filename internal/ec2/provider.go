@@ -270,19 +270,45 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 // Lookup finds instance id in any state; ok is false when it is not a broker
 // of this cluster (or does not exist).
 func (p *Provider) Lookup(ctx context.Context, id string) (replace.Instance, bool, error) {
-	out, err := p.API.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []types.Filter{
-		p.clusterFilter(), {Name: aws.String("instance-id"), Values: []string{id}}}})
+	found, err := p.LookupMany(ctx, []string{id})
 	if err != nil {
-		return replace.Instance{}, false, fmt.Errorf("describe %s: %w", id, err)
+		return replace.Instance{}, false, err
 	}
-	for _, r := range out.Reservations {
-		for _, i := range r.Instances {
-			if in, ok := p.toInstance(i); ok {
-				return in, true, nil
+	in, ok := found[id]
+	return in, ok, nil
+}
+
+// lookupChunk is how many instance ids one DescribeInstances filter carries
+// (EC2 accepts up to 200 values per filter).
+const lookupChunk = 200
+
+// LookupMany finds which of ids are brokers of this cluster, in any state,
+// with one filtered DescribeInstances per 200 ids (and its pages): a message
+// naming thousands of instances costs a handful of calls, not one each.
+func (p *Provider) LookupMany(ctx context.Context, ids []string) (map[string]replace.Instance, error) {
+	found := map[string]replace.Instance{}
+	for start := 0; start < len(ids); start += lookupChunk {
+		chunk := ids[start:min(start+lookupChunk, len(ids))]
+		in := &ec2.DescribeInstancesInput{Filters: []types.Filter{p.clusterFilter(), {Name: aws.String("instance-id"), Values: chunk}}}
+		for page := 0; ; page++ {
+			out, err := p.API.DescribeInstances(ctx, in)
+			if err != nil {
+				return nil, fmt.Errorf("describe %d instances: %w", len(chunk), err)
 			}
+			for _, r := range out.Reservations {
+				for _, i := range r.Instances {
+					if b, ok := p.toInstance(i); ok {
+						found[b.ID] = b
+					}
+				}
+			}
+			if aws.ToString(out.NextToken) == "" || page >= 100 {
+				break
+			}
+			in.NextToken = out.NextToken
 		}
 	}
-	return replace.Instance{}, false, nil
+	return found, nil
 }
 
 // NewestImageID is the AMI a broker launched now would run.

@@ -44,13 +44,15 @@ const stateSample = `{
   "id": "4e3b8c4a-9f0e-4e6a-8d0b-2f6c1d7e9a11",
   "detail-type": "EC2 Instance State-change Notification",
   "source": "aws.ec2",
+  "account": "123456789012",
   "time": "2026-11-24T09:12:03Z",
+  "region": "us-east-1",
   "resources": ["arn:aws:ec2:us-east-1:123456789012:instance/i-0abc1111def222333"],
   "detail": {"instance-id": "i-0abc1111def222333", "state": "terminated"}
 }`
 
 func TestParseSamples(t *testing.T) {
-	evs, err := Parse([]byte(healthSample), now)
+	evs, err := Parse([]byte(healthSample), now, Origin{})
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("health: %v %v", evs, err)
 	}
@@ -59,16 +61,16 @@ func TestParseSamples(t *testing.T) {
 		!strings.HasSuffix(e.ID, "/i-0abc1111def222333") || e.Description != "EC2 has detected degradation" {
 		t.Errorf("health event %+v", e)
 	}
-	evs, err = Parse([]byte(stateSample), now)
+	evs, err = Parse([]byte(stateSample), now, Origin{})
 	if err != nil || len(evs) != 1 || evs[0].Kind != KindInstanceLost || evs[0].State != "terminated" || evs[0].InstanceID != "i-0abc1111def222333" {
 		t.Fatalf("state change: %+v %v", evs, err)
 	}
 	running := strings.Replace(stateSample, `"terminated"`, `"running"`, 1)
-	if evs, _ := Parse([]byte(running), now); evs[0].Kind != KindUnknown {
+	if evs, _ := Parse([]byte(running), now, Origin{}); evs[0].Kind != KindUnknown {
 		t.Errorf("running is not a loss: %+v", evs[0])
 	}
 	other := strings.Replace(stateSample, "EC2 Instance State-change Notification", "EC2 Spot Instance Interruption Warning", 1)
-	if evs, err := Parse([]byte(other), now); err != nil || evs[0].Kind != KindUnknown {
+	if evs, err := Parse([]byte(other), now, Origin{}); err != nil || evs[0].Kind != KindUnknown {
 		t.Errorf("other detail type: %+v %v", evs, err)
 	}
 }
@@ -82,7 +84,7 @@ func TestParseRejectsMalformedMessages(t *testing.T) {
 		"health no entity":  strings.NewReplacer(`"resources": ["i-0abc1111def222333"]`, `"resources": []`, `{"entityValue": "i-0abc1111def222333"}`, ``).Replace(healthSample),
 		"state no instance": strings.Replace(stateSample, `"instance-id"`, `"instance"`, 1),
 	} {
-		if _, err := Parse([]byte(body), now); err == nil {
+		if _, err := Parse([]byte(body), now, Origin{}); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}

@@ -96,7 +96,7 @@ func parseHealth(env envelope, now time.Time) ([]Event, error) {
 			continue
 		}
 		out = append(out, Event{ID: d.EventArn + "/" + id, Kind: kind, InstanceID: id, NotBefore: start, NotAfter: end,
-			Source: "aws.health", Description: desc, Seen: now})
+			Source: env.Source, Description: desc, Seen: now})
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("AWS Health event %s names no instance", d.EventArn)

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -25,12 +26,19 @@ type Consumer struct {
 	// Wait is the long-poll wait (default and maximum 20 s).
 	Wait       time.Duration
 	Dispatcher *Dispatcher
-	Log        zerolog.Logger
+	// Origin is the account and region fleetd's own events come from;
+	// messages from elsewhere are deleted unread (see Parse).
+	Origin Origin
+	// Members, if set, says which instance ids are brokers of this cluster,
+	// in one filtered lookup per message. Events about other instances are
+	// dropped before they are dispatched, remembered or counted.
+	Members func(ctx context.Context, ids []string) (map[string]bool, error)
+	Log     zerolog.Logger
 	// Active, if set, gates receiving: a standby leaves the messages to the
 	// active fleetd.
 	Active func() bool
 	// OnMessage, if set, sees each message's outcome (metrics, tests):
-	// "deleted", "malformed" or "retry".
+	// "deleted", "not-ours", "malformed" or "retry".
 	OnMessage func(id, outcome string)
 }
 
@@ -80,24 +88,66 @@ func (c *Consumer) outcome(id, o string) {
 }
 
 func (c *Consumer) handle(ctx context.Context, id, body, receipt string) {
-	evs, err := Parse([]byte(body), time.Now())
-	if err != nil {
-		c.Log.Error().Err(err).Str("message", id).Int("bytes", len(body)).Msg("malformed event message left on the queue for its dead-letter redrive")
+	evs, err := Parse([]byte(body), time.Now(), c.Origin)
+	switch {
+	case IsNotOurs(err):
+		c.Log.Warn().Str("sqs_message", id).Str("reason", err.Error()).Msg("message not ours: deleted without acting on it")
+		c.delete(ctx, id, receipt, "not-ours")
+		return
+	case err != nil:
+		c.Log.Error().Err(err).Str("sqs_message", id).Int("bytes", len(body)).Msg("malformed event message left on the queue for its dead-letter redrive")
 		c.outcome(id, "malformed")
+		return
+	}
+	evs, err = c.members(ctx, evs)
+	if err != nil {
+		c.Log.Warn().Err(err).Str("sqs_message", id).Msg("cannot tell which instances are this cluster's; the message stays and comes back")
+		c.outcome(id, "retry")
 		return
 	}
 	for _, ev := range evs {
 		if err := c.Dispatcher.Dispatch(ctx, ev); err != nil {
-			c.Log.Warn().Err(err).Str("message", id).Str("event", ev.ID).Msg("event not handled; the message stays and comes back")
+			c.Log.Warn().Err(err).Str("sqs_message", id).Str("event", ev.ID).Msg("event not handled; the message stays and comes back")
 			c.outcome(id, "retry")
 			return
 		}
 	}
+	c.delete(ctx, id, receipt, "deleted")
+}
+
+func (c *Consumer) delete(ctx context.Context, id, receipt, outcome string) {
 	if _, err := c.API.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(c.QueueURL), ReceiptHandle: aws.String(receipt)}); err != nil {
 		// Handled but not deleted: it comes back and is a duplicate then.
-		c.Log.Warn().Err(err).Str("message", id).Msg("cannot delete a handled message")
+		c.Log.Warn().Err(err).Str("sqs_message", id).Msg("cannot delete a handled message")
 		c.outcome(id, "retry")
 		return
 	}
-	c.outcome(id, "deleted")
+	c.outcome(id, outcome)
+}
+
+// members keeps the events about this cluster's instances (and those that
+// name none), with one lookup for the whole message.
+func (c *Consumer) members(ctx context.Context, evs []Event) ([]Event, error) {
+	if c.Members == nil {
+		return evs, nil
+	}
+	var ids []string
+	for _, ev := range evs {
+		if ev.InstanceID != "" && !slices.Contains(ids, ev.InstanceID) {
+			ids = append(ids, ev.InstanceID)
+		}
+	}
+	if len(ids) == 0 {
+		return evs, nil
+	}
+	ours, err := c.Members(ctx, ids)
+	if err != nil {
+		return nil, err
+	}
+	kept := slices.DeleteFunc(slices.Clone(evs), func(ev Event) bool { return ev.InstanceID != "" && !ours[ev.InstanceID] })
+	if n := len(evs) - len(kept); n > 0 {
+		c.Log.Info().Int("events", n).Int("instances", len(ids)-len(ours)).Str("first", evs[0].ID).
+			Msg("events for instances that are not a broker of this cluster; ignored")
+	}
+	return kept, nil
 }

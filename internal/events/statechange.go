@@ -41,5 +41,5 @@ func parseStateChange(env envelope, now time.Time) ([]Event, error) {
 		kind = KindInstanceLost
 	}
 	return []Event{{ID: "state-change/" + env.ID, Kind: kind, InstanceID: d.InstanceID, State: d.State, NotBefore: env.Time,
-		Source: "aws.ec2", Description: "instance is " + d.State, Seen: now}}, nil
+		Source: env.Source, Description: "instance is " + d.State, Seen: now}}, nil
 }
