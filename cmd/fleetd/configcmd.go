@@ -16,13 +16,18 @@ func newConfigCmd() *cobra.Command {
 durations or sizes, missing required settings and unsafe combinations are
 errors naming the key (and line). The environment overrides
 (FLEETD_KAFKA_BOOTSTRAP, FLEETD_KAFKA_SASL_PASSWORD, FLEETD_API_TOKEN) apply.
-Nothing is contacted (with --terraform-dir, terraform reads its state).
+state_dir and the file lease's directory must be writable (a probe file is
+written and removed). Nothing is contacted (with --terraform-dir, terraform
+reads its state).
 Exit 0 when valid, 2 otherwise.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := tf.load(cmd.Context(), args[0])
 			if err != nil {
 				return err
+			}
+			if err := c.CheckPaths(); err != nil {
+				return fmt.Errorf("%s: %w", args[0], err)
 			}
 			chaos := "off"
 			if c.Chaos.Enabled {

@@ -62,7 +62,7 @@ func TestConfigValidate(t *testing.T) {
 	dir := t.TempDir()
 	good := dir + "/good.yaml"
 	bad := dir + "/bad.yaml"
-	os.WriteFile(good, []byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: kafka-broker\n"), 0o644)
+	os.WriteFile(good, []byte("cluster: c1\nstate_dir: "+dir+"/state\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: kafka-broker\n"), 0o644)
 	os.WriteFile(bad, []byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\nchaos:\n  enabled: yes please\n"), 0o644)
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"config", "validate", good}, &out, &errb); code != exitOK || !strings.Contains(out.String(), "is valid: cluster c1") {
@@ -72,6 +72,25 @@ func TestConfigValidate(t *testing.T) {
 	errb.Reset()
 	if code := run(context.Background(), []string{"config", "validate", bad}, &out, &errb); code != exitError || !strings.Contains(errb.String(), "line 5") {
 		t.Errorf("bad config: exit %d %q", code, errb.String())
+	}
+	// Issue 12's acceptance: each refused, with the key named. A state_dir
+	// under a regular file cannot be written even by root.
+	notADir := dir + "/plain-file"
+	os.WriteFile(notADir, nil, 0o644)
+	const base = "cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: kafka-broker\n"
+	for name, tt := range map[string]struct{ yaml, want string }{
+		"30 February":      {base + "state_dir: " + dir + "/s\nchaos:\n  enabled: true\n  cron: \"0 10 30 2 *\"\n", "chaos.cron"},
+		"throttle 0":       {base + "state_dir: " + dir + "/s\nreplace:\n  throttle: 0\n", "replace.throttle"},
+		"one-char token":   {base + "state_dir: " + dir + "/s\napi:\n  listen: 0.0.0.0:7080\n  token: x\n", "api.token"},
+		"unwritable state": {base + "state_dir: " + notADir + "/state\n", "state_dir: " + notADir + "/state is not writable"},
+		"unwritable lease": {base + "state_dir: " + dir + "/s\nlease:\n  path: " + notADir + "/lease\n", "lease.path"},
+	} {
+		p := dir + "/" + strings.ReplaceAll(name, " ", "-") + ".yaml"
+		os.WriteFile(p, []byte(tt.yaml), 0o600)
+		errb.Reset()
+		if code := run(context.Background(), []string{"config", "validate", p}, &out, &errb); code != exitError || !strings.Contains(errb.String(), tt.want) {
+			t.Errorf("%s: exit %d %q; want 2 naming %q", name, code, errb.String(), tt.want)
+		}
 	}
 }
 
@@ -83,7 +102,7 @@ func TestRunRefusesBadConfigs(t *testing.T) {
 		"unknown key":       {base + "choas:\n  enabled: true\n", `line 7: field choas not found`},
 		"bad duration":      {base + "lease:\n  ttl: half a minute\n", `line 8: "ttl: half a minute": not a duration`},
 		"missing bootstrap": {"cluster: c1\n", "kafka.bootstrap"},
-		"open listener":     {base + "api:\n  listen: 0.0.0.0:7080\n", "api.token is required"},
+		"open listener":     {base + "api:\n  listen: 0.0.0.0:7080\n", "token of at least 16 characters is required"},
 		"bad log level":     {base + "log:\n  level: loud\n", "log.level"},
 		"chaos sans cron":   {base + "chaos:\n  enabled: true\n", "chaos.cron"},
 		"short lease":       {base + "lease:\n  ttl: 1s\n", "lease.ttl"},

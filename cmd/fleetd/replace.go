@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
 )
@@ -108,7 +109,7 @@ func newReplaceCmd() *cobra.Command {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "run the gate and print the plan; change nothing")
 	fs.StringVar(&f.localFleet, "local-fleet", os.Getenv("FLEETD_LOCAL_FLEET"), "control API URL of a local fleet (fleetd local up prints it; env FLEETD_LOCAL_FLEET)")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where replacement records are kept (env FLEETD_STATE_DIR)")
-	fs.StringVar(&f.throttle, "throttle", "50MiB", `replication throttle per second ("0" for none), e.g. 20MiB, 100MB`)
+	fs.StringVar(&f.throttle, "throttle", "50MiB", `replication throttle per second, e.g. 20MiB or 100MB, or "none" for no throttle`)
 	fs.IntVar(&f.concurrency, "concurrency", 5, "partition moves in flight per broker (the batch size)")
 	fs.StringVar(&f.order, "order", string(replace.SmallestFirst), "move order: smallest-first, largest-first or by-name")
 	fs.DurationVar(&f.poll, "poll", 10*time.Second, "how often progress is checked")
@@ -118,14 +119,11 @@ func newReplaceCmd() *cobra.Command {
 }
 
 func parseThrottle(s string) (int64, error) {
-	if s == "0" || strings.EqualFold(s, "none") {
-		return -1, nil
+	v, err := config.ParseRate(s)
+	if err != nil {
+		return 0, fmt.Errorf("--throttle: %w", err)
 	}
-	n, err := humanize.ParseBytes(s)
-	if err != nil || n == 0 {
-		return 0, fmt.Errorf("--throttle %q: want a size per second like 20MiB or 100MB, or 0 for none", s)
-	}
-	return int64(n), nil
+	return int64(v), nil
 }
 
 func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brokerSet bool) error {

@@ -67,6 +67,9 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := cfg.CheckPaths(); err != nil {
+				return fmt.Errorf("%s: %w", configPath, err)
+			}
 			log, err := newLogger(cmd.ErrOrStderr(), cfg.Log)
 			if err != nil {
 				return err

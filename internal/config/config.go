@@ -11,9 +11,11 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -57,7 +59,7 @@ type Provider struct {
 
 // Replace tunes replacements.
 type Replace struct {
-	Throttle        ByteSize      `yaml:"throttle"` // per second; "0" for none
+	Throttle        ByteSize      `yaml:"throttle"` // per second, or none
 	Concurrency     int           `yaml:"concurrency"`
 	Order           string        `yaml:"order"`
 	Poll            time.Duration `yaml:"poll"`
@@ -161,21 +163,92 @@ type Log struct {
 	Format string `yaml:"format"` // json or console
 }
 
-// ByteSize is a size in bytes written like "50MiB" or "100MB".
+// ByteSize is a rate in bytes per second written like "50MiB" or "100MB",
+// or "none". NoThrottle is how "none" is held.
 type ByteSize int64
 
-// UnmarshalYAML accepts a human size, or 0 for none.
+// NoThrottle is replace.throttle: none.
+const NoThrottle ByteSize = -1
+
+// ParseRate reads a throttle: "none" for no throttle, or a positive size
+// like 50MiB. A zero ("0", "0MiB") is refused: it has read as "no throttle"
+// and as "the default", and a throttle must say which it means.
+func ParseRate(s string) (ByteSize, error) {
+	if strings.EqualFold(strings.TrimSpace(s), "none") {
+		return NoThrottle, nil
+	}
+	v, err := humanize.ParseBytes(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a rate like 50MiB (per second), or none", s)
+	case v == 0:
+		return 0, fmt.Errorf("%q is zero: write none for no throttle, or a rate like 50MiB", s)
+	case v > math.MaxInt64:
+		return 0, fmt.Errorf("%q is too large", s)
+	}
+	return ByteSize(v), nil
+}
+
+// UnmarshalYAML accepts a rate or none (see ParseRate).
 func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	if n.Value == "0" {
-		*b = -1 // explicitly none
-		return nil
-	}
-	v, err := humanize.ParseBytes(n.Value)
+	v, err := ParseRate(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: %q is not a size like 50MiB", n.Line, n.Value)
+		return fmt.Errorf("line %d: replace.throttle: %w", n.Line, err)
 	}
-	*b = ByteSize(v)
+	*b = v
 	return nil
+}
+
+// positiveKeys must be above zero when written: a zero has no meaning for
+// them, and taking it as "the default" would run fleetd with a value nobody
+// wrote. (events.poll_interval is not here: 0 turns polling off.)
+var positiveKeys = []string{
+	"replace.concurrency", "replace.poll", "replace.register_timeout", "replace.stall_warn", "replace.stall_abort",
+	"gate.retry_base", "gate.retry_max", "gate.give_up_after", "chaos.min_interval", "lease.ttl",
+	"events.wait", "events.lead_time", "ami_drift.interval", "kafka.dial_timeout",
+}
+
+// explicitValues refuses a zero or negative value written for a key in
+// positiveKeys, naming the key and its line. Defaults fill only what the
+// file leaves out.
+func explicitValues(raw []byte) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(raw, &root); err != nil || len(root.Content) == 0 {
+		return nil // the strict decode reports it
+	}
+	for _, key := range positiveKeys {
+		n := lookup(root.Content[0], strings.Split(key, "."))
+		if n == nil || n.Kind != yaml.ScalarNode {
+			continue
+		}
+		v := strings.TrimSpace(n.Value)
+		d, derr := time.ParseDuration(v)
+		i, ierr := strconv.Atoi(v)
+		if derr == nil && d <= 0 || ierr == nil && i <= 0 {
+			return fmt.Errorf("line %d: %s: %s must be above zero (leave the key out for the default)", n.Line, key, v)
+		}
+	}
+	return nil
+}
+
+// lookup finds the value node at path in a mapping node.
+func lookup(n *yaml.Node, path []string) *yaml.Node {
+	for _, name := range path {
+		if n.Kind != yaml.MappingNode {
+			return nil
+		}
+		var next *yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == name {
+				next = n.Content[i+1]
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return n
 }
 
 // badDuration matches yaml's message for a string that is not a duration.
@@ -213,6 +286,9 @@ func Parse(raw []byte, source string) (*Config, error) { return ParseWith(raw, s
 
 // ParseWith is Parse with Terraform outputs (see LoadWith).
 func ParseWith(raw []byte, source string, outs *tfoutputs.Outputs) (*Config, error) {
+	if err := explicitValues(raw); err != nil {
+		return nil, fmt.Errorf("%s: %w", source, err)
+	}
 	c := &Config{}
 	dec := yaml.NewDecoder(bytes.NewReader(raw))
 	dec.KnownFields(true)
@@ -331,6 +407,9 @@ func (c *Config) Validate() error {
 	if c.Cluster == "" {
 		return errors.New("cluster: a cluster name is required (it is the value of the instances' cluster tag)")
 	}
+	if !clusterName.MatchString(c.Cluster) {
+		return fmt.Errorf("cluster: %q is not a cluster name: letters, digits, '.', '_' and '-', starting with a letter or digit, at most 63 (it becomes a tag value and part of file names)", c.Cluster)
+	}
 	if err := c.Kafka.Validate(); err != nil {
 		return err
 	}
@@ -394,8 +473,8 @@ func (c *Config) Validate() error {
 	if err != nil {
 		return fmt.Errorf("api.listen: %q: %w", c.API.Listen, err)
 	}
-	if ip := net.ParseIP(host); c.API.Token == "" && host != "localhost" && (ip == nil || !ip.IsLoopback()) {
-		return fmt.Errorf("api.listen: %s is not loopback, so api.token is required (set %s)", c.API.Listen, EnvAPIToken)
+	if err := checkToken(c.API.Token, c.API.Listen, host); err != nil {
+		return err
 	}
 	if c.Tracing.Enabled {
 		if u, err := url.Parse(c.Tracing.Endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -411,6 +490,70 @@ func (c *Config) Validate() error {
 	case "json", "console":
 	default:
 		return fmt.Errorf("log.format: %q is not json or console", c.Log.Format)
+	}
+	return nil
+}
+
+// CheckPaths makes sure fleetd can write where it keeps its state: state_dir
+// (created if missing) and, for the file lease, lease.path's directory. It
+// writes and removes a probe file in each; the error names the key, the
+// path and the reason. fleetd run and config validate both call it: a
+// read-only state_dir must stop fleetd at start, not leave it "standby".
+func (c *Config) CheckPaths() error {
+	dirs := [][2]string{{"state_dir", c.StateDir}}
+	if c.Lease.Kind == "file" {
+		dirs = append(dirs, [2]string{"lease.path", filepath.Dir(c.Lease.Path)})
+	}
+	for _, d := range dirs {
+		if err := writable(d[1]); err != nil {
+			return fmt.Errorf("%s: %s is not writable: %w", d[0], d[1], err)
+		}
+	}
+	return nil
+}
+
+func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".fleetd-probe-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	_, err = f.Write([]byte("probe\n"))
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rerr := os.Remove(name); err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// clusterName: what a tag value and a file name can both hold.
+var clusterName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// MinTokenLength is the shortest API token accepted on a listener that is
+// not loopback.
+const MinTokenLength = 16
+
+// checkToken: a token is printable ASCII without spaces; off loopback one is
+// required and at least MinTokenLength long.
+func checkToken(token, listen, host string) error {
+	for _, r := range token {
+		if r <= ' ' || r > '~' {
+			return fmt.Errorf("api.token (%s): only printable characters without spaces (it contains %q)", EnvAPIToken, r)
+		}
+	}
+	if ip := net.ParseIP(host); host == "localhost" || (ip != nil && ip.IsLoopback()) {
+		return nil
+	}
+	if len(token) < MinTokenLength {
+		return fmt.Errorf("api.token (%s): api.listen %s is not loopback, so a token of at least %d characters is required (have %d; e.g. openssl rand -hex 24)", EnvAPIToken, listen, MinTokenLength, len(token))
 	}
 	return nil
 }

@@ -66,6 +66,19 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		{"missing bootstrap", "cluster: c1\n", []string{"kafka.bootstrap"}},
 		{"missing cluster", "kafka:\n  bootstrap: [b:1]\n", []string{"cluster:"}},
 		{"chaos without cron", minimal + "chaos:\n  enabled: true\n", []string{"chaos.cron"}},
+		{"throttle 0", minimal + "replace:\n  throttle: 0\n", []string{"line 7", "replace.throttle", "write none for no throttle"}},
+		{"throttle \"0\"", minimal + "replace:\n  throttle: \"0\"\n", []string{"replace.throttle", "write none"}},
+		{"throttle 0MiB", minimal + "replace:\n  throttle: 0MiB\n", []string{"replace.throttle", "zero"}},
+		{"zero lead time", minimal + "events:\n  lead_time: 0s\n", []string{"line 7", "events.lead_time", "must be above zero"}},
+		{"zero min interval", minimal + "chaos:\n  min_interval: 0\n", []string{"chaos.min_interval"}},
+		{"zero lease ttl", minimal + "lease:\n  ttl: 0s\n", []string{"lease.ttl"}},
+		{"zero concurrency", minimal + "replace:\n  concurrency: 0\n", []string{"replace.concurrency", "must be above zero"}},
+		{"negative dial timeout", "cluster: c1\nkafka:\n  bootstrap: [b:9092]\n  dial_timeout: -5s\nec2:\n  launch_template: lt\n", []string{"kafka.dial_timeout"}},
+		{"bootstrap without a numeric port", "cluster: c1\nkafka:\n  bootstrap: [host:notaport]\n", []string{"kafka.bootstrap", "notaport"}},
+		{"one-character token on 0.0.0.0", minimal + "api:\n  listen: 0.0.0.0:7080\n  token: x\n", []string{"api.token", "at least 16"}},
+		{"token of one space on 0.0.0.0", minimal + "api:\n  listen: 0.0.0.0:7080\n  token: \" \"\n", []string{"api.token", "printable"}},
+		{"token with a newline", minimal + "api:\n  token: \"abcdefghijklmnop\\nq\"\n", []string{"api.token", "printable"}},
+		{"cluster name with NUL and newline", "cluster: \"c\\0\\nx\"\nkafka:\n  bootstrap: [b:1]\n", []string{"cluster:", "not a cluster name"}},
 		{"chaos on 30 February", minimal + "chaos:\n  enabled: true\n  cron: \"0 10 30 2 *\"\n", []string{"chaos.cron", "never fires within 400 days"}},
 		{"chaos outside its window", minimal + "chaos:\n  enabled: true\n  cron: \"0 3 * * *\"\n  hours: \"09:00-15:00\"\n", []string{"chaos.cron", "never fires inside the maintenance window"}},
 		{"bad time zone", minimal + "chaos:\n  timezone: Mars/Base\n", []string{"chaos", "Mars/Base"}},
@@ -93,7 +106,7 @@ func TestEnvironmentOverridesFileAndCarriesSecrets(t *testing.T) {
 	noEnv(t)
 	t.Setenv(EnvBootstrap, "a:1, b:2")
 	t.Setenv(EnvSASLPassword, "s3cret")
-	t.Setenv(EnvAPIToken, "tok")
+	t.Setenv(EnvAPIToken, "tok-0123456789abcdef")
 	c, err := Parse([]byte("cluster: c\nkafka:\n  bootstrap: [file:9092]\n  sasl: {mechanism: SCRAM-SHA-512, username: fleetd}\nec2: {launch_template: lt}\napi:\n  listen: 0.0.0.0:7080\n"), "f.yaml")
 	if err != nil {
 		t.Fatal(err)
@@ -101,7 +114,7 @@ func TestEnvironmentOverridesFileAndCarriesSecrets(t *testing.T) {
 	if got := strings.Join(c.Kafka.Bootstrap, ","); got != "a:1,b:2" {
 		t.Errorf("bootstrap = %s", got)
 	}
-	if c.Kafka.SASL.Password != "s3cret" || c.API.Token != "tok" {
+	if c.Kafka.SASL.Password != "s3cret" || c.API.Token != "tok-0123456789abcdef" {
 		t.Error("secrets not taken from the environment")
 	}
 }

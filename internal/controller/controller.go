@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fleetd/fleetd/internal/atomicfile"
+	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/replace"
 )
 
@@ -68,10 +69,14 @@ type Status struct {
 	Lease  string `json:"lease,omitempty"`
 	Paused bool   `json:"paused"`
 	// PauseReason says why, when fleetd paused itself.
-	PauseReason string           `json:"pause_reason,omitempty"`
-	Running     *replace.Record  `json:"running,omitempty"`
-	Queue       []Request        `json:"queue"`
-	Dropped     []DroppedRequest `json:"dropped,omitempty"`
+	PauseReason string `json:"pause_reason,omitempty"`
+	// Error is what keeps the controller from working: the lease or the
+	// records cannot be read or written (an I/O error, not another holder).
+	// Readiness fails while it is set.
+	Error   string           `json:"error,omitempty"`
+	Running *replace.Record  `json:"running,omitempty"`
+	Queue   []Request        `json:"queue"`
+	Dropped []DroppedRequest `json:"dropped,omitempty"`
 }
 
 // DroppedRequest is a request given up on, and why.
@@ -100,6 +105,7 @@ type state struct {
 	pauseWhy  string
 	leaseHeld bool
 	leaseInfo string
+	err       string // see Status.Error
 	savedQ    string // the queue as last written to QueueFile
 	running   *replace.Record
 	runReq    *Request
@@ -226,7 +232,7 @@ func (c *Controller) Status(ctx context.Context) (Status, error) {
 }
 
 func (c *Controller) status(s *state) Status {
-	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Paused: s.paused, PauseReason: s.pauseWhy, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
+	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Error: s.err, Paused: s.paused, PauseReason: s.pauseWhy, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
 	if s.running != nil {
 		// The executor's goroutine owns the live record; read the copy it
 		// last saved (its ID and old broker never change).
@@ -335,13 +341,22 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 	log := c.opts.Log
 	if !s.leaseHeld {
 		if err := c.lease.TryAcquire(ctx); err != nil {
-			if msg := err.Error(); msg != s.leaseInfo {
-				s.leaseInfo = msg
+			msg := err.Error()
+			switch {
+			case !errors.Is(err, lease.ErrHeld):
+				// Not another holder: fleetd cannot use its lease. That is
+				// an error that fails readiness, never "standby".
+				if msg != s.err {
+					log.Error().Err(err).Msg("cannot take the lease: not standby, broken; fix the lease and fleetd goes on")
+				}
+				s.err, s.leaseInfo = msg, msg
+			case msg != s.leaseInfo:
+				s.err, s.leaseInfo = "", msg
 				log.Info().Str("lease", msg).Msg("standby: another fleetd is the active controller")
 			}
 			return
 		}
-		s.leaseHeld, s.leaseInfo = true, ""
+		s.leaseHeld, s.leaseInfo, s.err = true, "", ""
 		log.Info().Msg("lease acquired: this fleetd is the active controller")
 		c.loadQueue(s)
 		c.loadPause(s) // the previous holder may have paused
@@ -375,20 +390,26 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 	if s.running != nil {
 		return
 	}
+	// Paused means nothing starts, not even an in-flight record resuming:
+	// the operator (or fleetd itself) stopped disruptions for a reason.
+	if s.paused {
+		return
+	}
 	// An in-flight record (ours after a crash, or a previous holder's) comes
 	// before anything new.
 	inflight, err := replace.InFlight(ctx, c.store)
 	if err != nil {
-		log.Error().Err(err).Msg("cannot read replacement records; starting nothing")
+		if msg := "cannot read replacement records: " + err.Error(); msg != s.err {
+			s.err = msg
+			log.Error().Err(err).Msg("cannot read replacement records; starting nothing")
+		}
 		return
 	}
+	s.err = ""
 	if len(inflight) > 0 {
 		rec := inflight[0]
 		replace.Logger(log, rec).Info().Str("step", string(rec.Step)).Msg("resuming in-flight replacement")
 		c.start(ctx, s, done, nil, rec)
-		return
-	}
-	if s.paused {
 		return
 	}
 	req, ok := s.queue.Next(c.opts.Now())

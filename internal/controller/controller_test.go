@@ -13,6 +13,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/replace"
 )
 
@@ -71,13 +72,17 @@ type freeLease struct {
 	mu    sync.Mutex
 	taken bool
 	deny  bool
+	ioErr error
 }
 
 func (l *freeLease) TryAcquire(context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.deny {
-		return fmt.Errorf("held by another fleetd")
+		return fmt.Errorf("%w (holder: other:1)", lease.ErrHeld)
+	}
+	if l.ioErr != nil {
+		return l.ioErr
 	}
 	l.taken = true
 	return nil
@@ -376,6 +381,60 @@ func TestOnAcquirePausesOrGivesTheLeaseBack(t *testing.T) {
 		time.Sleep(5 * time.Minute)
 		if st, _ := c.Status(ctx); st.Paused || st.PauseReason != "" || fmt.Sprint(ex.runs()) != "[5:completed]" {
 			t.Fatalf("after resume: %+v runs %v", st, ex.runs())
+		}
+	})
+}
+
+// Issue 12: a paused daemon resumed an in-flight record before it checked
+// the pause. Paused means nothing starts, a resume included.
+func TestPausedControllerResumesNothingUntilResumed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, ex, o := durable(t)
+		rec := &replace.Record{ID: "r-inflight", OldBroker: 3, Phase: replace.PhaseRunning, Step: replace.StepStopOld, Created: time.Now()}
+		if err := store.Save(context.Background(), rec); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(o.PauseFile, []byte("paused by an operator\n"), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		c := New(ex, store, &freeLease{}, o)
+		start(t, c)
+		time.Sleep(time.Hour)
+		if got := ex.runs(); len(got) != 0 {
+			t.Fatalf("paused, yet ran %v", got)
+		}
+		if err := c.SetPaused(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Minute)
+		if got := fmt.Sprint(ex.runs()); got != "[3:completed]" {
+			t.Fatalf("after resume: runs %s, want the in-flight record finished", got)
+		}
+	})
+}
+
+// A lease that cannot be used (an I/O error, not another holder) is an
+// error the status carries, never "standby".
+func TestLeaseIOErrorIsAnErrorNotStandby(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, ex, o := durable(t)
+		l := &freeLease{ioErr: errors.New("lease: open /srv/fleetd/lease: read-only file system")}
+		c := New(ex, store, l, o)
+		start(t, c)
+		time.Sleep(time.Minute)
+		st, err := c.Status(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.LeaseHeld || !strings.Contains(st.Error, "read-only file system") {
+			t.Fatalf("status %+v: want an error naming the lease problem", st)
+		}
+		l.mu.Lock()
+		l.ioErr = nil
+		l.mu.Unlock()
+		time.Sleep(time.Minute)
+		if st, _ := c.Status(context.Background()); !st.LeaseHeld || st.Error != "" {
+			t.Fatalf("after the fix: %+v", st)
 		}
 	})
 }

@@ -165,7 +165,8 @@ func (d *Daemon) SetPaused(ctx context.Context, paused bool) error {
 	return d.ctl.SetPaused(ctx, paused)
 }
 
-// Ready: the controller loop turns (active or standby both serve).
+// Ready: the controller loop turns (active or standby both serve) and can
+// use its lease and records.
 func (d *Daemon) Ready(context.Context) error {
 	seen := d.loopSeen.Load()
 	if seen == 0 {
@@ -173,6 +174,9 @@ func (d *Daemon) Ready(context.Context) error {
 	}
 	if age := time.Since(time.Unix(0, seen)); age > 3*d.o.ControllerTick+10*time.Second {
 		return fmt.Errorf("%w (last turn %s ago)", errLoopStalled, age.Round(time.Second))
+	}
+	if msg, _ := d.ctlErr.Load().(string); msg != "" {
+		return errors.New(msg)
 	}
 	return nil
 }

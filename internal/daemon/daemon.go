@@ -68,6 +68,8 @@ type Daemon struct {
 
 	active   atomic.Bool
 	loopSeen atomic.Int64 // unix nanos of the controller loop's last turn
+	// ctlErr is the controller's Status.Error: readiness fails while set.
+	ctlErr atomic.Value
 
 	mu       sync.Mutex
 	progress *replace.Progress
@@ -204,6 +206,7 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		OnStatus: func(st controller.Status) {
 			d.active.Store(st.LeaseHeld)
 			d.loopSeen.Store(time.Now().UnixNano())
+			d.ctlErr.Store(st.Error)
 			d.metrics.Controller(o.Holder, st.LeaseHeld, st.Paused, st.Running != nil, len(st.Queue))
 		},
 		Log: d.log,

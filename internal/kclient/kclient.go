@@ -9,7 +9,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -53,10 +55,15 @@ func (s Settings) Validate() error {
 	if len(s.Bootstrap) == 0 {
 		return errors.New("kafka.bootstrap: at least one bootstrap server (host:port) is required")
 	}
-	for _, b := range s.Bootstrap {
-		if !strings.Contains(b, ":") {
-			return fmt.Errorf("kafka.bootstrap: %q has no port (want host:port)", b)
+	for key, addrs := range map[string][]string{"kafka.bootstrap": s.Bootstrap, "kafka.controllers": s.Controllers} {
+		for _, b := range addrs {
+			if err := checkAddr(b); err != nil {
+				return fmt.Errorf("%s: %w", key, err)
+			}
 		}
+	}
+	if s.DialTimeout < 0 {
+		return fmt.Errorf("kafka.dial_timeout: %s is negative", s.DialTimeout)
 	}
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		return errors.New("kafka.tls: cert_file and key_file must be given together")
@@ -72,6 +79,21 @@ func (s Settings) Validate() error {
 		}
 	default:
 		return fmt.Errorf("kafka.sasl.mechanism: %q is not supported (want SCRAM-SHA-256 or SCRAM-SHA-512)", s.SASL.Mechanism)
+	}
+	return nil
+}
+
+// checkAddr: host:port with a port from 1 to 65535.
+func checkAddr(a string) error {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		return fmt.Errorf("%q: want host:port (%v)", a, err)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+		return fmt.Errorf("%q: port %q is not a number from 1 to 65535", a, port)
+	}
+	if host == "" || strings.ContainsAny(host, " \t\r\n/") {
+		return fmt.Errorf("%q: %q is not a host name", a, host)
 	}
 	return nil
 }

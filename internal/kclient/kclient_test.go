@@ -13,7 +13,7 @@ func TestValidateNamesTheBadSetting(t *testing.T) {
 	}{
 		{"ok", Settings{Bootstrap: []string{"b1:9092"}}, ""},
 		{"no bootstrap", Settings{}, "kafka.bootstrap"},
-		{"no port", Settings{Bootstrap: []string{"b1"}}, `"b1" has no port`},
+		{"no port", Settings{Bootstrap: []string{"b1"}}, `"b1": want host:port`},
 		{"cert without key", Settings{Bootstrap: []string{"b:1"}, TLS: TLS{CertFile: "c"}}, "kafka.tls"},
 		{"bad mechanism", Settings{Bootstrap: []string{"b:1"}, SASL: SASL{Mechanism: "PLAIN", Username: "u", Password: "p"}}, "kafka.sasl.mechanism"},
 		{"scram without password", Settings{Bootstrap: []string{"b:1"}, SASL: SASL{Mechanism: "SCRAM-SHA-512", Username: "u"}}, "FLEETD_KAFKA_SASL_PASSWORD"},
