@@ -153,6 +153,11 @@ func decode(r *http.Request, v any) error {
 	if err := dec.Decode(v); err != nil && !errors.Is(err, io.EOF) {
 		return Errorf(http.StatusBadRequest, "bad request body: "+err.Error())
 	}
+	// One JSON value and nothing after it: trailing bytes mean the body is
+	// not what the client thinks it sent.
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return Errorf(http.StatusBadRequest, "bad request body: data after the JSON value")
+	}
 	return nil
 }
 
@@ -188,7 +193,12 @@ func (s *Server) history(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) replacement(w http.ResponseWriter, r *http.Request) {
-	rec, err := s.Backend.Replacement(r.Context(), r.PathValue("id"))
+	id := r.PathValue("id")
+	if err := replace.CheckID(id); err != nil {
+		writeError(w, Errorf(http.StatusBadRequest, err.Error()))
+		return
+	}
+	rec, err := s.Backend.Replacement(r.Context(), id)
 	if err != nil {
 		writeError(w, err)
 		return

@@ -81,10 +81,18 @@ func (d *Daemon) History(ctx context.Context, limit int) ([]*replace.Record, err
 // Replacement is one record.
 func (d *Daemon) Replacement(ctx context.Context, id string) (*replace.Record, error) {
 	r, err := d.store.Load(ctx, id)
-	if errors.Is(err, replace.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
+	switch {
+	case errors.Is(err, replace.ErrBadID):
+		return nil, api.Errorf(http.StatusBadRequest, err.Error())
+	case errors.Is(err, replace.ErrNotFound) || errors.Is(err, os.ErrNotExist):
 		return nil, api.Errorf(http.StatusNotFound, fmt.Sprintf("no replacement %q (GET /v1/history lists them)", id))
+	case err != nil:
+		// The cause names paths on this host: it goes to the log, not to
+		// the client.
+		d.log.Error().Err(err).Str("replacement", id).Msg("cannot read a replacement record")
+		return nil, api.Errorf(http.StatusInternalServerError, fmt.Sprintf("cannot read replacement %q (fleetd's log says why)", id))
 	}
-	return r, err
+	return r, nil
 }
 
 // Request queues an operator's replacement, or previews it.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -31,9 +32,23 @@ func NewFileStore(dir string) (*FileStore, error) {
 
 func (s *FileStore) path(id string) string { return filepath.Join(s.Dir, id+".json") }
 
+// ErrBadID: a replacement id that fleetd never makes. Ids are checked on
+// every read as on every write, so no id can name a file outside the store.
+var ErrBadID = errors.New("not a replacement id")
+
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+
+// CheckID returns ErrBadID unless id could be one fleetd made.
+func CheckID(id string) error {
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%w: %q (letters, digits, '-' and '_')", ErrBadID, id)
+	}
+	return nil
+}
+
 func (s *FileStore) Save(_ context.Context, r *Record) error {
-	if r.ID == "" || strings.ContainsAny(r.ID, `/\`) {
-		return fmt.Errorf("save record: bad id %q", r.ID)
+	if err := CheckID(r.ID); err != nil {
+		return fmt.Errorf("save record: %w", err)
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
@@ -46,6 +61,9 @@ func (s *FileStore) Save(_ context.Context, r *Record) error {
 }
 
 func (s *FileStore) Load(_ context.Context, id string) (*Record, error) {
+	if err := CheckID(id); err != nil {
+		return nil, err
+	}
 	b, err := os.ReadFile(s.path(id))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)

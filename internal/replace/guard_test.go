@@ -2,6 +2,8 @@ package replace
 
 import (
 	"context"
+	"errors"
+	"os"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -116,3 +118,24 @@ func TestGuardFailsClosedWhenInstancesCannotBeListed(t *testing.T) {
 type failingInstances struct{ *fakeProvider }
 
 func (failingInstances) Instances(context.Context) ([]Instance, error) { return nil, errCloud }
+
+// Issue 12: GET /v1/replacements/..%2F..%2Foutside read a .json file outside
+// state_dir: Load skipped the id check Save had.
+func TestFileStoreLoadRefusesIdsThatLeaveTheStore(t *testing.T) {
+	root := t.TempDir()
+	s, err := NewFileStore(root + "/records")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(root+"/outside.json", []byte(`{"id":"outside","phase":"completed"}`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"../outside", "..", "", "a/b", "r-1\x00", "-rf"} {
+		if _, err := s.Load(context.Background(), id); !errors.Is(err, ErrBadID) {
+			t.Errorf("Load(%q) = %v, want ErrBadID", id, err)
+		}
+	}
+	if _, err := s.Load(context.Background(), "r-20261203T100000-2-abcd0123"); !errors.Is(err, ErrNotFound) {
+		t.Errorf("a well-formed unknown id: %v, want ErrNotFound", err)
+	}
+}
