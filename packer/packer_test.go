@@ -5,12 +5,15 @@
 package packer_test
 
 import (
+	"context"
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/hcl/v2/hclparse"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -98,4 +101,43 @@ func TestDiskScriptChoosesTheInstanceStore(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "no instance-store NVMe device") {
 		t.Errorf("EBS only: %v %s, want a refusal (the root volume is never touched)", err, out)
 	}
+}
+
+// FuzzDiskListing: whatever lsblk's listing holds, kafka-disks plans only
+// kernel-named devices under /dev that the listing calls instance storage
+// (or an md array), never anything else.
+func FuzzDiskListing(f *testing.F) {
+	for _, fixture := range []string{"lsblk-im4gn.4xlarge.txt", "lsblk-im4gn.16xlarge.txt", "lsblk-after-reboot-md127.txt", "lsblk-ebs-only.txt"} {
+		b, err := os.ReadFile("testdata/" + fixture)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(string(b))
+	}
+	f.Add(`NAME="../../etc" MODEL="Amazon EC2 NVMe Instance Storage" TYPE="disk" MOUNTPOINT=""` + "\n")
+	f.Add(`NAME="nvme1n1 /dev/sda" MODEL="Amazon EC2 NVMe Instance Storage" TYPE="disk" MOUNTPOINT=""` + "\n")
+	f.Fuzz(func(t *testing.T, listing string) {
+		file := filepath.Join(t.TempDir(), "lsblk")
+		if err := os.WriteFile(file, []byte(listing), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, "bash", "files/bin/kafka-disks", "--plan", file).Output()
+		if ctx.Err() != nil {
+			t.Fatalf("kafka-disks did not finish within 10 s on listing %q", listing)
+		}
+		if err != nil {
+			return // refused: nothing would be touched
+		}
+		for _, dev := range regexp.MustCompile(`/dev/\S+`).FindAllString(string(out), -1) {
+			name := strings.TrimPrefix(dev, "/dev/")
+			if !regexp.MustCompile(`^[a-z0-9]+$`).MatchString(name) {
+				t.Fatalf("planned %q from listing %q", dev, listing)
+			}
+			if name != "md0" && !strings.Contains(listing, `NAME="`+name+`"`) {
+				t.Fatalf("planned %s, which the listing does not name:\n%s", dev, listing)
+			}
+		}
+	})
 }

@@ -282,6 +282,9 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 	for _, d := range st.Controller.Dropped {
 		fmt.Fprintf(w, "dropped: broker %d at %s: %s\n", d.Broker, d.At.Local().Format(time.DateTime), d.Reason)
 	}
+	for _, d := range st.Controller.Done {
+		fmt.Fprintf(w, "served: request %s for broker %d at %s: %s\n", d.ID, d.Broker, d.At.Local().Format(time.DateTime), d.Reason)
+	}
 	if st.Chaos.Enabled {
 		mode := ""
 		if st.Chaos.Leashed {
@@ -329,6 +332,10 @@ func daemonReplace(cmd *cobra.Command, a apiFlags, broker int32, strategy string
 		return nil
 	}
 	q := resp.Queued
+	if q.ServedBy != "" {
+		fmt.Fprintf(w, "nothing queued: broker %d is being replaced right now by %s (fleetd history --id %s follows it)\n", q.Broker, q.ServedBy, q.ServedBy)
+		return nil
+	}
 	fmt.Fprintf(w, "queued: request %s to replace broker %d (triggers %s); fleetd status shows its place, fleetd history its outcome\n", q.ID, q.Broker, strings.Join(q.Triggers, ","))
 	return nil
 }

@@ -146,3 +146,15 @@ func TestLocalUpWritesAValidDaemonConfig(t *testing.T) {
 		t.Fatalf("uncommented chaos block: %v", err)
 	}
 }
+
+// Issue 12: Ctrl-C printed "fill orders: context canceled" or "signal:
+// killed" and exit 2. An interrupted command says so and exits 130.
+func TestInterruptedCommandSaysSoAndExits130(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	var out, errb bytes.Buffer
+	code := run(ctx, []string{"status", "--bootstrap", "127.0.0.1:1", "--timeout", "2s"}, &out, &errb)
+	if code != exitInterrupted || errb.String() != "fleetd: interrupted\n" {
+		t.Fatalf("exit %d, stderr %q; want 130 and \"fleetd: interrupted\"", code, errb.String())
+	}
+}

@@ -45,7 +45,8 @@ finishes rolling it back). Throttles left by a crashed run are removed at
 start-up. Interrupting (Ctrl-C) leaves the replacement resumable.
 
 Exit codes: 0 replaced, 1 refused or rolled back (nothing lost; reasons
-printed), 2 error or failed (a person should look; the record says where).`
+printed), 2 error or failed (a person should look; the record says where),
+130 interrupted (run the same command again to resume).`
 
 type replaceFlags struct {
 	kf          kafkaFlags
@@ -224,7 +225,7 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	runErr := ex.Run(ctx, rec)
 	if ctx.Err() != nil {
 		fmt.Fprintf(out, "interrupted at step %s; run the same command again to resume\n", rec.Step)
-		return &codeError{code: exitError, err: ctx.Err()}
+		return ctx.Err()
 	}
 	view.stop()
 	printSummary(out, rec, f.asJSON)

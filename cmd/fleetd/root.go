@@ -17,6 +17,9 @@ const (
 	exitOK      = 0
 	exitNotSafe = 1
 	exitError   = 2
+	// exitInterrupted: stopped by SIGINT or SIGTERM before it finished (the
+	// shell's 128+SIGINT). What was interrupted says how to go on.
+	exitInterrupted = 130
 )
 
 // exitError carries a specific exit code out of a command.
@@ -38,7 +41,8 @@ nothing is under-replicated, restores preferred leaders, and only then shuts
 down, terminates and unregisters the old broker.
 
 Exit codes: 0 success; 1 not safe, refused or rolled back (nothing lost, the
-reasons are printed); 2 error or failed (a person should look).`
+reasons are printed); 2 error or failed (a person should look); 130
+interrupted (Ctrl-C or SIGTERM; a replacement resumes when run again).`
 
 // run executes one fleetd invocation and returns its exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -47,6 +51,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
+	}
+	if ctx.Err() != nil {
+		// The signal, not the work, ended it: "context canceled" or a killed
+		// child process is not the error to show.
+		fmt.Fprintln(stderr, "fleetd: interrupted")
+		return exitInterrupted
 	}
 	var ce *codeError
 	if errors.As(err, &ce) {

@@ -379,7 +379,13 @@ func standbyTakesOver(t *testing.T, leaseConfig string) {
 	a.done <- nil
 	t.Logf("killed the active fleetd during %s of %s", st.Controller.Running.Step, id)
 
-	b.waitFor(t, "the standby to take over", 30*time.Second, func(st api.Status) bool { return st.Active })
+	b.waitFor(t, "the standby to take over and resume", time.Minute, func(st api.Status) bool { return st.Active && st.Controller.Running != nil })
+	// Issue 12: the same broker asked for again right after the takeover is
+	// served by the resumed replacement, not queued to be retried forever.
+	again, err := b.client.Replace(testbed.Context(t), api.ReplaceRequest{Broker: &broker})
+	if err != nil || again.Queued == nil || again.Queued.ServedBy != id {
+		t.Fatalf("second request for broker %d: %+v %v; want it served by %s", broker, again.Queued, err, id)
+	}
 	var rec api.HistoryEntry
 	testbed.Eventually(t, 4*time.Minute, func() error {
 		var err error
@@ -396,6 +402,16 @@ func standbyTakesOver(t *testing.T, leaseConfig string) {
 	}
 	if !strings.Contains(b.logs.String(), `"resuming in-flight replacement"`) {
 		t.Error("the standby's log does not say it resumed the replacement")
+	}
+	time.Sleep(3 * time.Second) // a queued duplicate would have started by now
+	var forBroker []string
+	for _, h := range b.history(t) {
+		if h.OldBroker == broker {
+			forBroker = append(forBroker, h.ID+" "+string(h.Phase))
+		}
+	}
+	if len(forBroker) != 1 {
+		t.Errorf("records for broker %d: %v, want exactly one", broker, forBroker)
 	}
 	testbed.Eventually(t, 60*time.Second, c.Settled)
 	testbed.Eventually(t, 15*time.Second, c.NoThrottles)

@@ -22,6 +22,8 @@ import (
 // (*replace.Executor satisfies it).
 type Executor interface {
 	Begin(ctx context.Context, req replace.Request) (*replace.Record, error)
+	// Reopen puts a refused record back at the gate for another try.
+	Reopen(ctx context.Context, r *replace.Record, req replace.Request) error
 	Run(ctx context.Context, r *replace.Record) error
 	Abort(reason string)
 }
@@ -77,9 +79,13 @@ type Status struct {
 	Running *replace.Record  `json:"running,omitempty"`
 	Queue   []Request        `json:"queue"`
 	Dropped []DroppedRequest `json:"dropped,omitempty"`
+	// Done lists requests that another replacement served (their broker was
+	// replaced after they were made): ended without a record of their own.
+	Done []DroppedRequest `json:"done,omitempty"`
 }
 
-// DroppedRequest is a request given up on, and why.
+// DroppedRequest is a request given up on, or served by another
+// replacement (Request.ServedBy), and why.
 type DroppedRequest struct {
 	Request
 	Reason string    `json:"reason"`
@@ -111,6 +117,7 @@ type state struct {
 	runReq    *Request
 	cancelRun context.CancelFunc
 	dropped   []DroppedRequest
+	done      []DroppedRequest
 }
 
 type result struct {
@@ -166,8 +173,10 @@ func (c *Controller) Submit(ctx context.Context, r Request) (Request, error) {
 		r.Received = c.opts.Now()
 	}
 	err := c.do(ctx, func(s *state) {
-		if s.runReq != nil && s.runReq.Broker == r.Broker {
-			return // that broker is being replaced right now
+		if s.running != nil && s.running.OldBroker == r.Broker {
+			r.ServedBy = s.running.ID // that broker is being replaced right now
+			c.opts.Log.Info().Str("request", r.ID).Int32("broker", r.Broker).Str("served_by", r.ServedBy).Msg("request served by the replacement already running")
+			return
 		}
 		if s.queue.Add(r) {
 			c.opts.Log.Info().Str("request", r.ID).Int32("broker", r.Broker).Strs("triggers", r.Triggers).Msg("replacement requested")
@@ -232,7 +241,7 @@ func (c *Controller) Status(ctx context.Context) (Status, error) {
 }
 
 func (c *Controller) status(s *state) Status {
-	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Error: s.err, Paused: s.paused, PauseReason: s.pauseWhy, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...)}
+	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Error: s.err, Paused: s.paused, PauseReason: s.pauseWhy, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...), Done: append([]DroppedRequest(nil), s.done...)}
 	if s.running != nil {
 		// The executor's goroutine owns the live record; read the copy it
 		// last saved (its ID and old broker never change).
@@ -416,7 +425,36 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 	if !ok {
 		return
 	}
+	if by, err := c.servedBy(ctx, req); err != nil {
+		log.Error().Err(err).Msg("cannot read replacement records; starting nothing")
+		return
+	} else if by != nil {
+		s.queue.Remove(req.ID)
+		req.ServedBy = by.ID
+		s.done = append(s.done, DroppedRequest{Request: req, At: c.opts.Now(),
+			Reason: fmt.Sprintf("done: broker %d was replaced by %s (finished %s)", req.Broker, by.ID, by.Finished.UTC().Format(time.RFC3339))})
+		replace.Logger(log, by).Info().Str("request", req.ID).Msg("request done by a replacement that finished after it was made; nothing more to do")
+		return
+	}
 	c.start(ctx, s, done, &req, nil)
+}
+
+// servedBy finds a completed replacement of req's broker that finished after
+// req was made (for the same instance, where req names one): that
+// replacement did what req asks, and retrying req could only be refused
+// ("broker is gone") again and again.
+func (c *Controller) servedBy(ctx context.Context, req Request) (*replace.Record, error) {
+	recs, err := c.store.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range recs {
+		if r.OldBroker == req.Broker && r.Phase == replace.PhaseCompleted && r.Finished.After(req.Received) &&
+			(req.Instance == "" || req.Instance == r.OldInstance) {
+			return r, nil
+		}
+	}
+	return nil, nil
 }
 
 func (c *Controller) start(ctx context.Context, s *state, done chan result, req *Request, rec *replace.Record) {
@@ -426,8 +464,16 @@ func (c *Controller) start(ctx context.Context, s *state, done chan result, req 
 		s.queue.Remove(req.ID) // running, not queued; a refusal puts it back
 	}
 	if rec == nil {
+		rr := replace.Request{Broker: req.Broker, Strategy: req.Strategy, Trigger: strings.Join(req.Triggers, ","), Instance: req.Instance}
 		var err error
-		rec, err = c.exec.Begin(rctx, replace.Request{Broker: req.Broker, Strategy: req.Strategy, Trigger: strings.Join(req.Triggers, ","), Instance: req.Instance})
+		if req.Record != "" {
+			// A retry after a refusal reopens the request's one record.
+			if rec, err = c.store.Load(rctx, req.Record); err == nil {
+				err = c.exec.Reopen(rctx, rec, rr)
+			}
+		} else {
+			rec, err = c.exec.Begin(rctx, rr)
+		}
 		if err != nil {
 			cancel()
 			s.cancelRun, s.runReq = nil, nil
@@ -461,6 +507,7 @@ func (c *Controller) finished(s *state, res result) {
 			log.Error().Str("reason", res.rec.Error).Msg("giving up on a request the gate kept refusing")
 			return
 		}
+		res.req.Record = res.rec.ID
 		s.queue.Add(*res.req) // merges with any request for the broker that came meanwhile
 		s.queue.Refused(res.req.Broker, res.rec.Error, now, c.opts.RetryBase, c.opts.RetryMax)
 		log.Warn().Str("reason", res.rec.Error).Msg("gate refused; the request waits and is retried")

@@ -53,6 +53,7 @@ func (f *fakeExec) Run(ctx context.Context, r *replace.Record) error {
 			r.Phase = replace.PhaseCompleted
 		}
 	}
+	r.Finished = time.Now()
 	f.mu.Lock()
 	f.ran = append(f.ran, fmt.Sprintf("%d:%s", r.OldBroker, r.Phase))
 	f.mu.Unlock()
@@ -60,6 +61,11 @@ func (f *fakeExec) Run(ctx context.Context, r *replace.Record) error {
 }
 
 func (f *fakeExec) Abort(reason string) { f.aborted <- reason }
+
+func (f *fakeExec) Reopen(ctx context.Context, r *replace.Record, req replace.Request) error {
+	r.Phase, r.Step, r.Error = replace.PhaseRunning, replace.StepGate, ""
+	return f.store.Save(ctx, r)
+}
 
 func (f *fakeExec) runs() []string {
 	f.mu.Lock()
@@ -435,6 +441,59 @@ func TestLeaseIOErrorIsAnErrorNotStandby(t *testing.T) {
 		time.Sleep(time.Minute)
 		if st, _ := c.Status(context.Background()); !st.LeaseHeld || st.Error != "" {
 			t.Fatalf("after the fix: %+v", st)
+		}
+	})
+}
+
+// Issue 12: a refused request was retried with a new record each time (8
+// records for one broker in two minutes). One request, one record.
+func TestRefusedRetriesReuseTheRequestsOneRecord(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ex, _, _, _ := setup(t)
+		ex.refuse[2] = 5
+		ex.runFor = time.Minute
+		c.Submit(context.Background(), operator(2))
+		time.Sleep(time.Hour)
+		recs, err := ex.store.List(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recs) != 1 || recs[0].Phase != replace.PhaseCompleted {
+			t.Fatalf("%d records (first %+v), want one, completed after 5 refusals", len(recs), recs[0])
+		}
+		if got := fmt.Sprint(ex.runs()); strings.Count(got, "2:refused") != 5 {
+			t.Errorf("runs %s, want five refusals then the replacement", got)
+		}
+	})
+}
+
+// Issue 12: after a restart, fleetd resumed the replacement of broker 3 and
+// a second "replace broker 3" was queued; once broker 3 was gone it was
+// retried forever. It is served by the running replacement, and a request
+// queued before a replacement of its broker finished is done by it.
+func TestRequestForABrokerBeingOrAlreadyReplacedIsServed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, ex, _, _, _ := setup(t)
+		ctx := context.Background()
+		c.Submit(ctx, operator(3))
+		time.Sleep(2 * time.Second) // broker 3 is being replaced
+		q, err := c.Submit(ctx, operator(3))
+		if err != nil || q.ServedBy == "" {
+			t.Fatalf("second request: %+v %v; want it served by the running replacement", q, err)
+		}
+		// A request made during the run that the queue still holds (a
+		// trigger that raced the running check) is done once the run ends.
+		c.do(ctx, func(s *state) { s.queue.Add(Request{ID: "q-late", Broker: 3, Received: time.Now(), Triggers: []string{"instance-retirement"}}) })
+		time.Sleep(time.Hour)
+		st, _ := c.Status(ctx)
+		if got := fmt.Sprint(ex.runs()); got != "[3:completed]" {
+			t.Fatalf("runs %s, want one replacement of broker 3", got)
+		}
+		if len(st.Queue) != 0 || len(st.Done) != 1 || st.Done[0].ServedBy == "" || !strings.Contains(st.Done[0].Reason, "done: broker 3 was replaced by") {
+			t.Fatalf("status queue %+v done %+v", st.Queue, st.Done)
+		}
+		if recs, _ := ex.store.List(ctx); len(recs) != 1 {
+			t.Errorf("%d records for broker 3, want 1", len(recs))
 		}
 	})
 }

@@ -35,6 +35,12 @@ type Request struct {
 	Attempts    int       `json:"attempts"`
 	LastRefusal string    `json:"last_refusal,omitempty"`
 	NotBefore   time.Time `json:"not_before,omitzero"`
+	// Record is the request's replacement record once the gate has refused
+	// it: every retry reopens that one record, never writes another.
+	Record string `json:"record,omitempty"`
+	// ServedBy, in the answer to a submission, names the replacement that
+	// already does (or did) what was asked: nothing was queued.
+	ServedBy string `json:"served_by,omitempty"`
 }
 
 // Queue holds pending requests, at most one per broker. Not safe for
@@ -70,6 +76,9 @@ func (q *Queue) Add(r Request) bool {
 		}
 		if cur.Instance == "" {
 			cur.Instance = r.Instance
+		}
+		if cur.Record == "" {
+			cur.Record = r.Record
 		}
 		return false
 	}

@@ -353,6 +353,10 @@ func (t *tracedExec) Run(ctx context.Context, r *replace.Record) error {
 
 func (t *tracedExec) Abort(reason string) { t.d.exec.Abort(reason) }
 
+func (t *tracedExec) Reopen(ctx context.Context, r *replace.Record, req replace.Request) error {
+	return t.d.exec.Reopen(ctx, r, req)
+}
+
 // candidates lists the brokers the chaos schedule may pick: running ones.
 func (d *Daemon) candidates(ctx context.Context) ([]schedule.Candidate, error) {
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)

@@ -1,6 +1,7 @@
 package replace
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -173,6 +174,18 @@ func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
 	return r, nil
 }
 
+// Reopen puts a record the gate refused back at the gate, for another try
+// of the same request: one record per request, however often it is retried.
+// Only a refused record can be reopened (nothing was changed for it).
+func (e *Executor) Reopen(ctx context.Context, r *Record, req Request) error {
+	if r.Phase != PhaseRefused {
+		return fmt.Errorf("reopen %s: it is %s, only a refused record is retried", r.ID, r.Phase)
+	}
+	*r = Record{ID: r.ID, Trigger: cmp.Or(req.Trigger, r.Trigger), Strategy: req.Strategy, OldBroker: req.Broker, OldInstance: req.Instance,
+		NewBroker: -1, Phase: PhaseRunning, Step: StepGate, Attempts: r.Attempts, Created: r.Created, Updated: e.Opts.Now()}
+	return e.save(ctx, r)
+}
+
 // InFlight returns the records that are not finished, oldest first.
 func InFlight(ctx context.Context, s Store) ([]*Record, error) {
 	all, err := s.List(ctx)
@@ -319,6 +332,7 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 	switch {
 	case errors.As(err, &ref):
 		r.Phase, r.Error, r.Finished = PhaseRefused, ref.v.Summary(), e.Opts.Now()
+		r.Attempts++
 		for _, b := range ref.v.Blockers {
 			r.Refusals = append(r.Refusals, b.Code)
 		}

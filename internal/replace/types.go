@@ -218,6 +218,9 @@ type Record struct {
 	Throttles        []ThrottleEntry `json:"throttles,omitempty"`
 	ThrottlesRemoved bool            `json:"throttles_removed,omitempty"`
 
+	// Attempts counts the gate's refusals of this record's request (a
+	// refused request is retried by reopening its one record).
+	Attempts int `json:"attempts,omitempty"`
 	// Refusals are the gate's blocker codes when the phase is refused.
 	Refusals       []health.Code `json:"refusals,omitempty"`
 	AbortRequested string        `json:"abort_requested,omitempty"`
