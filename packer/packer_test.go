@@ -123,7 +123,9 @@ func FuzzDiskListing(f *testing.F) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, "bash", "files/bin/kafka-disks", "--plan", file).Output()
+		cmd := exec.CommandContext(ctx, "bash", "files/bin/kafka-disks", "--plan", file)
+		cmd.WaitDelay = time.Second // a child still holding stdout must not outlive the bound
+		out, err := cmd.Output()
 		if ctx.Err() != nil {
 			t.Fatalf("kafka-disks did not finish within 10 s on listing %q", listing)
 		}

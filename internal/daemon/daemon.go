@@ -401,7 +401,18 @@ func (d *Daemon) lastDisruption(ctx context.Context) time.Time {
 }
 
 // chaosDecided records a decided slot and, unless leashed, queues the pick.
+// The pick first passes the blast-radius guard: a chaos exercise must never
+// be the act that hurts a partition.
 func (d *Daemon) chaosDecided(ctx context.Context, dec schedule.Decision) {
+	if dec.Fire {
+		gctx, cancel := context.WithTimeout(ctx, time.Minute)
+		v := d.exec.WhatIf(gctx, []int32{dec.Broker.NodeID})
+		cancel()
+		if !v.Safe {
+			dec.Fire, dec.Act = false, false
+			dec.Reason = fmt.Sprintf("chaos pick of broker %d refused by the blast-radius guard: %s; slot skipped", dec.Broker.NodeID, v.Summary())
+		}
+	}
 	entry := api.ChaosDecision{Decision: dec, At: time.Now()}
 	log := d.log.With().Time("slot", dec.Slot).Str("reason", dec.Reason).Logger()
 	switch {

@@ -191,3 +191,28 @@ func TestSeenEventsReadTheEarlierWholeMapFormat(t *testing.T) {
 		t.Errorf("not rewritten as lines: %s", b)
 	}
 }
+
+// FuzzParse: any SQS message body is refused (malformed or not ours) or
+// yields events that name a kind, an id and, for the kinds fleetd acts on,
+// an instance. Never a panic.
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(healthSample))
+	f.Add([]byte(stateSample))
+	f.Add([]byte(healthNaming(3)))
+	f.Add([]byte(`{"id":"x","detail-type":"AWS Health Event","source":"aws.health","account":"123456789012","region":"us-east-1","detail":{}}`))
+	f.Add([]byte(`{"this is": "not an event"`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		evs, err := Parse(body, now, ours)
+		if err != nil {
+			return
+		}
+		for _, ev := range evs {
+			if ev.ID == "" || ev.Kind == "" {
+				t.Fatalf("event without id or kind: %+v", ev)
+			}
+			if ev.Kind != KindUnknown && ev.InstanceID == "" {
+				t.Fatalf("actionable event without an instance: %+v", ev)
+			}
+		}
+	})
+}

@@ -108,7 +108,7 @@ func TestGuardFailsClosedWhenInstancesCannotBeListed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		c, p, _ := fakes()
 		ex := New(c, failingInstances{p}, &memStore{}, Options{Poll: time.Second, GuardWait: time.Minute})
-		v := ex.blastRadius(context.Background(), []int32{2})
+		v := ex.WhatIf(context.Background(), []int32{2})
 		if v.Safe || !strings.Contains(v.Summary(), "cannot-evaluate") {
 			t.Fatalf("verdict %s, want cannot-evaluate", v.Summary())
 		}

@@ -39,7 +39,7 @@ func InfraDown(insts []Instance) []int32 {
 func (e *Executor) guard(ctx context.Context, r *Record, act string, nodes ...int32) error {
 	var last health.Verdict
 	err := e.poll(ctx, r, "guard before "+act, e.Opts.GuardWait, func(ctx context.Context) (bool, error) {
-		last = e.blastRadius(ctx, nodes)
+		last = e.WhatIf(ctx, nodes)
 		if last.Safe {
 			return true, e.setWaiting(ctx, r, "")
 		}
@@ -52,9 +52,11 @@ func (e *Executor) guard(ctx context.Context, r *Record, act string, nodes ...in
 	return err
 }
 
-// blastRadius judges taking nodes away now; a cluster or infrastructure that
-// cannot be read is a refusal.
-func (e *Executor) blastRadius(ctx context.Context, nodes []int32) health.Verdict {
+// WhatIf asks the blast-radius guard about taking nodes away now, on fresh
+// metadata and the infrastructure's view; a cluster or infrastructure that
+// cannot be read is a refusal. Every destructive act asks it right before
+// acting (a chaos pick before it is queued, too).
+func (e *Executor) WhatIf(ctx context.Context, nodes []int32) health.Verdict {
 	snap, err := e.Cluster.Snapshot(ctx)
 	if err != nil {
 		return health.NotEvaluated(err)
