@@ -483,7 +483,9 @@ func TestRequestForABrokerBeingOrAlreadyReplacedIsServed(t *testing.T) {
 		}
 		// A request made during the run that the queue still holds (a
 		// trigger that raced the running check) is done once the run ends.
-		c.do(ctx, func(s *state) { s.queue.Add(Request{ID: "q-late", Broker: 3, Received: time.Now(), Triggers: []string{"instance-retirement"}}) })
+		c.do(ctx, func(s *state) {
+			s.queue.Add(Request{ID: "q-late", Broker: 3, Received: time.Now(), Triggers: []string{"instance-retirement"}})
+		})
 		time.Sleep(time.Hour)
 		st, _ := c.Status(ctx)
 		if got := fmt.Sprint(ex.runs()); got != "[3:completed]" {
