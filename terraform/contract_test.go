@@ -22,14 +22,19 @@ type statement struct {
 	sid        string
 	actions    []string
 	conditions []condition
+	values     conditionValues
 }
 
 type condition struct{ test, variable string }
 
+// conditionValues are a statement's condition values where they are
+// literal (nil where they depend on resources or functions).
+type conditionValues map[condition][]string
+
 // evalCtx resolves the module's variables in conditions; resources are not
 // evaluated (they are unknown before apply).
 var evalCtx = &hcl.EvalContext{Variables: map[string]cty.Value{
-	"var": cty.ObjectVal(map[string]cty.Value{"cluster_tag": cty.StringVal("fleetd:cluster"), "cluster": cty.StringVal("orders-prod")}),
+	"var": cty.ObjectVal(map[string]cty.Value{"cluster_tag": cty.StringVal("fleetd:cluster"), "node_id_tag": cty.StringVal("fleetd:node-id"), "cluster": cty.StringVal("orders-prod")}),
 }}
 
 func fleetdPolicy(t *testing.T) []statement {
@@ -81,7 +86,16 @@ func fleetdPolicy(t *testing.T) []statement {
 					if d1.HasErrors() || d2.HasErrors() {
 						t.Fatalf("statement %s condition: %s %s", st.sid, d1, d2)
 					}
-					st.conditions = append(st.conditions, condition{tv.AsString(), vv.AsString()})
+					c := condition{tv.AsString(), vv.AsString()}
+					st.conditions = append(st.conditions, c)
+					if vals, d := cb.Body.Attributes["values"].Expr.Value(evalCtx); !d.HasErrors() && vals.CanIterateElements() {
+						if st.values == nil {
+							st.values = conditionValues{}
+						}
+						for _, v := range vals.AsValueSlice() {
+							st.values[c] = append(st.values[c], v.AsString())
+						}
+					}
 				}
 				out = append(out, st)
 			}
@@ -128,5 +142,134 @@ func TestDestructiveActionsNeedTheClusterTag(t *testing.T) {
 				t.Errorf("statement %q grants %s without the condition StringEquals ec2:ResourceTag/<cluster_tag>", st.sid, action)
 			}
 		}
+	}
+}
+
+// RunInstances only from the module's launch template (issue 12: any image
+// owner and key pair were allowed).
+func TestRunInstancesOnlyFromTheLaunchTemplate(t *testing.T) {
+	for _, st := range fleetdPolicy(t) {
+		if grants(st, "ec2:RunInstances") && !slices.Contains(st.conditions, condition{"ArnEquals", "ec2:LaunchTemplate"}) {
+			t.Errorf("statement %q grants ec2:RunInstances without ArnEquals ec2:LaunchTemplate", st.sid)
+		}
+	}
+}
+
+// CreateTags names the keys it may write; after launch, only the progress
+// tags: the identity tags a broker reads at boot are never writable then.
+func TestCreateTagsIsLimitedToKnownKeys(t *testing.T) {
+	identity := []string{"fleetd:node-id", "fleetd:cluster", "fleetd:cluster-id", "fleetd:controller-quorum"}
+	for _, st := range fleetdPolicy(t) {
+		if !grants(st, "ec2:CreateTags") {
+			continue
+		}
+		keys := condition{"ForAllValues:StringEquals", "aws:TagKeys"}
+		if !slices.Contains(st.conditions, keys) {
+			t.Errorf("statement %q grants ec2:CreateTags for any tag key (want ForAllValues:StringEquals aws:TagKeys)", st.sid)
+			continue
+		}
+		if slices.Contains(st.conditions, condition{"StringEquals", "ec2:CreateAction"}) {
+			continue // at launch, on an instance fleetd is creating
+		}
+		vals, ok := st.values[keys]
+		if !ok {
+			t.Errorf("statement %q: the tag keys allowed after launch must be a literal list", st.sid)
+		}
+		for _, k := range vals {
+			if slices.Contains(identity, k) {
+				t.Errorf("statement %q lets fleetd rewrite identity tag %s after launch", st.sid, k)
+			}
+		}
+	}
+}
+
+// moduleBlocks returns the module's blocks of type typ with first label
+// label (e.g. resource aws_sqs_queue).
+func moduleBlocks(t *testing.T, typ, label string) map[string]*hclsyntax.Block {
+	t.Helper()
+	files, _ := filepath.Glob("modules/kafka-fleet/*.tf")
+	p := hclparse.NewParser()
+	out := map[string]*hclsyntax.Block{}
+	for _, f := range files {
+		file, diags := p.ParseHCLFile(f)
+		if diags.HasErrors() {
+			t.Fatalf("%s: %s", f, diags)
+		}
+		for _, b := range file.Body.(*hclsyntax.Body).Blocks {
+			if b.Type == typ && len(b.Labels) == 2 && b.Labels[0] == label {
+				out[b.Labels[1]] = b
+			}
+		}
+	}
+	return out
+}
+
+func literal(t *testing.T, b *hclsyntax.Block, name string) cty.Value {
+	t.Helper()
+	a, ok := b.Body.Attributes[name]
+	if !ok {
+		return cty.NilVal
+	}
+	v, diags := a.Expr.Value(evalCtx)
+	if diags.HasErrors() {
+		return cty.NilVal
+	}
+	return v
+}
+
+func TestEventsDeadLetterQueueDepthAlarms(t *testing.T) {
+	for name, b := range moduleBlocks(t, "resource", "aws_cloudwatch_metric_alarm") {
+		m := literal(t, b, "metric_name")
+		dims, ok := b.Body.Attributes["dimensions"]
+		if m == cty.NilVal || m.AsString() != "ApproximateNumberOfMessagesVisible" || !ok {
+			continue
+		}
+		if slices.ContainsFunc(dims.Expr.Variables(), func(tr hcl.Traversal) bool {
+			return tr.RootName() == "aws_sqs_queue" && len(tr) > 1 && tr[1].(hcl.TraverseAttr).Name == "events_dlq"
+		}) {
+			t.Logf("alarm %s watches the dead-letter queue", name)
+			return
+		}
+	}
+	t.Error("no CloudWatch alarm on the events dead-letter queue's depth: a message moved there is never seen")
+}
+
+func TestEventsQueueDeniesOtherSenders(t *testing.T) {
+	doc, ok := moduleBlocks(t, "data", "aws_iam_policy_document")["events_queue"]
+	if !ok {
+		t.Fatal("no events_queue policy document")
+	}
+	for _, st := range doc.Body.Blocks {
+		if e := literal(t, st, "effect"); e != cty.NilVal && e.AsString() == "Deny" {
+			return
+		}
+	}
+	t.Error("the events queue policy has no Deny for senders other than the two EventBridge rules")
+}
+
+func TestLaunchTemplateEncryptsTheRootVolumeAndEgressIsNotOpen(t *testing.T) {
+	lt := moduleBlocks(t, "resource", "aws_launch_template")["broker"]
+	encrypted := false
+	for _, b := range lt.Body.Blocks {
+		if b.Type != "block_device_mappings" {
+			continue
+		}
+		for _, e := range b.Body.Blocks {
+			if v := literal(t, e, "encrypted"); e.Type == "ebs" && v != cty.NilVal && v.True() {
+				encrypted = true
+			}
+		}
+	}
+	if !encrypted {
+		t.Error("the launch template does not encrypt the root volume")
+	}
+	for name, b := range moduleBlocks(t, "resource", "aws_vpc_security_group_egress_rule") {
+		if p := literal(t, b, "ip_protocol"); p != cty.NilVal && p.AsString() == "-1" {
+			t.Errorf("egress rule %s allows every protocol and port", name)
+		}
+	}
+	table := moduleBlocks(t, "resource", "aws_dynamodb_table")["lease"]
+	if !slices.ContainsFunc(table.Body.Blocks, func(b *hclsyntax.Block) bool { return b.Type == "server_side_encryption" }) {
+		t.Error("the lease table has no server_side_encryption block (KMS key)")
 	}
 }

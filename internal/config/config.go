@@ -262,7 +262,9 @@ var DefaultAMITags = map[string]string{"fleetd:role": "kafka-broker"}
 const (
 	EnvBootstrap    = "FLEETD_KAFKA_BOOTSTRAP"
 	EnvSASLPassword = "FLEETD_KAFKA_SASL_PASSWORD"
-	EnvAPIToken     = "FLEETD_API_TOKEN"
+	// EnvControllerSASLPassword is kafka.controller_security.sasl.password.
+	EnvControllerSASLPassword = "FLEETD_KAFKA_CONTROLLER_SASL_PASSWORD"
+	EnvAPIToken               = "FLEETD_API_TOKEN"
 )
 
 // Load reads and validates the file at path, applying environment overrides.
@@ -324,6 +326,9 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	}
 	if v := getenv(EnvSASLPassword); v != "" {
 		c.Kafka.SASL.Password = v
+	}
+	if v := getenv(EnvControllerSASLPassword); v != "" && c.Kafka.ControllerSecurity != nil {
+		c.Kafka.ControllerSecurity.SASL.Password = v
 	}
 	if v := getenv(EnvAPIToken); v != "" {
 		c.API.Token = v

@@ -12,7 +12,7 @@ import (
 const minimal = "cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: kafka-broker\n"
 
 func noEnv(t *testing.T) {
-	for _, k := range []string{EnvBootstrap, EnvSASLPassword, EnvAPIToken} {
+	for _, k := range []string{EnvBootstrap, EnvSASLPassword, EnvControllerSASLPassword, EnvAPIToken} {
 		t.Setenv(k, "")
 	}
 }

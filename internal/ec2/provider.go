@@ -248,6 +248,9 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 		TagSpecifications: []types.TagSpecification{
 			{ResourceType: types.ResourceTypeInstance, Tags: tags},
 			{ResourceType: types.ResourceTypeVolume, Tags: tags[:3]},
+			// The IAM policy lets a launch create only what carries the
+			// cluster tag in the request: the network interface too.
+			{ResourceType: types.ResourceTypeNetworkInterface, Tags: tags[:1]},
 		},
 	}, func(o *ec2.Options) {
 		// No SDK-level retry: a launch whose answer was lost is retried by

@@ -31,6 +31,18 @@ type Settings struct {
 	SASL        SASL     `yaml:"sasl"`
 	// DialTimeout bounds each connection attempt (default 5 s).
 	DialTimeout time.Duration `yaml:"dial_timeout"`
+	// ControllerSecurity is how fleetd connects to the controllers when it
+	// differs from the brokers' (nil: the same). A KRaft CONTROLLER
+	// listener takes TLS but not SCRAM (SCRAM credentials live in the
+	// metadata the controllers serve), so a cluster with SASL_SSL brokers
+	// has controllers that want TLS alone.
+	ControllerSecurity *Security `yaml:"controller_security"`
+}
+
+// Security is a connection's TLS and SASL settings.
+type Security struct {
+	TLS  TLS  `yaml:"tls"`
+	SASL SASL `yaml:"sasl"`
 }
 
 // TLS enables TLS to the brokers. CAFile empty means the system roots.
@@ -65,20 +77,34 @@ func (s Settings) Validate() error {
 	if s.DialTimeout < 0 {
 		return fmt.Errorf("kafka.dial_timeout: %s is negative", s.DialTimeout)
 	}
-	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
-		return errors.New("kafka.tls: cert_file and key_file must be given together")
+	if err := (Security{s.TLS, s.SASL}).validate("kafka", "FLEETD_KAFKA_SASL_PASSWORD"); err != nil {
+		return err
 	}
-	switch strings.ToUpper(s.SASL.Mechanism) {
+	if cs := s.ControllerSecurity; cs != nil {
+		if len(s.Controllers) == 0 {
+			return errors.New("kafka.controller_security: set only with kafka.controllers")
+		}
+		return cs.validate("kafka.controller_security", "FLEETD_KAFKA_CONTROLLER_SASL_PASSWORD")
+	}
+	return nil
+}
+
+// validate checks one connection's settings; prefix names their keys.
+func (c Security) validate(prefix, passwordEnv string) error {
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return fmt.Errorf("%s.tls: cert_file and key_file must be given together", prefix)
+	}
+	switch strings.ToUpper(c.SASL.Mechanism) {
 	case "":
-		if s.SASL.Username != "" {
-			return errors.New("kafka.sasl.mechanism: required when a username is set (SCRAM-SHA-256 or SCRAM-SHA-512)")
+		if c.SASL.Username != "" {
+			return fmt.Errorf("%s.sasl.mechanism: required when a username is set (SCRAM-SHA-256 or SCRAM-SHA-512)", prefix)
 		}
 	case "SCRAM-SHA-256", "SCRAM-SHA-512":
-		if s.SASL.Username == "" || s.SASL.Password == "" {
-			return errors.New("kafka.sasl: username and password are required for SCRAM (password via FLEETD_KAFKA_SASL_PASSWORD)")
+		if c.SASL.Username == "" || c.SASL.Password == "" {
+			return fmt.Errorf("%s.sasl: username and password are required for SCRAM (password via %s)", prefix, passwordEnv)
 		}
 	default:
-		return fmt.Errorf("kafka.sasl.mechanism: %q is not supported (want SCRAM-SHA-256 or SCRAM-SHA-512)", s.SASL.Mechanism)
+		return fmt.Errorf("%s.sasl.mechanism: %q is not supported (want SCRAM-SHA-256 or SCRAM-SHA-512)", prefix, c.SASL.Mechanism)
 	}
 	return nil
 }
@@ -157,6 +183,10 @@ func (s Settings) ControllerClient() (*kgo.Client, error) {
 	}
 	c := s
 	c.Bootstrap = s.Controllers
+	if cs := s.ControllerSecurity; cs != nil {
+		c.TLS, c.SASL = cs.TLS, cs.SASL
+	}
+	c.ControllerSecurity = nil
 	opts, err := c.Opts()
 	if err != nil {
 		return nil, err

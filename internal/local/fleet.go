@@ -49,7 +49,19 @@ type Options struct {
 	StartTimeout time.Duration
 	// StopTimeout bounds a graceful stop before SIGKILL (default 60 s).
 	StopTimeout time.Duration
-	Log         zerolog.Logger
+	// SASLSSL, when set, gives every broker a second listener, SASL_SSL
+	// with SCRAM-SHA-512, on a port of its own (BrokerInfo.SecureAddr), as
+	// the AMI's sasl_ssl option does. Replication and the controllers stay
+	// on PLAINTEXT. SCRAM users are made with AlterUserScramCredentials.
+	SASLSSL *SASLSSL
+	Log     zerolog.Logger
+}
+
+// SASLSSL is the brokers' TLS identity for their SASL_SSL listener.
+type SASLSSL struct {
+	// KeystorePEM is a PEM file holding the private key (PKCS#8, not
+	// encrypted) and the certificate chain the brokers present.
+	KeystorePEM string
 }
 
 func (o *Options) setDefaults() error {
@@ -96,9 +108,11 @@ type BrokerInfo struct {
 	Started     time.Time
 	Rack        string
 	Addr        string // host:port of its PLAINTEXT listener
-	DataDir     string
-	PID         int // 0 when not running
-	Running     bool
+	// SecureAddr is its SASL_SSL listener when Options.SASLSSL is set.
+	SecureAddr string
+	DataDir    string
+	PID        int // 0 when not running
+	Running    bool
 }
 
 type node struct {
@@ -107,12 +121,19 @@ type node struct {
 	started     time.Time
 	rack        string
 	port        int
+	securePort  int // SASL_SSL listener, when Options.SASLSSL is set
 	dir         string
 	proc        *Process
 	starting    bool
 }
 
-func (n *node) addr() string    { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
+func (n *node) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
+func (n *node) secureAddr() string {
+	if n.securePort == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.securePort))
+}
 func (n *node) dataDir() string { return filepath.Join(n.dir, "data") }
 func (n *node) running() bool   { return n.proc != nil && !n.proc.Exited() }
 
@@ -280,6 +301,14 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 		}
 		n.port = p
 	}
+	if f.opts.SASLSSL != nil && (n.securePort == 0 || !portFree(n.securePort)) {
+		p, err := freePort()
+		if err != nil {
+			f.mu.Unlock()
+			return BrokerInfo{}, err
+		}
+		n.securePort = p
+	}
 	n.starting = true
 	f.mu.Unlock()
 
@@ -323,6 +352,9 @@ func (f *Fleet) StartBrokers(ctx context.Context, ids ...int32) error {
 
 func (f *Fleet) startBroker(ctx context.Context, n *node) error {
 	props := brokerProps(n.id, n.addr(), n.rack, n.dataDir(), f.voters, f.opts.BrokerConfig)
+	if f.opts.SASLSSL != nil {
+		props.addSASLSSL(n.secureAddr(), f.opts.SASLSSL.KeystorePEM)
+	}
 	if err := f.prepare(ctx, n, props); err != nil {
 		return err
 	}
@@ -337,7 +369,7 @@ func (f *Fleet) startBroker(ctx context.Context, n *node) error {
 }
 
 func (n *node) info() BrokerInfo {
-	bi := BrokerInfo{ID: n.id, Incarnation: n.incarnation, Started: n.started, Rack: n.rack, Addr: n.addr(), DataDir: n.dataDir()}
+	bi := BrokerInfo{ID: n.id, Incarnation: n.incarnation, Started: n.started, Rack: n.rack, Addr: n.addr(), SecureAddr: n.secureAddr(), DataDir: n.dataDir()}
 	if n.running() {
 		bi.PID = n.proc.PID()
 		bi.Running = true

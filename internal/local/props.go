@@ -84,6 +84,18 @@ func brokerProps(id int32, addr, rack, dataDir string, voters []endpoint, extra 
 	return p
 }
 
+// addSASLSSL adds a SASL_SSL listener (SCRAM-SHA-512, TLS from a PEM
+// keystore) at addr beside the PLAINTEXT one, which replication keeps.
+func (p Properties) addSASLSSL(addr, keystorePEM string) {
+	p["listeners"] += ",SASL_SSL://" + addr
+	p["advertised.listeners"] += ",SASL_SSL://" + addr
+	p["listener.security.protocol.map"] += ",SASL_SSL:SASL_SSL"
+	p["sasl.enabled.mechanisms"] = "SCRAM-SHA-512"
+	p["listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"] = "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+	p["listener.name.sasl_ssl.ssl.keystore.type"] = "PEM"
+	p["listener.name.sasl_ssl.ssl.keystore.location"] = keystorePEM
+}
+
 // log4j2Config logs to ${kafka.logs.dir}/server.log (Kafka 4.x).
 const log4j2Config = `status = warn
 appender.file.type = File

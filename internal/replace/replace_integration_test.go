@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -404,4 +405,112 @@ func TestDryRunNamesDataLostOnADeadBroker(t *testing.T) {
 		t.Errorf("strategy %s with plan %v: a dead broker's instance cannot be moved from", rec.Strategy, rec.Plan != nil)
 	}
 	t.Logf("preview: phase %s strategy %s lost %v", rec.Phase, rec.Strategy, rec.Lost)
+}
+
+// watchedProvider checks, at every Stop and Terminate, what the cluster's
+// own metadata says right then: the instance's broker must hold no replica
+// and sit in no ISR while another broker is down.
+type watchedProvider struct {
+	*local.Provider
+	t    *testing.T
+	c    *testbed.Cluster
+	down func() bool // is the SIGKILLed broker down now?
+	acts []string
+}
+
+func (w *watchedProvider) check(what, id string) {
+	node := int32(-1)
+	if insts, err := w.Provider.Instances(testbed.Context(w.t)); err == nil {
+		for _, in := range insts {
+			if in.ID == id {
+				node = in.NodeID
+			}
+		}
+	}
+	snap, err := health.Collect(testbed.Context(w.t), w.c.Client)
+	if err != nil {
+		w.t.Errorf("%s %s: cannot read the cluster to check: %v", what, id, err)
+		return
+	}
+	holds := !health.Empty(snap, node).Safe
+	w.acts = append(w.acts, fmt.Sprintf("%s %s (broker %d, holds replicas %v, other broker down %v)", what, id, node, holds, w.down()))
+	if holds && w.down() {
+		w.t.Errorf("%s %s: broker %d holds replicas while another broker is down", what, id, node)
+	}
+}
+
+func (w *watchedProvider) Stop(ctx context.Context, id string) error {
+	w.check("stop", id)
+	return w.Provider.Stop(ctx, id)
+}
+
+func (w *watchedProvider) Terminate(ctx context.Context, id string) error {
+	w.check("terminate", id)
+	return w.Provider.Terminate(ctx, id)
+}
+
+// Issue 12's acceptance: a move whose copy runs while another broker is
+// SIGKILLed never stops or terminates anything that holds a replica while
+// that broker is down; once it is back, the move finishes.
+func TestMoveWhileAnotherBrokerIsKilledTakesNothingAway(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 24)
+	run := c.StartLedger("orders", 100)
+
+	var mu sync.Mutex
+	down := false
+	isDown := func() bool { mu.Lock(); defer mu.Unlock(); return down }
+	o := fastOptions(t)
+	o.Throttle = 2 << 20 // the copy takes long enough to kill a broker during it
+	o.Plan.Concurrency = 2
+	o.GuardWait = 3 * time.Minute
+	o.StallAbort = 3 * time.Minute
+	killed := false
+	o.OnEvent = func(ev string, _ *replace.Record) {
+		if ev != "batch-submitted:0" || killed {
+			return
+		}
+		killed = true
+		go func() {
+			time.Sleep(500 * time.Millisecond)
+			mu.Lock()
+			down = true
+			mu.Unlock()
+			if err := c.Fleet.KillBroker(3); err != nil {
+				t.Errorf("kill broker 3: %v", err)
+			}
+			time.Sleep(20 * time.Second)
+			if _, err := c.Fleet.StartBroker(testbed.Context(t), 3, ""); err != nil {
+				t.Errorf("restart broker 3: %v", err)
+			}
+			c.WaitBrokers(1, 2, 3)
+			mu.Lock()
+			down = false
+			mu.Unlock()
+		}()
+	}
+	store, err := replace.NewFileStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wp := &watchedProvider{Provider: local.NewProvider(c.Fleet), t: t, c: c, down: isDown}
+	ex := replace.New(replace.KafkaCluster{Client: c.Client, Controllers: c.Controllers}, wp, store, o)
+	ctx := testbed.Context(t)
+	rec, err := ex.Begin(ctx, replace.Request{Broker: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = ex.Run(ctx, rec)
+	for _, a := range wp.acts {
+		t.Log(a)
+	}
+	if !killed {
+		t.Fatal("broker 3 was never killed: the copy ended before the first batch")
+	}
+	if err != nil || rec.Phase != replace.PhaseCompleted {
+		t.Fatalf("phase %s err %v; want the move to finish once broker 3 is back", rec.Phase, err)
+	}
+	testbed.Eventually(t, 2*time.Minute, c.Settled)
+	c.StopLedger(run)
 }

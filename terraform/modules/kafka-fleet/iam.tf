@@ -10,6 +10,8 @@ data "aws_iam_policy_document" "fleetd" {
     resources = ["*"] # EC2 describe calls have no resource-level permissions
   }
 
+  # RunInstances only from this module's launch template (Karpenter scopes it
+  # the same way): no other image owner, key pair or network set-up.
   statement {
     sid     = "LaunchFromTheTemplate"
     actions = ["ec2:RunInstances"]
@@ -17,48 +19,86 @@ data "aws_iam_policy_document" "fleetd" {
       "arn:aws:ec2:${data.aws_region.current.name}::image/*",
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:subnet/*",
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:security-group/*",
-      "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:network-interface/*",
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:key-pair/*",
       aws_launch_template.broker.arn,
     ]
+    condition {
+      test     = "ArnEquals"
+      variable = "ec2:LaunchTemplate"
+      values   = [aws_launch_template.broker.arn]
+    }
   }
 
+  # What a launch creates (instance, its volumes and network interface) must
+  # carry the cluster tag in the request, and come from the template.
   statement {
     sid     = "LaunchOnlyClusterTaggedInstances"
     actions = ["ec2:RunInstances"]
     resources = [
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:instance/*",
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:volume/*",
+      "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:network-interface/*",
     ]
     condition {
       test     = "StringEquals"
       variable = "aws:RequestTag/${var.cluster_tag}"
       values   = [var.cluster]
     }
+    condition {
+      test     = "ArnEquals"
+      variable = "ec2:LaunchTemplate"
+      values   = [aws_launch_template.broker.arn]
+    }
   }
 
+  # Tags at launch: only the keys fleetd writes then. The identity tags the
+  # broker reads at boot (node id, cluster id, controller quorum) can be set
+  # by fleetd only here, on an instance it is creating.
   statement {
     sid     = "TagAtLaunch"
     actions = ["ec2:CreateTags"]
     resources = [
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:instance/*",
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:volume/*",
+      "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:network-interface/*",
     ]
     condition {
       test     = "StringEquals"
       variable = "ec2:CreateAction"
       values   = ["RunInstances"]
     }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = concat([var.cluster_tag, var.node_id_tag, "fleetd:replacement", "fleetd:launch-token", "Name", "managed-by", "fleetd:cluster-id", "fleetd:controller-quorum"], keys(var.tags))
+    }
   }
 
   statement {
     sid       = "ActOnlyOnTheClustersInstances"
-    actions   = ["ec2:StopInstances", "ec2:TerminateInstances", "ec2:CreateTags"]
+    actions   = ["ec2:StopInstances", "ec2:TerminateInstances"]
     resources = ["arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:instance/*"]
     condition {
       test     = "StringEquals"
       variable = "ec2:ResourceTag/${var.cluster_tag}"
       values   = [var.cluster]
+    }
+  }
+
+  # After launch fleetd writes only its progress tags, never an identity tag.
+  statement {
+    sid       = "ProgressTagsOnly"
+    actions   = ["ec2:CreateTags"]
+    resources = ["arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:instance/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:ResourceTag/${var.cluster_tag}"
+      values   = [var.cluster]
+    }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = ["fleetd:replacement", "fleetd:step"]
     }
   }
 

@@ -46,11 +46,36 @@ resource "aws_vpc_security_group_ingress_rule" "kafka_clients" {
   description       = "Kafka clients"
 }
 
-resource "aws_vpc_security_group_egress_rule" "all" {
+# Egress: replication and the quorum to each other, HTTPS to the AWS APIs
+# (var.https_egress_cidrs; narrow it to VPC endpoints' prefixes where you
+# have them). IMDS, the Amazon DNS resolver and the time service are not
+# filtered by security groups.
+resource "aws_vpc_security_group_egress_rule" "kafka_between_brokers" {
+  security_group_id            = aws_security_group.broker.id
+  referenced_security_group_id = aws_security_group.broker.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.kafka_port
+  to_port                      = var.kafka_port
+  description                  = "Kafka replication between brokers"
+}
+
+resource "aws_vpc_security_group_egress_rule" "controller_quorum" {
+  security_group_id            = aws_security_group.broker.id
+  referenced_security_group_id = aws_security_group.broker.id
+  ip_protocol                  = "tcp"
+  from_port                    = var.controller_port
+  to_port                      = var.controller_port
+  description                  = "KRaft controller quorum"
+}
+
+resource "aws_vpc_security_group_egress_rule" "https" {
+  for_each          = toset(var.https_egress_cidrs)
   security_group_id = aws_security_group.broker.id
-  cidr_ipv4         = "0.0.0.0/0"
-  ip_protocol       = "-1"
-  description       = "Brokers reach the AWS APIs, package mirrors and each other"
+  cidr_ipv4         = each.value
+  ip_protocol       = "tcp"
+  from_port         = 443
+  to_port           = 443
+  description       = "AWS APIs over HTTPS"
 }
 
 data "aws_iam_policy_document" "broker_assume" {
@@ -97,6 +122,18 @@ resource "aws_launch_template" "broker" {
   iam_instance_profile {
     arn = aws_iam_instance_profile.broker.arn
   }
+  # The root volume, encrypted (Kafka's data lives on the instance store,
+  # which is encrypted by the hardware; logs and config live here).
+  block_device_mappings {
+    device_name = "/dev/sda1"
+    ebs {
+      encrypted             = true
+      kms_key_id            = var.kms_key_arn
+      volume_type           = "gp3"
+      volume_size           = var.root_volume_gib
+      delete_on_termination = true
+    }
+  }
   metadata_options {
     http_tokens                 = "required" # IMDSv2 only
     http_put_response_hop_limit = 1
@@ -114,6 +151,10 @@ resource "aws_launch_template" "broker" {
     resource_type = "volume"
     tags          = local.tags
   }
+  tag_specifications {
+    resource_type = "network-interface"
+    tags          = local.tags
+  }
   tags = local.tags
 }
 
@@ -122,8 +163,29 @@ resource "aws_launch_template" "broker" {
 resource "aws_sqs_queue" "events_dlq" {
   name                      = "${local.name}-events-dlq"
   message_retention_seconds = 1209600
-  sqs_managed_sse_enabled   = true
+  sqs_managed_sse_enabled   = var.kms_key_arn == null ? true : null
+  kms_master_key_id         = var.kms_key_arn
   tags                      = local.tags
+}
+
+# A message in the dead-letter queue is an event fleetd never handled (a
+# malformed one, or one that failed max_receive_count times): a person must
+# look, so its depth alarms.
+resource "aws_cloudwatch_metric_alarm" "events_dlq" {
+  alarm_name          = "${local.name}-events-dlq-not-empty"
+  alarm_description   = "fleetd could not handle an EC2 event for ${var.cluster}: read the message in ${aws_sqs_queue.events_dlq.name} and fleetd's log"
+  namespace           = "AWS/SQS"
+  metric_name         = "ApproximateNumberOfMessagesVisible"
+  dimensions          = { QueueName = aws_sqs_queue.events_dlq.name }
+  statistic           = "Maximum"
+  period              = 300
+  evaluation_periods  = 1
+  threshold           = 0
+  comparison_operator = "GreaterThanThreshold"
+  treat_missing_data  = "notBreaching"
+  alarm_actions       = var.alarm_actions
+  ok_actions          = var.alarm_actions
+  tags                = local.tags
 }
 
 resource "aws_sqs_queue" "events" {
@@ -131,7 +193,8 @@ resource "aws_sqs_queue" "events" {
   message_retention_seconds  = var.message_retention_seconds
   visibility_timeout_seconds = 60
   receive_wait_time_seconds  = 20
-  sqs_managed_sse_enabled    = true
+  sqs_managed_sse_enabled    = var.kms_key_arn == null ? true : null
+  kms_master_key_id          = var.kms_key_arn
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.events_dlq.arn
     maxReceiveCount     = var.max_receive_count
@@ -191,6 +254,24 @@ data "aws_iam_policy_document" "events_queue" {
       values   = [aws_cloudwatch_event_rule.health.arn, aws_cloudwatch_event_rule.state_change.arn]
     }
   }
+  # Nobody else may send: an identity-based grant elsewhere in the account
+  # (sqs:* for an admin role, say) must not let forged events in. fleetd
+  # also refuses events not from its account, region and AWS's sources.
+  statement {
+    sid       = "OnlyTheRulesSend"
+    effect    = "Deny"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.events.arn]
+    principals {
+      type        = "*"
+      identifiers = ["*"]
+    }
+    condition {
+      test     = "ArnNotEquals"
+      variable = "aws:SourceArn"
+      values   = [aws_cloudwatch_event_rule.health.arn, aws_cloudwatch_event_rule.state_change.arn]
+    }
+  }
 }
 
 resource "aws_sqs_queue_policy" "events" {
@@ -210,6 +291,10 @@ resource "aws_dynamodb_table" "lease" {
   }
   point_in_time_recovery {
     enabled = false # a lease is not data worth restoring
+  }
+  server_side_encryption {
+    enabled     = true # the AWS managed key, or var.kms_key_arn
+    kms_key_arn = var.kms_key_arn
   }
   tags = local.tags
 }

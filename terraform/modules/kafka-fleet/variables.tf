@@ -94,3 +94,27 @@ variable "controller_quorum" {
   description = "controller.quorum.bootstrap.servers for the brokers, host:port,... (tag fleetd:controller-quorum)."
   type        = string
 }
+
+variable "kms_key_arn" {
+  description = "KMS key for the root volumes, the event queues and the lease table (null: the AWS managed keys)"
+  type        = string
+  default     = null
+}
+
+variable "root_volume_gib" {
+  description = "Size of each broker's encrypted root volume (logs and config; Kafka's data is on the instance store)"
+  type        = number
+  default     = 30
+}
+
+variable "alarm_actions" {
+  description = "SNS topic ARNs notified when the events dead-letter queue is not empty"
+  type        = list(string)
+  default     = []
+}
+
+variable "https_egress_cidrs" {
+  description = "Where brokers may open HTTPS connections (the AWS APIs); narrow it to your VPC endpoints' ranges where you have them"
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
