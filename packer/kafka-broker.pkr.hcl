@@ -70,6 +70,16 @@ variable "kafka_sha512" {
   }
 }
 
+variable "listener_security" {
+  description = "plaintext, or sasl_ssl: clients and replication on SASL_SSL (SCRAM-SHA-512), the controller listener on SSL. sasl_ssl needs /etc/kafka/tls/{broker.pem,ca.pem,jaas.properties} in place before kafka-config runs (docs/ami.md)."
+  type        = string
+  default     = "plaintext"
+  validation {
+    condition     = contains(["plaintext", "sasl_ssl"], var.listener_security)
+    error_message = "The listener_security must be plaintext or sasl_ssl."
+  }
+}
+
 locals {
   timestamp = regex_replace(timestamp(), "[- TZ:]", "")
   # fleetd's default AMI selector matches these tags (config.DefaultAMITags;
@@ -126,6 +136,7 @@ build {
       "KAFKA_VERSION=${var.kafka_version}",
       "SCALA_VERSION=${var.scala_version}",
       "KAFKA_SHA512=${var.kafka_sha512}",
+      "LISTENER_SECURITY=${var.listener_security}",
     ]
   }
 }

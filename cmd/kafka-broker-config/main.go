@@ -40,14 +40,41 @@ func main() {
 	out := flag.String("out", "/etc/kafka", "directory for server.properties and kafka.env")
 	logDirs := flag.String("log-dirs", "/var/lib/kafka/data", "Kafka log directories (the kafka-disks unit mounts the instance store there)")
 	meminfo := flag.String("meminfo", "/proc/meminfo", "where to read the instance's memory")
+	security := flag.String("security", envOr("KAFKA_LISTENER_SECURITY", "plaintext"), "listener security: plaintext, or sasl_ssl (SCRAM-SHA-512 over TLS; see docs/ami.md for the files it needs); env KAFKA_LISTENER_SECURITY")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if err := run(ctx, *endpoint, *out, *logDirs, *meminfo); err != nil {
+	if err := run(ctx, *endpoint, *out, *logDirs, *meminfo, Security(*security)); err != nil {
 		fmt.Fprintln(os.Stderr, "kafka-broker-config:", err)
 		os.Exit(1)
 	}
 }
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// Security is how the broker's listeners are secured.
+type Security string
+
+const (
+	// Plaintext: no TLS, no authentication (a private network only).
+	Plaintext Security = "plaintext"
+	// SASLSSL: clients and replication on SASL_SSL with SCRAM-SHA-512,
+	// the controller listener on SSL (KRaft's CONTROLLER listener does not
+	// take SCRAM). The TLS files and the inter-broker credential come from
+	// files the operator's secret delivery puts under TLSDir before boot;
+	// no secret is ever written into server.properties or read from a tag.
+	SASLSSL Security = "sasl_ssl"
+)
+
+// TLSDir holds the broker's TLS identity and inter-broker credential for
+// sasl_ssl: broker.pem (PKCS#8 key + certificate chain), ca.pem, and
+// jaas.properties with the key inter.broker.jaas (a ScramLoginModule line).
+const TLSDir = "/etc/kafka/tls"
 
 // Identity is what the renderer needs from IMDS.
 type Identity struct {
@@ -194,17 +221,45 @@ func checkQuorum(v string) error {
 // Properties renders server.properties for a broker. Every value went
 // through Validate; render refuses, as a second wall, any value that could
 // end its line.
-func Properties(id Identity, logDirs string) (string, error) {
-	return render("# Rendered at boot by kafka-broker-config from IMDS; do not edit.", "=", [][2]string{
+func Properties(id Identity, logDirs string, sec Security) (string, error) {
+	listeners := [][2]string{
+		{"listeners", "PLAINTEXT://0.0.0.0:9092"},
+		{"advertised.listeners", "PLAINTEXT://" + id.PrivateIPv4 + ":9092"},
+		{"inter.broker.listener.name", "PLAINTEXT"},
+		{"listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"},
+	}
+	switch sec {
+	case Plaintext:
+	case SASLSSL:
+		listeners = [][2]string{
+			{"listeners", "SASL_SSL://0.0.0.0:9092"},
+			{"advertised.listeners", "SASL_SSL://" + id.PrivateIPv4 + ":9092"},
+			{"inter.broker.listener.name", "SASL_SSL"},
+			{"listener.security.protocol.map", "SASL_SSL:SASL_SSL,CONTROLLER:SSL"},
+			{"sasl.enabled.mechanisms", "SCRAM-SHA-512"},
+			{"sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-512"},
+			{"ssl.keystore.type", "PEM"},
+			{"ssl.keystore.location", TLSDir + "/broker.pem"},
+			{"ssl.truststore.type", "PEM"},
+			{"ssl.truststore.location", TLSDir + "/ca.pem"},
+			// The credential stays in its file: Kafka's file config
+			// provider reads it when the broker starts.
+			{"config.providers", "file"},
+			{"config.providers.file.class", "org.apache.kafka.common.config.provider.FileConfigProvider"},
+			{"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config", "${file:" + TLSDir + "/jaas.properties:inter.broker.jaas}"},
+		}
+	default:
+		return "", fmt.Errorf("--security %q: want plaintext or sasl_ssl", sec)
+	}
+	kv := [][2]string{
 		{"process.roles", "broker"},
 		{"node.id", strconv.Itoa(id.NodeID)},
 		{"broker.rack", id.Zone},
 		{"controller.quorum.bootstrap.servers", id.Quorum},
 		{"controller.listener.names", "CONTROLLER"},
-		{"listeners", "PLAINTEXT://0.0.0.0:9092"},
-		{"advertised.listeners", "PLAINTEXT://" + id.PrivateIPv4 + ":9092"},
-		{"inter.broker.listener.name", "PLAINTEXT"},
-		{"listener.security.protocol.map", "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"},
+	}
+	kv = append(kv, listeners...)
+	return render("# Rendered at boot by kafka-broker-config from IMDS; do not edit.", "=", append(kv, [][2]string{
 		{"log.dirs", logDirs},
 		{"num.network.threads", "8"},
 		{"num.io.threads", "16"},
@@ -217,12 +272,12 @@ func Properties(id Identity, logDirs string) (string, error) {
 		{"offsets.topic.replication.factor", "3"},
 		{"transaction.state.log.replication.factor", "3"},
 		{"transaction.state.log.min.isr", "2"},
-	})
+	}...))
 }
 
 // safeValue: printable ASCII without the characters that end, continue or
 // quote a line in a properties or systemd environment file.
-var safeValue = regexp.MustCompile(`^[A-Za-z0-9 ._:/,@=+\[\]-]*$`)
+var safeValue = regexp.MustCompile(`^[A-Za-z0-9 ._:/,@=+\[\]${}-]*$`)
 
 // render writes "key<sep>value" lines, refusing any value or key that is not
 // safeValue: no value can add a line, a key or a quote.
@@ -274,7 +329,7 @@ func writeAtomic(path, content string) error {
 	return os.Rename(tmp, path)
 }
 
-func run(ctx context.Context, endpoint, out, logDirs, meminfo string) error {
+func run(ctx context.Context, endpoint, out, logDirs, meminfo string, sec Security) error {
 	opts := imds.Options{}
 	if endpoint != "" {
 		opts.Endpoint = endpoint
@@ -289,7 +344,7 @@ func run(ctx context.Context, endpoint, out, logDirs, meminfo string) error {
 	}
 	// Both files are rendered before either is written: a refusal leaves
 	// nothing behind, and the kafka unit does not start.
-	props, err := Properties(id, logDirs)
+	props, err := Properties(id, logDirs, sec)
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func TestRendersFromIMDSv2(t *testing.T) {
 	dir := t.TempDir()
 	meminfo := filepath.Join(dir, "meminfo")
 	os.WriteFile(meminfo, []byte("MemTotal:       65011712 kB\nMemFree:        1000 kB\n"), 0o644) // im4gn.4xlarge: 62 GiB
-	if err := run(context.Background(), srv.URL, dir, "/var/lib/kafka/data", meminfo); err != nil {
+	if err := run(context.Background(), srv.URL, dir, "/var/lib/kafka/data", meminfo, Plaintext); err != nil {
 		t.Fatal(err)
 	}
 	props, _ := os.ReadFile(filepath.Join(dir, "server.properties"))
@@ -85,7 +85,7 @@ func TestMissingTagsAreNamed(t *testing.T) {
 	}
 	srv, _ := fakeIMDS(t, meta)
 	dir := t.TempDir()
-	err := run(context.Background(), srv.URL, dir, "/data", "/proc/meminfo")
+	err := run(context.Background(), srv.URL, dir, "/data", "/proc/meminfo", Plaintext)
 	if err == nil || !strings.Contains(err.Error(), "fleetd:node-id") || !strings.Contains(err.Error(), "fleetd:controller-quorum") {
 		t.Fatalf("missing tags: %v, want both named", err)
 	}
@@ -121,7 +121,7 @@ func TestHostileTagsRefuseTheBootAndWriteNothing(t *testing.T) {
 			meta["tags/instance/"+tag] = value
 			srv, _ := fakeIMDS(t, meta)
 			dir := filepath.Join(t.TempDir(), "etc-kafka")
-			err := run(context.Background(), srv.URL, dir, "/data", writeMeminfo(t))
+			err := run(context.Background(), srv.URL, dir, "/data", writeMeminfo(t), Plaintext)
 			if err == nil || !strings.Contains(err.Error(), "tag "+tag+"=") {
 				t.Fatalf("hostile %s: err %v, want a refusal naming the tag", tag, err)
 			}
@@ -185,10 +185,15 @@ func FuzzTagValues(f *testing.F) {
 		if Validate(id) != nil {
 			return
 		}
-		props, err := Properties(id, "/var/lib/kafka/data")
+		props, err := Properties(id, "/var/lib/kafka/data", Plaintext)
 		if err != nil {
 			t.Fatalf("validated values refused by the renderer: %v", err)
 		}
+		secure, err := Properties(id, "/var/lib/kafka/data", SASLSSL)
+		if err != nil {
+			t.Fatalf("validated values refused by the sasl_ssl renderer: %v", err)
+		}
+		checkKeys(t, secure, 30)
 		env, err := Env(id, 1024)
 		if err != nil {
 			t.Fatalf("validated values refused by the renderer: %v", err)
@@ -212,5 +217,28 @@ func checkKeys(t *testing.T, file string, n int) {
 			t.Fatalf("line %q repeats a key or has none:\n%s", l, file)
 		}
 		seen[k] = true
+	}
+}
+
+func TestSASLSSLListenersKeepTheSecretInItsFile(t *testing.T) {
+	srv, _ := fakeIMDS(t, brokerMeta)
+	dir := t.TempDir()
+	if err := run(context.Background(), srv.URL, dir, "/data", writeMeminfo(t), SASLSSL); err != nil {
+		t.Fatal(err)
+	}
+	props, _ := os.ReadFile(filepath.Join(dir, "server.properties"))
+	for _, want := range []string{"listeners=SASL_SSL://0.0.0.0:9092\n", "advertised.listeners=SASL_SSL://10.0.2.17:9092\n",
+		"inter.broker.listener.name=SASL_SSL\n", "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SSL\n",
+		"sasl.mechanism.inter.broker.protocol=SCRAM-SHA-512\n", "ssl.keystore.location=/etc/kafka/tls/broker.pem\n",
+		"listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=${file:/etc/kafka/tls/jaas.properties:inter.broker.jaas}\n"} {
+		if !strings.Contains(string(props), want) {
+			t.Errorf("server.properties lacks %q:\n%s", want, props)
+		}
+	}
+	if strings.Contains(string(props), "PLAINTEXT://") || strings.Contains(string(props), "password") {
+		t.Errorf("sasl_ssl rendering has a PLAINTEXT listener or a password:\n%s", props)
+	}
+	if err := run(context.Background(), srv.URL, t.TempDir(), "/data", writeMeminfo(t), "ssl-ish"); err == nil {
+		t.Error("an unknown --security was accepted")
 	}
 }

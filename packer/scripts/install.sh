@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provisions the broker AMI (run by packer as root on the build instance).
 # Inputs from the template: CORRETTO_MAJOR, KAFKA_VERSION, SCALA_VERSION,
-# KAFKA_SHA512. Files from packer/files are in /tmp/fleetd-files.
+# KAFKA_SHA512, LISTENER_SECURITY (plaintext or sasl_ssl). Files from
+# packer/files are in /tmp/fleetd-files.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 : "${CORRETTO_MAJOR:?}" "${KAFKA_VERSION:?}" "${SCALA_VERSION:?}" "${KAFKA_SHA512:?}"
@@ -62,6 +63,12 @@ install -m 0644 "$files/limits-kafka.conf" /etc/security/limits.d/60-kafka.conf
 install -m 0755 "$files/bin/kafka-disks" /usr/local/bin/kafka-disks
 install -m 0755 "$files/bin/kafka-broker-config" /usr/local/bin/kafka-broker-config
 install -m 0644 "$files"/systemd/*.service /etc/systemd/system/
+case "${LISTENER_SECURITY:-plaintext}" in
+  plaintext | sasl_ssl) ;;
+  *) echo "install.sh: LISTENER_SECURITY=$LISTENER_SECURITY: want plaintext or sasl_ssl" >&2; exit 1 ;;
+esac
+printf 'KAFKA_LISTENER_SECURITY=%s\n' "${LISTENER_SECURITY:-plaintext}" >/etc/default/kafka-config
+install -d -m 0750 -o root -g kafka /etc/kafka/tls
 systemctl daemon-reload
 systemctl enable kafka-disks.service kafka-config.service kafka.service
 rm -rf "$files"
