@@ -128,7 +128,14 @@ func (c *Consumer) delete(ctx context.Context, id, receipt, outcome string) {
 // members keeps the events about this cluster's instances (and those that
 // name none), with one lookup for the whole message.
 func (c *Consumer) members(ctx context.Context, evs []Event) ([]Event, error) {
-	if c.Members == nil {
+	return keepMembers(ctx, c.Members, evs, c.Log)
+}
+
+// keepMembers drops the events about instances that members says are not
+// this cluster's, asking once for all of evs' instances. A nil members keeps
+// everything.
+func keepMembers(ctx context.Context, members func(context.Context, []string) (map[string]bool, error), evs []Event, log zerolog.Logger) ([]Event, error) {
+	if members == nil {
 		return evs, nil
 	}
 	var ids []string
@@ -140,13 +147,13 @@ func (c *Consumer) members(ctx context.Context, evs []Event) ([]Event, error) {
 	if len(ids) == 0 {
 		return evs, nil
 	}
-	ours, err := c.Members(ctx, ids)
+	ours, err := members(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
 	kept := slices.DeleteFunc(slices.Clone(evs), func(ev Event) bool { return ev.InstanceID != "" && !ours[ev.InstanceID] })
 	if n := len(evs) - len(kept); n > 0 {
-		c.Log.Info().Int("events", n).Int("instances", len(ids)-len(ours)).Str("first", evs[0].ID).
+		log.Info().Int("events", n).Int("instances", len(ids)-len(ours)).Str("first", evs[0].ID).
 			Msg("events for instances that are not a broker of this cluster; ignored")
 	}
 	return kept, nil

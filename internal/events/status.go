@@ -68,14 +68,18 @@ func Scheduled(ctx context.Context, api StatusAPI, now time.Time) ([]Event, erro
 // PollScheduled asks every interval and dispatches what it finds until ctx
 // ends. A failed call is logged and retried at the next interval.
 // Only while active() (the lease holder) does it ask.
-func PollScheduled(ctx context.Context, api StatusAPI, interval time.Duration, d *Dispatcher, log zerolog.Logger, active func() bool) {
+func PollScheduled(ctx context.Context, api StatusAPI, interval time.Duration, d *Dispatcher, members func(context.Context, []string) (map[string]bool, error), log zerolog.Logger, active func() bool) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		var evs []Event
 		var err error
 		if active() {
-			evs, err = Scheduled(ctx, api, time.Now())
+			// The account's events, of every instance: only this cluster's
+			// go on, with one lookup for all of them.
+			if evs, err = Scheduled(ctx, api, time.Now()); err == nil {
+				evs, err = keepMembers(ctx, members, evs, log)
+			}
 		}
 		if err != nil && ctx.Err() == nil {
 			log.Warn().Err(err).Msg("DescribeInstanceStatus failed; retrying at the next poll")
