@@ -25,6 +25,30 @@ Exit codes:
 
 A cluster whose state cannot be read completely is reported as not safe.`
 
+// snapshot reads the cluster with the connection flags, bounded by
+// --timeout; a cluster that cannot be read is an error (exit 2), never a
+// verdict.
+func (kf *kafkaFlags) snapshot(ctx context.Context) (*health.Snapshot, error) {
+	s, err := kf.settings()
+	if err != nil {
+		return nil, err
+	}
+	// kgo's connection handshake does not watch the context; only the
+	// request timeout overhead bounds it (10 s by default).
+	cl, _, err := s.Admin(kgo.RequestTimeoutOverhead(min(kf.timeout, 10*time.Second)))
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(ctx, kf.timeout)
+	defer cancel()
+	snap, err := health.Collect(ctx, cl)
+	if err != nil {
+		return nil, &codeError{code: exitError, err: fmt.Errorf("cannot read cluster state from %s within %s: %w (check --bootstrap and that the brokers are reachable; nothing was judged)", strings.Join(s.Bootstrap, ","), kf.timeout, err)}
+	}
+	return snap, nil
+}
+
 func newStatusCmd() *cobra.Command {
 	var kf kafkaFlags
 	var asJSON bool
@@ -41,22 +65,9 @@ func newStatusCmd() *cobra.Command {
 				a.asJSON = asJSON
 				return daemonStatus(cmd, a)
 			}
-			s, err := kf.settings()
+			snap, err := kf.snapshot(cmd.Context())
 			if err != nil {
 				return err
-			}
-			// kgo's connection handshake does not watch the context; only the
-			// request timeout overhead bounds it (10 s by default).
-			cl, _, err := s.Admin(kgo.RequestTimeoutOverhead(min(kf.timeout, 10*time.Second)))
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(cmd.Context(), kf.timeout)
-			defer cancel()
-			snap, err := health.Collect(ctx, cl)
-			if err != nil {
-				return &codeError{code: exitError, err: fmt.Errorf("cannot read cluster state from %s within %s: %w (check --bootstrap and that the brokers are reachable)", strings.Join(s.Bootstrap, ","), kf.timeout, err)}
 			}
 			rep := health.NewReport(snap, health.CanDisrupt(snap, health.Policy{}))
 			if asJSON {

@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fleetd/fleetd/internal/health"
 	"github.com/fleetd/fleetd/internal/local"
@@ -59,18 +57,9 @@ func newWhatIfCmd() *cobra.Command {
 				}
 				infra = replace.InfraDown(insts)
 			}
-			s, err := kf.settings()
+			snap, err := kf.snapshot(ctx)
 			if err != nil {
 				return err
-			}
-			cl, _, err := s.Admin(kgo.RequestTimeoutOverhead(min(kf.timeout, 10*time.Second)))
-			if err != nil {
-				return err
-			}
-			defer cl.Close()
-			snap, err := health.Collect(ctx, cl)
-			if err != nil {
-				return &codeError{code: exitError, err: fmt.Errorf("cannot read cluster state from %s: %w (nothing was judged)", strings.Join(s.Bootstrap, ","), err)}
 			}
 			v := health.BlastRadius(snap, down, infra)
 			if asJSON {

@@ -402,25 +402,36 @@ func (e *Executor) requireEmpty(ctx context.Context, broker int32) error {
 	return nil
 }
 
-func (e *Executor) stopOld(ctx context.Context, r *Record) error {
+// beforeRetiringOld is what every act on the old broker's instance asks
+// first: for a move, that the cluster shows it empty; for both strategies,
+// the blast-radius guard, right now. Then OldStopped is recorded, before the
+// act: from there on the old broker may be going, and a rollback of the
+// identity strategy has nothing to return to. ok is false when there is no
+// instance to act on.
+func (e *Executor) beforeRetiringOld(ctx context.Context, r *Record, act string) (ok bool, err error) {
 	if r.Strategy == StrategyMove {
 		if err := e.requireEmpty(ctx, r.OldBroker); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if r.OldInstance == "" {
-		return nil
+		return false, nil
 	}
-	if err := e.guard(ctx, r, fmt.Sprintf("stop broker %d (instance %s)", r.OldBroker, r.OldInstance), r.OldBroker); err != nil {
-		return err
+	if err := e.guard(ctx, r, fmt.Sprintf("%s broker %d (instance %s)", act, r.OldBroker, r.OldInstance), r.OldBroker); err != nil {
+		return false, err
 	}
-	// Recorded before acting: from here on the old broker may be going, and
-	// a rollback of the identity strategy has nothing to return to.
 	if !r.OldStopped {
 		r.OldStopped = true
 		if err := e.save(ctx, r); err != nil {
-			return err
+			return false, err
 		}
+	}
+	return true, nil
+}
+
+func (e *Executor) stopOld(ctx context.Context, r *Record) error {
+	if ok, err := e.beforeRetiringOld(ctx, r, "stop"); !ok {
+		return err
 	}
 	if err := e.Provider.Stop(ctx, r.OldInstance); err != nil {
 		return fmt.Errorf("stop %s: %w", r.OldInstance, err)
@@ -442,22 +453,8 @@ func (e *Executor) stopOld(ctx context.Context, r *Record) error {
 }
 
 func (e *Executor) terminateOld(ctx context.Context, r *Record) error {
-	if r.Strategy == StrategyMove {
-		if err := e.requireEmpty(ctx, r.OldBroker); err != nil {
-			return err
-		}
-	}
-	if r.OldInstance == "" {
-		return nil
-	}
-	if err := e.guard(ctx, r, fmt.Sprintf("terminate broker %d (instance %s)", r.OldBroker, r.OldInstance), r.OldBroker); err != nil {
+	if ok, err := e.beforeRetiringOld(ctx, r, "terminate"); !ok {
 		return err
-	}
-	if !r.OldStopped {
-		r.OldStopped = true
-		if err := e.save(ctx, r); err != nil {
-			return err
-		}
 	}
 	if err := e.Provider.Terminate(ctx, r.OldInstance); err != nil {
 		return fmt.Errorf("terminate %s: %w", r.OldInstance, err)
