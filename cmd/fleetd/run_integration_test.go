@@ -538,3 +538,58 @@ func TestCLIAgainstTheDaemon(t *testing.T) {
 	}
 	d.stop(t)
 }
+
+// Issue 12: fleetd run exits within its shutdown bound on SIGTERM in every
+// state: standby, mid-move (the record stays resumable and finishes after a
+// restart), paused, and with Kafka unreachable.
+func TestRunExitsOnSIGTERMInEveryState(t *testing.T) {
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 24)
+	fleetURL, stateDir := localFleetServer(t, c), t.TempDir()
+	extra := "replace:\n  throttle: 2MiB\n  concurrency: 2\n  poll: 500ms\n"
+	la, lb := freeAddr(t), freeAddr(t)
+	active := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, la, extra), la)
+	active.waitFor(t, "the lease", 30*time.Second, func(st api.Status) bool { return st.Active })
+	standby := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, lb, extra), lb)
+	standby.stop(t) // standby
+
+	broker := int32(2)
+	if _, err := active.client.Replace(testbed.Context(t), api.ReplaceRequest{Broker: &broker}); err != nil {
+		t.Fatal(err)
+	}
+	st := active.waitFor(t, "the move", 2*time.Minute, func(st api.Status) bool {
+		return st.Controller.Running != nil && st.Controller.Running.Step == replace.StepMove
+	})
+	id := st.Controller.Running.ID
+	active.stop(t) // mid-move
+
+	again := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, la, extra), la)
+	var rec api.HistoryEntry
+	testbed.Eventually(t, 4*time.Minute, func() error {
+		var err error
+		if rec, err = again.client.Replacement(testbed.Context(t), id); err != nil {
+			return err
+		}
+		if !rec.Phase.Terminal() {
+			return fmt.Errorf("%s at %s", rec.Phase, rec.Step)
+		}
+		return nil
+	})
+	if rec.Phase != replace.PhaseCompleted {
+		t.Fatalf("after SIGTERM mid-move and a restart: %s (%s)", rec.Phase, rec.Error)
+	}
+	if _, err := again.client.SetPaused(testbed.Context(t), true); err != nil {
+		t.Fatal(err)
+	}
+	again.stop(t) // paused
+
+	ld := freeAddr(t)
+	cfg := filepath.Join(t.TempDir(), "unreachable.yaml")
+	if err := os.WriteFile(cfg, []byte(fmt.Sprintf("cluster: test\nstate_dir: %s\nkafka:\n  bootstrap: [127.0.0.1:1]\nprovider:\n  kind: local\n  local_fleet: %s\napi:\n  listen: %s\n", t.TempDir(), fleetURL, ld)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unreachable := startDaemon(t, cfg, ld)
+	time.Sleep(3 * time.Second)
+	unreachable.stop(t) // Kafka unreachable
+}
