@@ -71,7 +71,9 @@ func (d *Daemon) runEvents(ctx context.Context, start func(func())) error {
 		start(func() { c.Run(ctx) })
 	}
 	if ev.PollInterval > 0 {
-		start(func() { events.PollScheduled(ctx, d.aws.ec2, ev.PollInterval, d.dispatcher, d.members, d.log, d.active.Load) })
+		start(func() {
+			events.PollScheduled(ctx, d.aws.ec2, ev.PollInterval, d.dispatcher, d.members, d.log, d.active.Load)
+		})
 	}
 	return nil
 }
