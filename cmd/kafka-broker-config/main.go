@@ -330,7 +330,9 @@ func writeAtomic(path, content string) error {
 }
 
 func run(ctx context.Context, endpoint, out, logDirs, meminfo string, sec Security) error {
-	opts := imds.Options{}
+	// Reading IMDS is this program's whole job: an AWS_EC2_METADATA_DISABLED
+	// left in the boot environment must not turn it off.
+	opts := imds.Options{ClientEnableState: imds.ClientEnabled}
 	if endpoint != "" {
 		opts.Endpoint = endpoint
 	}
