@@ -139,3 +139,67 @@ func TestFileStoreLoadRefusesIdsThatLeaveTheStore(t *testing.T) {
 		t.Errorf("a well-formed unknown id: %v, want ErrNotFound", err)
 	}
 }
+
+// TestKilledAtEveryDurableEventResumesOrRollsBack is the crash test over
+// every step boundary of both strategies, with fakes in virtual time: fleetd
+// dies right after each durable event (its context ends there and the
+// executor is dropped), a new executor resumes from the store alone, and the
+// replacement must end completed or rolled back with no throttle left and
+// the old broker either serving (rolled back) or gone (completed). The
+// real-Kafka crash test keeps a few of these points.
+func TestKilledAtEveryDurableEventResumesOrRollsBack(t *testing.T) {
+	events := func(strategy Strategy) []string {
+		var seen []string
+		synctest.Test(t, func(t *testing.T) {
+			_, _, ex := fakes()
+			ex.Opts.OnEvent = func(ev string, _ *Record) { seen = append(seen, ev) }
+			r, _ := ex.Begin(context.Background(), Request{Broker: 2, Strategy: strategy})
+			if err := ex.Run(context.Background(), r); err != nil {
+				t.Fatalf("an uninterrupted %s run: %v", strategy, err)
+			}
+		})
+		return seen
+	}
+	for _, strategy := range []Strategy{StrategyMove, StrategyIdentity} {
+		for _, ev := range events(strategy) {
+			t.Run(string(strategy)+"/"+ev, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					c, p, first := fakes()
+					store := first.Store
+					ctx, die := context.WithCancel(context.Background())
+					first.Opts.OnEvent = func(e string, _ *Record) {
+						if e == ev {
+							die()
+						}
+					}
+					r, _ := first.Begin(ctx, Request{Broker: 2, Strategy: strategy})
+					_ = first.Run(ctx, r)
+					if r.Phase.Terminal() {
+						return // the last event: nothing left to resume
+					}
+					again := New(c, p, store, first.Opts)
+					again.Opts.OnEvent = nil
+					inflight, err := InFlight(context.Background(), store)
+					if err != nil || len(inflight) != 1 {
+						t.Fatalf("after a kill at %s: %d records in flight, err %v", ev, len(inflight), err)
+					}
+					rec := inflight[0]
+					_ = again.Run(context.Background(), rec)
+					if rec.Phase != PhaseCompleted && rec.Phase != PhaseRolledBack {
+						t.Fatalf("killed at %s, resumed: %s (%s)", ev, rec.Phase, rec.Error)
+					}
+					if len(c.configs) != 0 {
+						t.Errorf("throttles left after resuming from %s: %v", ev, c.configs)
+					}
+					_, oldListed := p.insts["i-2"]
+					if rec.Phase == PhaseCompleted && strategy == StrategyMove && oldListed {
+						t.Errorf("completed, but the old instance was not terminated")
+					}
+					if rec.Phase == PhaseRolledBack && !oldListed {
+						t.Errorf("rolled back, but the old instance is gone")
+					}
+				})
+			})
+		}
+	}
+}
