@@ -171,6 +171,23 @@ func (d *daemonProc) waitFor(t *testing.T, what string, timeout time.Duration, c
 	}
 }
 
+// waitEnded waits (at most 4 minutes) until replacement id has ended.
+func (d *daemonProc) waitEnded(t *testing.T, id string) api.HistoryEntry {
+	t.Helper()
+	var rec api.HistoryEntry
+	testbed.Eventually(t, 4*time.Minute, func() error {
+		var err error
+		if rec, err = d.client.Replacement(testbed.Context(t), id); err != nil {
+			return err
+		}
+		if !rec.Phase.Terminal() {
+			return fmt.Errorf("%s at %s", rec.Phase, rec.Step)
+		}
+		return nil
+	})
+	return rec
+}
+
 func (d *daemonProc) history(t *testing.T) []api.HistoryEntry {
 	t.Helper()
 	h, err := d.client.History(testbed.Context(t), 50)
@@ -386,17 +403,7 @@ func standbyTakesOver(t *testing.T, leaseConfig string) {
 	if err != nil || again.Queued == nil || again.Queued.ServedBy != id {
 		t.Fatalf("second request for broker %d: %+v %v; want it served by %s", broker, again.Queued, err, id)
 	}
-	var rec api.HistoryEntry
-	testbed.Eventually(t, 4*time.Minute, func() error {
-		var err error
-		if rec, err = b.client.Replacement(testbed.Context(t), id); err != nil {
-			return err
-		}
-		if !rec.Phase.Terminal() {
-			return fmt.Errorf("%s at %s", rec.Phase, rec.Step)
-		}
-		return nil
-	})
+	rec := b.waitEnded(t, id)
 	if rec.Phase != replace.PhaseCompleted {
 		t.Fatalf("replacement %s after takeover: %s (%s)", id, rec.Phase, rec.Error)
 	}
@@ -565,17 +572,7 @@ func TestRunExitsOnSIGTERMInEveryState(t *testing.T) {
 	active.stop(t) // mid-move
 
 	again := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, la, extra), la)
-	var rec api.HistoryEntry
-	testbed.Eventually(t, 4*time.Minute, func() error {
-		var err error
-		if rec, err = again.client.Replacement(testbed.Context(t), id); err != nil {
-			return err
-		}
-		if !rec.Phase.Terminal() {
-			return fmt.Errorf("%s at %s", rec.Phase, rec.Step)
-		}
-		return nil
-	})
+	rec := again.waitEnded(t, id)
 	if rec.Phase != replace.PhaseCompleted {
 		t.Fatalf("after SIGTERM mid-move and a restart: %s (%s)", rec.Phase, rec.Error)
 	}
