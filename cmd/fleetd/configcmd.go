@@ -26,9 +26,6 @@ Exit 0 when valid, 2 otherwise.`,
 			if err != nil {
 				return err
 			}
-			if err := c.CheckPaths(); err != nil {
-				return fmt.Errorf("%s: %w", args[0], err)
-			}
 			chaos := "off"
 			if c.Chaos.Enabled {
 				chaos = fmt.Sprintf("%q in %s, window %s %s", c.Chaos.Cron, c.Chaos.Timezone, c.Chaos.Days, c.Chaos.Hours)

@@ -67,9 +67,6 @@ func newRunCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if err := cfg.CheckPaths(); err != nil {
-				return fmt.Errorf("%s: %w", configPath, err)
-			}
 			log, err := newLogger(cmd.ErrOrStderr(), cfg.Log)
 			if err != nil {
 				return err
@@ -100,8 +97,21 @@ func envOr(k, def string) string {
 	return def
 }
 
-// load reads the config, with the Terraform outputs when --terraform-dir is set.
+// load reads the config, with the Terraform outputs when --terraform-dir is
+// set, and checks that its state_dir and lease directory are writable: both
+// fleetd run and config validate must refuse a config fleetd could not run.
 func (t *terraformFlags) load(ctx context.Context, path string) (*config.Config, error) {
+	c, err := t.read(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.CheckPaths(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func (t *terraformFlags) read(ctx context.Context, path string) (*config.Config, error) {
 	if t.dir == "" {
 		return config.Load(path)
 	}
