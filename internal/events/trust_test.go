@@ -98,7 +98,7 @@ func TestConsumerDeletesForeignMessagesAndLooksUpInstancesOncePerMessage(t *test
 	var lookups, asked int
 	var handled []string
 	var outcomes []string
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second) // bound: the 4th outcome cancels sooner
 	defer cancel()
 	c := &Consumer{API: api, QueueURL: "q", Origin: ours, Log: zerolog.Nop(),
 		Members: func(_ context.Context, ids []string) (map[string]bool, error) {
