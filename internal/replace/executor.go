@@ -7,13 +7,10 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
-
-	"github.com/fleetd/fleetd/internal/health"
 )
 
 // Options tune the executor. Zero values take the defaults noted.
@@ -122,6 +119,10 @@ type Executor struct {
 	Store    Store
 	Opts     Options
 
+	// flows are the workflow tables by strategy (DefaultWorkflows; a test
+	// may declare its own).
+	flows map[Strategy]*Workflow
+
 	mu    sync.Mutex
 	abort string
 }
@@ -129,7 +130,7 @@ type Executor struct {
 // New returns an executor with defaults applied.
 func New(c Cluster, p Provider, s Store, o Options) *Executor {
 	o.defaults()
-	return &Executor{Cluster: c, Provider: p, Store: s, Opts: o}
+	return &Executor{Cluster: c, Provider: p, Store: s, Opts: o, flows: DefaultWorkflows()}
 }
 
 // Abort asks the running replacement to roll back at its next check.
@@ -201,38 +202,6 @@ func InFlight(ctx context.Context, s Store) ([]*Record, error) {
 	return out, nil
 }
 
-// fatalError ends the forward path: the replacement rolls back (or fails).
-type fatalError struct{ err error }
-
-func (f *fatalError) Error() string { return f.err.Error() }
-func (f *fatalError) Unwrap() error { return f.err }
-
-func fatal(format string, args ...any) error { return &fatalError{fmt.Errorf(format, args...)} }
-
-// personError stops everything: the state needs a person, and fleetd must
-// not guess (for example, the old broker is not empty after the move).
-type personError struct{ err error }
-
-func (p *personError) Error() string { return p.err.Error() }
-func (p *personError) Unwrap() error { return p.err }
-
-// guardError: the blast-radius guard refused an act for longer than
-// GuardWait. The act did not happen; the workflow rolls back if it can.
-type guardError struct {
-	act  string
-	v    health.Verdict
-	wait time.Duration
-}
-
-func (g *guardError) Error() string {
-	return fmt.Sprintf("%s refused for %s by the blast-radius guard: %s", g.act, g.wait, g.v.Summary())
-}
-
-// refusedError: the gate refused before anything changed.
-type refusedError struct{ v health.Verdict }
-
-func (r *refusedError) Error() string { return "refused: " + r.v.Summary() }
-
 func (e *Executor) logger(r *Record) *zerolog.Logger { return Logger(e.Opts.Log, r) }
 
 // Logger returns l with r's ids (replacement, old and new broker and
@@ -277,12 +246,9 @@ func (e *Executor) Run(ctx context.Context, r *Record) error {
 			continue
 		}
 		e.endTiming(r, step, nil)
-		r.Step = e.next(r, step)
-		if r.Step == StepDone {
-			r.Phase, r.Finished = PhaseCompleted, e.Opts.Now()
-		}
-		if r.Step == StepRolledBack {
-			r.Phase, r.Finished = PhaseRolledBack, e.Opts.Now()
+		w := e.workflow(r)
+		if r.Step = w.After(step); r.Step == w.End {
+			r.Phase, r.Finished = w.EndPhase, e.Opts.Now()
 		}
 		if err := e.save(ctx, r); err != nil {
 			return err
@@ -306,12 +272,7 @@ func (e *Executor) runStep(ctx context.Context, r *Record, step Step) error {
 	backoff := time.Second
 	var err error
 	for attempt := 0; attempt <= e.Opts.StepRetries; attempt++ {
-		err = fn(ctx, r)
-		var f *fatalError
-		var p *personError
-		var ref *refusedError
-		var g *guardError
-		if err == nil || errors.As(err, &f) || errors.As(err, &p) || errors.As(err, &ref) || errors.As(err, &g) || ctx.Err() != nil || errors.Is(err, errAborted) {
+		if err = fn(ctx, r); err == nil || Classify(ctx, err) != Retry {
 			return err
 		}
 		e.logger(r).Warn().Err(err).Str("step", string(step)).Int("attempt", attempt+1).Dur("retry_in", backoff).Msg("step failed, retrying")
@@ -323,28 +284,27 @@ func (e *Executor) runStep(ctx context.Context, r *Record, step Step) error {
 	return fatal("step %s failed %d times: %w", step, e.Opts.StepRetries+1, err)
 }
 
-var errAborted = errors.New("aborted")
-
+// handleFailure moves r on after step failed with err, as Classify and the
+// workflow's table say.
 func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err error) error {
 	log := e.logger(r)
 	var ref *refusedError
-	var p *personError
-	switch {
-	case errors.As(err, &ref):
+	switch class := Classify(ctx, err); {
+	case class == Refused && errors.As(err, &ref):
 		r.Phase, r.Error, r.Finished = PhaseRefused, ref.v.Summary(), e.Opts.Now()
 		r.Attempts++
 		for _, b := range ref.v.Blockers {
 			r.Refusals = append(r.Refusals, b.Code)
 		}
 		log.Warn().Str("reason", r.Error).Msg("gate refused; nothing was changed")
-	case errors.As(err, &p):
+	case class == NeedsPerson:
 		r.Phase, r.Error, r.Finished = PhaseFailed, err.Error(), e.Opts.Now()
 		log.Error().Err(err).Str("step", string(step)).Msg("replacement stopped: needs a person")
 	case r.Phase == PhaseRollingBack:
 		r.Phase, r.Error, r.Finished = PhaseFailed, fmt.Sprintf("rollback step %s failed: %v (first: %s)", step, err, r.Error), e.Opts.Now()
 		log.Error().Err(err).Str("step", string(step)).Msg("rollback failed: needs a person")
 	default:
-		aborted := errors.Is(err, errAborted)
+		aborted := class == Aborted
 		if aborted {
 			err = errors.New(e.abortReason())
 		}
@@ -362,9 +322,11 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 	return e.save(ctx, r)
 }
 
-// beginRollback switches to the rollback path, or, where nothing can be
-// undone any more, to failed. aborted says the cause is an operator's abort
-// rather than a failure.
+// beginRollback ends the forward path as r's table says for the step it
+// stands at: rolled back when nothing was changed, the rollback table when
+// something can be undone, failed (or, for an abort, finishing) past the
+// point of no return. aborted says the cause is an operator's abort rather
+// than a failure.
 func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error, aborted bool) error {
 	log := e.logger(r)
 	r.Error = cause.Error()
@@ -372,90 +334,31 @@ func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error, ab
 	if aborted {
 		r.AbortRequested = cause.Error()
 	}
-	switch {
-	case r.Strategy == StrategyIdentity:
-		// Before the old instance was touched there is nothing to undo; after,
-		// its disk is gone and only finishing restores redundancy.
-		if slices.Index(identitySteps, r.Step) < slices.Index(identitySteps, StepStopOld) ||
-			r.Step == StepStopOld && !r.OldStopped {
-			r.Phase, r.Finished = PhaseRolledBack, e.Opts.Now()
-		} else {
-			r.Phase, r.Finished = PhaseFailed, e.Opts.Now()
-		}
-	case slices.Index(moveSteps, r.Step) >= slices.Index(moveSteps, StepStopOld) && aborted:
-		// The old broker is already going: finishing is the only safe way.
-		log.Warn().Err(cause).Msg("too late to abort: the old broker is being retired; finishing instead")
-		e.mu.Lock()
-		e.abort = ""
-		e.mu.Unlock()
-		r.Error = ""
-		return e.save(ctx, r)
-	case slices.Index(moveSteps, r.Step) >= slices.Index(moveSteps, StepStopOld):
-		// The old broker is empty but its retirement failed: nothing to undo,
-		// and retrying in a loop would not help. A person looks.
-		r.Phase, r.Finished = PhaseFailed, e.Opts.Now()
-	case r.NewInstance == "" && slices.Index(moveSteps, r.Step) < slices.Index(moveSteps, StepLaunch):
+	w := e.workflow(r)
+	switch w.onFailure(r, r.Step) {
+	case NothingToUndo:
 		r.Phase, r.Finished = PhaseRolledBack, e.Opts.Now()
-	default:
-		r.Phase, r.Step = PhaseRollingBack, StepCancelMoves
+	case RollBack:
+		if w.Rollback == nil {
+			r.Phase, r.Finished = PhaseFailed, e.Opts.Now()
+			break
+		}
+		r.Phase, r.Step = PhaseRollingBack, w.Rollback.Steps[0].Step
+	case NoReturn:
+		if aborted {
+			// The old broker is already going: finishing is the only safe way.
+			log.Warn().Err(cause).Str("step", string(r.Step)).Msg("too late to abort: past the point of no return; finishing instead")
+			e.mu.Lock()
+			e.abort = ""
+			e.mu.Unlock()
+			r.Error = ""
+			return e.save(ctx, r)
+		}
+		// Nothing to undo, and retrying in a loop would not help.
+		r.Phase, r.Finished = PhaseFailed, e.Opts.Now()
 	}
 	log.Warn().Err(cause).Str("phase", string(r.Phase)).Msg("replacement aborted")
 	return e.save(ctx, r)
-}
-
-func (e *Executor) next(r *Record, step Step) Step {
-	seq := moveSteps
-	switch {
-	case r.Phase == PhaseRollingBack:
-		seq = rollbackSteps
-	case r.Strategy == StrategyIdentity:
-		seq = identitySteps
-	}
-	i := slices.Index(seq, step)
-	if i < 0 || i+1 >= len(seq) {
-		return StepDone
-	}
-	return seq[i+1]
-}
-
-func (e *Executor) handler(r *Record, step Step) func(context.Context, *Record) error {
-	switch step {
-	case StepGate:
-		return e.gate
-	case StepPlan:
-		return e.plan
-	case StepLaunch:
-		return e.launch
-	case StepAwaitRegister:
-		return e.awaitRegister
-	case StepThrottle:
-		return e.throttle
-	case StepMove:
-		return e.move
-	case StepElectLeaders:
-		return e.electLeaders
-	case StepUnthrottle, StepRollbackUnthr:
-		return e.unthrottle
-	case StepVerifyEmpty:
-		return e.verifyEmpty
-	case StepStopOld:
-		return e.stopOld
-	case StepTerminateOld:
-		return e.terminateOld
-	case StepUnregisterOld:
-		return e.unregisterOld
-	case StepAwaitInSync:
-		return e.awaitInSync
-	case StepCancelMoves:
-		return e.cancelMoves
-	case StepMoveBack:
-		return e.moveBack
-	case StepRemoveNew:
-		return e.removeNew
-	}
-	return func(context.Context, *Record) error {
-		return &personError{fmt.Errorf("unknown step %q in record", step)}
-	}
 }
 
 func (e *Executor) save(ctx context.Context, r *Record) error {

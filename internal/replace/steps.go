@@ -2,7 +2,6 @@ package replace
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -45,8 +44,7 @@ func (e *Executor) guard(ctx context.Context, r *Record, act string, nodes ...in
 		}
 		return false, e.setWaiting(ctx, r, fmt.Sprintf("%s: %s", act, last.Summary()))
 	})
-	var f *fatalError
-	if errors.As(err, &f) && !last.Safe {
+	if isTimeout(err) && !last.Safe {
 		return &guardError{act: act, v: last, wait: e.Opts.GuardWait}
 	}
 	return err
@@ -278,8 +276,9 @@ func (e *Executor) launch(ctx context.Context, r *Record) error {
 	return nil
 }
 
-// poll calls check every Poll until it reports done, it fails fatally, or
-// timeout passes. Transient check errors are retried until the timeout.
+// poll calls check every Poll until it reports done, it fails for good, or
+// timeout passes (a *timeoutError). Transient check errors are retried until
+// the timeout; every other class of error ends the wait as it is.
 func (e *Executor) poll(ctx context.Context, r *Record, what string, timeout time.Duration, check func(ctx context.Context) (bool, error)) error {
 	deadline := e.Opts.Now().Add(timeout)
 	var last error
@@ -288,21 +287,19 @@ func (e *Executor) poll(ctx context.Context, r *Record, what string, timeout tim
 			return errAborted
 		}
 		done, err := check(ctx)
-		var f *fatalError
-		var p *personError
 		switch {
 		case err == nil && done:
 			return nil
-		case errors.As(err, &f), errors.As(err, &p):
+		case err == nil:
+		case Classify(ctx, err) == Interrupted:
+			return ctx.Err()
+		case Classify(ctx, err) != Retry:
 			return err
-		case err != nil:
+		default:
 			last = err
 		}
 		if e.Opts.Now().After(deadline) {
-			if last != nil {
-				return fatal("%s: not done within %s (last error: %v)", what, timeout, last)
-			}
-			return fatal("%s: not done within %s", what, timeout)
+			return &timeoutError{what: what, bound: timeout, last: last}
 		}
 		if !sleep(ctx, e.Opts.Poll) {
 			return ctx.Err()
@@ -377,8 +374,7 @@ func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
 		}
 		return true, nil
 	})
-	var f *fatalError
-	if errors.As(err, &f) {
+	if isTimeout(err) {
 		e.logger(r).Warn().Err(err).Msg("preferred leaders not restored; continuing (leadership is not redundancy)")
 		return nil
 	}
@@ -443,8 +439,7 @@ func (e *Executor) stopOld(ctx context.Context, r *Record) error {
 		}
 		return !alive(snap, r.OldBroker), nil
 	})
-	var f *fatalError
-	if errors.As(err, &f) {
+	if isTimeout(err) {
 		// It is empty (move) or being replaced anyway (identity): terminate.
 		e.logger(r).Warn().Err(err).Msg("old broker did not shut down in time; terminating it")
 		return nil
@@ -519,8 +514,7 @@ func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
 		}
 		return synced == parts && alive(snap, r.NewBroker), nil
 	})
-	var f *fatalError
-	if errors.As(err, &f) {
+	if isTimeout(err) {
 		// The old disk is gone: nothing to roll back to. A person must look.
 		return &personError{err}
 	}

@@ -131,15 +131,6 @@ const (
 	StepRolledBack    Step = "rolled-back"
 )
 
-// moveSteps and identitySteps are the forward sequences; rollbackSteps undo a
-// move. Each step is idempotent, so resuming repeats at most the step that
-// was running when fleetd died.
-var (
-	moveSteps     = []Step{StepGate, StepPlan, StepLaunch, StepAwaitRegister, StepThrottle, StepMove, StepElectLeaders, StepUnthrottle, StepVerifyEmpty, StepStopOld, StepTerminateOld, StepUnregisterOld, StepDone}
-	identitySteps = []Step{StepGate, StepStopOld, StepTerminateOld, StepLaunch, StepAwaitRegister, StepAwaitInSync, StepElectLeaders, StepDone}
-	rollbackSteps = []Step{StepCancelMoves, StepMoveBack, StepRollbackUnthr, StepRemoveNew, StepRolledBack}
-)
-
 // StepTiming records when a step ran.
 type StepTiming struct {
 	Step    Step      `json:"step"`

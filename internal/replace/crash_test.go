@@ -1,0 +1,244 @@
+package replace
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+)
+
+// crashCase is one workflow run that the crash driver kills at each of its
+// durable events in turn.
+type crashCase struct {
+	name     string
+	strategy Strategy
+	// abortAfter, if set, aborts the first run right after that event: the
+	// run then goes through the rollback table.
+	abortAfter string
+	// flows replaces the executor's tables (a test-only workflow).
+	flows map[Strategy]*Workflow
+}
+
+func (cc crashCase) executor() (*fakeCluster, *fakeProvider, *Executor) {
+	c, p, ex := fakes()
+	if cc.flows != nil {
+		ex.flows = cc.flows
+	}
+	return c, p, ex
+}
+
+// tables are the workflows cc's uninterrupted run must pass through.
+func (cc crashCase) tables(ex *Executor) []*Workflow {
+	w := ex.flows[cc.strategy]
+	if cc.abortAfter != "" {
+		return []*Workflow{w.Rollback}
+	}
+	return []*Workflow{w}
+}
+
+// killPoints runs cc once without a kill and returns its durable events,
+// checking that every step of its tables produced one: the kill points are
+// the table's steps, whatever the table holds.
+func killPoints(t *testing.T, cc crashCase) []string {
+	t.Helper()
+	var seen []string
+	synctest.Test(t, func(t *testing.T) {
+		_, _, ex := cc.executor()
+		ex.Opts.OnEvent = func(ev string, _ *Record) {
+			seen = append(seen, ev)
+			if ev == cc.abortAfter {
+				ex.Abort("crash test abort")
+			}
+		}
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2, Strategy: cc.strategy})
+		_ = ex.Run(context.Background(), r)
+		want := PhaseCompleted
+		if cc.abortAfter != "" {
+			want = PhaseRolledBack
+		}
+		if r.Phase != want {
+			t.Fatalf("an uninterrupted %s run ended %s (%s), want %s", cc.name, r.Phase, r.Error, want)
+		}
+		for _, w := range cc.tables(ex) {
+			for _, s := range w.Steps {
+				if !slices.Contains(seen, "after:"+string(s.Step)) {
+					t.Errorf("%s: step %s of table %s produced no durable event: the driver cannot kill there", cc.name, s.Step, w.Name)
+				}
+			}
+		}
+	})
+	return seen
+}
+
+// runCrashCases kills each case at every durable event: fleetd dies right
+// after the event was saved (its context ends and the executor is dropped),
+// a new executor resumes from the store alone, and the replacement must end
+// completed or rolled back, with no throttle left, the old broker serving
+// (rolled back, and no new instance left) or gone (completed); a record that
+// was rolling back when killed ends rolled back.
+func runCrashCases(t *testing.T, cases []crashCase) {
+	for _, cc := range cases {
+		for _, ev := range killPoints(t, cc) {
+			t.Run(cc.name+"/"+ev, func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					c, p, first := cc.executor()
+					ctx, die := context.WithCancel(context.Background())
+					first.Opts.OnEvent = func(e string, _ *Record) {
+						if e == cc.abortAfter {
+							first.Abort("crash test abort")
+						}
+						if e == ev {
+							die()
+						}
+					}
+					r, _ := first.Begin(ctx, Request{Broker: 2, Strategy: cc.strategy})
+					_ = first.Run(ctx, r)
+					if r.Phase.Terminal() {
+						return // the last event: nothing left to resume
+					}
+					killedPhase := r.Phase
+					again := New(c, p, first.Store, first.Opts)
+					again.flows, again.Opts.OnEvent = first.flows, nil
+					inflight, err := InFlight(context.Background(), first.Store)
+					if err != nil || len(inflight) != 1 {
+						t.Fatalf("after a kill at %s: %d records in flight, err %v", ev, len(inflight), err)
+					}
+					rec := inflight[0]
+					_ = again.Run(context.Background(), rec)
+					if rec.Phase != PhaseCompleted && rec.Phase != PhaseRolledBack {
+						t.Fatalf("killed at %s, resumed: %s (%s)", ev, rec.Phase, rec.Error)
+					}
+					if killedPhase == PhaseRollingBack && rec.Phase != PhaseRolledBack {
+						t.Fatalf("killed while rolling back at %s, resumed: %s", ev, rec.Phase)
+					}
+					if len(c.configs) != 0 {
+						t.Errorf("throttles left after resuming from %s: %v", ev, c.configs)
+					}
+					_, oldListed := p.insts["i-2"]
+					if rec.Phase == PhaseCompleted && cc.strategy == StrategyMove && oldListed {
+						t.Errorf("completed, but the old instance was not terminated")
+					}
+					if rec.Phase == PhaseRolledBack {
+						if !oldListed {
+							t.Errorf("rolled back, but the old instance is gone")
+						}
+						for id, in := range p.insts {
+							if rec.NewBroker != rec.OldBroker && in.NodeID == rec.NewBroker {
+								t.Errorf("rolled back, but the new instance %s is still there", id)
+							}
+						}
+					}
+				})
+			})
+		}
+	}
+}
+
+// TestKilledAtEveryStepEventOfEveryWorkflow is the crash test over every
+// durable event of the move, identity and rollback tables, in virtual time.
+// The real-Kafka crash tests (cmd/fleetd) keep a few of these points.
+func TestKilledAtEveryStepEventOfEveryWorkflow(t *testing.T) {
+	runCrashCases(t, []crashCase{
+		{name: "move", strategy: StrategyMove},
+		{name: "identity", strategy: StrategyIdentity},
+		{name: "rollback", strategy: StrategyMove, abortAfter: "batch-done:0"},
+	})
+}
+
+// A step added to a workflow's table is picked up by the executor and the
+// crash driver with no change anywhere else.
+func TestANewStepInATestTableIsRunAndKilledAt(t *testing.T) {
+	runs := 0
+	extra := StepSpec{Step: "test-extra", OnFailure: RollBack, Run: func(e *Executor, ctx context.Context, r *Record) error {
+		runs++
+		return nil
+	}}
+	move := *moveFlow
+	i := move.Index(StepThrottle) + 1
+	move.Steps = slices.Insert(slices.Clone(move.Steps), i, extra)
+	flows := map[Strategy]*Workflow{StrategyMove: &move, StrategyIdentity: identityFlow}
+	cc := crashCase{name: "move-with-extra", strategy: StrategyMove, flows: flows}
+	if points := killPoints(t, cc); !slices.Contains(points, "after:test-extra") {
+		t.Fatalf("kill points %v lack the new step", points)
+	}
+	runs = 0
+	runCrashCases(t, []crashCase{cc})
+	if runs == 0 {
+		t.Fatal("the new step never ran")
+	}
+}
+
+// A step that is not in the record's table stops for a person, never guesses.
+func TestAStepOutsideTheTableNeedsAPerson(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, ex := fakes()
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
+		r.Step = "no-such-step"
+		_ = ex.Run(context.Background(), r)
+		if r.Phase != PhaseFailed || !strings.Contains(r.Error, `step "no-such-step" is not in the move workflow`) {
+			t.Fatalf("phase %s error %q", r.Phase, r.Error)
+		}
+	})
+}
+
+// The tables' shape: the point of no return of each strategy, and that only
+// the steps that act on the old instance ask the guard for it.
+func TestWorkflowTables(t *testing.T) {
+	if got := moveFlow.NoReturnAt(); got != StepStopOld {
+		t.Errorf("move: point of no return at %s, want stop-old", got)
+	}
+	if got := identityFlow.NoReturnAt(); got != StepStopOld {
+		t.Errorf("identity: point of no return at %s, want stop-old", got)
+	}
+	for _, w := range []*Workflow{moveFlow, identityFlow, rollbackFlow} {
+		for _, s := range w.Steps {
+			if s.Run == nil {
+				t.Errorf("%s/%s has no function", w.Name, s.Step)
+			}
+			if s.RetiresOld != (s.Step == StepStopOld || s.Step == StepTerminateOld) {
+				t.Errorf("%s/%s: RetiresOld %v", w.Name, s.Step, s.RetiresOld)
+			}
+		}
+	}
+	r := &Record{}
+	if got := identityFlow.onFailure(r, StepStopOld); got != NothingToUndo {
+		t.Errorf("identity stop-old before the stop was recorded: %s, want nothing-to-undo", got)
+	}
+	r.OldStopped = true
+	if got := identityFlow.onFailure(r, StepStopOld); got != NoReturn {
+		t.Errorf("identity stop-old after the stop was recorded: %s, want no-return", got)
+	}
+}
+
+// TestClassify is the one table of what each error kind means.
+func TestClassify(t *testing.T) {
+	live := context.Background()
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	cases := []struct {
+		name string
+		ctx  context.Context
+		err  error
+		want Class
+	}{
+		{"transient", live, errors.New("connection refused"), Retry},
+		{"context deadline of one call", live, context.DeadlineExceeded, Retry},
+		{"fatal", live, fatal("destination down"), Fatal},
+		{"wrapped fatal", live, errors.Join(errors.New("x"), fatal("y")), Fatal},
+		{"timeout", live, &timeoutError{what: "batch 1", bound: 1}, Fatal},
+		{"guard", live, &guardError{act: "stop"}, Fatal},
+		{"person", live, &personError{errors.New("not empty")}, NeedsPerson},
+		{"person wrapping a timeout", live, &personError{&timeoutError{what: "in sync"}}, NeedsPerson},
+		{"refused", live, &refusedError{}, Refused},
+		{"aborted", live, errAborted, Aborted},
+		{"interrupted", done, errors.New("anything"), Interrupted},
+		{"interrupted wins over fatal", done, fatal("x"), Interrupted},
+	}
+	for _, c := range cases {
+		if got := Classify(c.ctx, c.err); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, got, c.want)
+		}
+	}
+}

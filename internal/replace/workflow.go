@@ -1,0 +1,165 @@
+package replace
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// OnFailure says what a failure (or an operator's abort) at a step leads to.
+type OnFailure int
+
+const (
+	// NothingToUndo: nothing has changed yet; the record ends rolled back.
+	NothingToUndo OnFailure = iota
+	// RollBack: run the workflow's rollback table, which puts back what the
+	// forward steps did.
+	RollBack
+	// NoReturn: past the point of no return. A failure needs a person (the
+	// record ends failed); an abort is declined and the workflow finishes,
+	// which is the only way back to full redundancy.
+	NoReturn
+)
+
+func (o OnFailure) String() string {
+	return [...]string{"nothing-to-undo", "roll-back", "no-return"}[o]
+}
+
+// StepSpec declares one step of a workflow.
+type StepSpec struct {
+	Step Step
+	// Run does the step; it is idempotent (a resumed workflow repeats the
+	// step it died in).
+	Run func(e *Executor, ctx context.Context, r *Record) error
+	// OnFailure is what a failure at this step leads to.
+	OnFailure OnFailure
+	// RetiresOld marks a step that acts on the old broker's instance: it asks
+	// the blast-radius guard right before the act and records OldStopped
+	// first. Until OldStopped is recorded the act has not begun, and a
+	// failure is BeforeAct instead of OnFailure.
+	RetiresOld bool
+	BeforeAct  OnFailure
+}
+
+// Workflow is one declared table of steps. The executor's sequence, step
+// handlers, rollback decisions and the crash tests' kill points all come
+// from it: adding a step is one entry.
+type Workflow struct {
+	Name  string
+	Steps []StepSpec
+	// End is the step a record stands at once the table is done.
+	End Step
+	// EndPhase is the record's phase then.
+	EndPhase Phase
+	// Rollback undoes the steps whose OnFailure is RollBack.
+	Rollback *Workflow
+}
+
+// Index is where step stands in w (-1: not in it).
+func (w *Workflow) Index(step Step) int {
+	return slices.IndexFunc(w.Steps, func(s StepSpec) bool { return s.Step == step })
+}
+
+// Spec returns step's declaration.
+func (w *Workflow) Spec(step Step) (StepSpec, bool) {
+	if i := w.Index(step); i >= 0 {
+		return w.Steps[i], true
+	}
+	return StepSpec{}, false
+}
+
+// After is the step that follows step (End after the last).
+func (w *Workflow) After(step Step) Step {
+	i := w.Index(step)
+	if i < 0 || i+1 >= len(w.Steps) {
+		return w.End
+	}
+	return w.Steps[i+1].Step
+}
+
+// NoReturnAt is the first step past the point of no return ("" if none).
+func (w *Workflow) NoReturnAt() Step {
+	for _, s := range w.Steps {
+		if s.OnFailure == NoReturn {
+			return s.Step
+		}
+	}
+	return ""
+}
+
+// onFailure is what a failure of r at step leads to.
+func (w *Workflow) onFailure(r *Record, step Step) OnFailure {
+	s, ok := w.Spec(step)
+	if !ok {
+		return NoReturn // an unknown step: fleetd must not guess
+	}
+	if s.RetiresOld && !r.OldStopped {
+		return s.BeforeAct
+	}
+	return s.OnFailure
+}
+
+// The workflows. The package comment (doc.go) states them as numbered lists.
+var (
+	rollbackFlow = &Workflow{Name: "rollback", End: StepRolledBack, EndPhase: PhaseRolledBack, Steps: []StepSpec{
+		{Step: StepCancelMoves, Run: (*Executor).cancelMoves, OnFailure: NoReturn},
+		{Step: StepMoveBack, Run: (*Executor).moveBack, OnFailure: NoReturn},
+		{Step: StepRollbackUnthr, Run: (*Executor).unthrottle, OnFailure: NoReturn},
+		{Step: StepRemoveNew, Run: (*Executor).removeNew, OnFailure: NoReturn},
+	}}
+	moveFlow = &Workflow{Name: "move", End: StepDone, EndPhase: PhaseCompleted, Rollback: rollbackFlow, Steps: []StepSpec{
+		{Step: StepGate, Run: (*Executor).gate, OnFailure: NothingToUndo},
+		{Step: StepPlan, Run: (*Executor).plan, OnFailure: NothingToUndo},
+		{Step: StepLaunch, Run: (*Executor).launch, OnFailure: RollBack},
+		{Step: StepAwaitRegister, Run: (*Executor).awaitRegister, OnFailure: RollBack},
+		{Step: StepThrottle, Run: (*Executor).throttle, OnFailure: RollBack},
+		{Step: StepMove, Run: (*Executor).move, OnFailure: RollBack},
+		{Step: StepElectLeaders, Run: (*Executor).electLeaders, OnFailure: RollBack},
+		{Step: StepUnthrottle, Run: (*Executor).unthrottle, OnFailure: RollBack},
+		{Step: StepVerifyEmpty, Run: (*Executor).verifyEmpty, OnFailure: RollBack},
+		// The old broker is empty: from here finishing is the way forward.
+		{Step: StepStopOld, Run: (*Executor).stopOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn},
+		{Step: StepTerminateOld, Run: (*Executor).terminateOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn},
+		{Step: StepUnregisterOld, Run: (*Executor).unregisterOld, OnFailure: NoReturn},
+	}}
+	identityFlow = &Workflow{Name: "identity", End: StepDone, EndPhase: PhaseCompleted, Steps: []StepSpec{
+		{Step: StepGate, Run: (*Executor).gate, OnFailure: NothingToUndo},
+		// Until the stop is recorded nothing was touched; after it the old
+		// disk may be gone and only finishing restores redundancy.
+		{Step: StepStopOld, Run: (*Executor).stopOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NothingToUndo},
+		{Step: StepTerminateOld, Run: (*Executor).terminateOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn},
+		{Step: StepLaunch, Run: (*Executor).launch, OnFailure: NoReturn},
+		{Step: StepAwaitRegister, Run: (*Executor).awaitRegister, OnFailure: NoReturn},
+		{Step: StepAwaitInSync, Run: (*Executor).awaitInSync, OnFailure: NoReturn},
+		{Step: StepElectLeaders, Run: (*Executor).electLeaders, OnFailure: NoReturn},
+	}}
+)
+
+// DefaultWorkflows are the forward workflows by strategy.
+func DefaultWorkflows() map[Strategy]*Workflow {
+	return map[Strategy]*Workflow{StrategyMove: moveFlow, StrategyIdentity: identityFlow}
+}
+
+// workflow is the table r is moving through now: the rollback of its
+// strategy's table while rolling back. A record whose strategy the gate has
+// not chosen yet is at the gate, the same first step in every table.
+func (e *Executor) workflow(r *Record) *Workflow {
+	w := e.flows[r.Strategy]
+	if w == nil {
+		w = e.flows[StrategyMove]
+	}
+	if r.Phase == PhaseRollingBack && w.Rollback != nil {
+		return w.Rollback
+	}
+	return w
+}
+
+// handler is the function that runs r's step, from its table.
+func (e *Executor) handler(r *Record, step Step) func(context.Context, *Record) error {
+	if s, ok := e.workflow(r).Spec(step); ok {
+		return func(ctx context.Context, r *Record) error { return s.Run(e, ctx, r) }
+	}
+	return func(context.Context, *Record) error {
+		return &personError{fmt.Errorf("step %q is not in the %s workflow", step, e.workflow(r).Name)}
+	}
+}
