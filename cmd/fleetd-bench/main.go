@@ -24,6 +24,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/kclient"
 	"github.com/fleetd/fleetd/internal/ledger"
 	"github.com/fleetd/fleetd/internal/local"
@@ -103,14 +104,15 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 	provider := local.NewProvider(fleet)
 	replaceOnce := func(name string, broker int32, concurrency int) (result, error) {
 		fmt.Fprintf(os.Stderr, "%s: replacing broker %d\n", name, broker)
-		ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, provider, store, replace.Options{
-			Throttle: int64(rate), Plan: replace.PlanOptions{Concurrency: concurrency}, Poll: time.Second, Log: log,
-			RegisterTimeout: 2 * time.Minute, StopTimeout: time.Minute,
-		})
+		rc := config.Replace{Throttle: config.Throttle{Throttle: replace.Rate(int64(rate))}, Concurrency: concurrency, Poll: time.Second, RegisterTimeout: 2 * time.Minute}
+		rc.Defaults()
+		opts := rc.Options()
+		opts.Log, opts.StopTimeout = log, time.Minute
+		ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, provider, store, opts)
 		res := result{name: name}
 		var runErr error
 		res.p99, err = ledgerP99(ctx, fleet, topic, func() error {
-			rec, err := ex.Begin(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove, Trigger: "bench"})
+			rec, err := ex.Begin(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove, Triggers: []replace.Trigger{replace.TriggerBench}})
 			if err != nil {
 				return err
 			}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/api"
 	"github.com/fleetd/fleetd/internal/config"
+	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/replace"
 )
 
@@ -38,6 +38,31 @@ func (a *apiFlags) register(fs *pflag.FlagSet, usage string) {
 func (a *apiFlags) registerURL(fs *pflag.FlagSet, usage string) {
 	fs.StringVar(&a.url, "api", "", usage+" (the token is read from "+config.EnvAPIToken+")")
 	fs.DurationVar(&a.timeout, "api-timeout", 30*time.Second, "give up on the daemon after this long")
+}
+
+// useDaemon says whether a command that works either way talks to the
+// daemon: --api given, or FLEETD_API set and neither a flag nor an
+// environment variable of the direct way (direct, directEnv) given.
+func (a *apiFlags) useDaemon(fs *pflag.FlagSet, direct []string, directEnv ...string) bool {
+	if a.url != "" {
+		return true
+	}
+	env := os.Getenv("FLEETD_API")
+	if env == "" {
+		return false
+	}
+	for _, n := range direct {
+		if fs.Changed(n) {
+			return false
+		}
+	}
+	for _, e := range directEnv {
+		if os.Getenv(e) != "" {
+			return false
+		}
+	}
+	a.url = env
+	return true
 }
 
 func (a *apiFlags) client() (*api.Client, error) {
@@ -193,7 +218,7 @@ func renderHistory(w io.Writer, entries []api.HistoryEntry, steps bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tCREATED\tTRIGGER\tSTRATEGY\tBROKER\tOUTCOME\tSTEP\tTOOK\tMOVED")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d -> %s\t%s\t%s\t%s\t%s\n", e.ID, e.Created.Local().Format("2006-01-02 15:04"), e.Trigger, e.Strategy,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d -> %s\t%s\t%s\t%s\t%s\n", e.ID, e.Created.Local().Format("2006-01-02 15:04"), e.TriggerList(), e.Strategy,
 			e.OldBroker, newBroker(e.Record), e.Phase, e.Step, (time.Duration(e.TotalSeconds * float64(time.Second))).Round(time.Second), humanize.IBytes(uint64(max(e.BytesMoved, 0))))
 	}
 	tw.Flush()
@@ -256,7 +281,7 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 		fmt.Fprintf(w, "paused by fleetd itself: %s\n", st.Controller.PauseReason)
 	}
 	if r := st.Controller.Running; r != nil {
-		fmt.Fprintf(w, "running: %s, broker %d -> %s (%s), step %s, trigger %s\n", r.ID, r.OldBroker, newBroker(r), r.Strategy, r.Step, r.Trigger)
+		fmt.Fprintf(w, "running: %s, broker %d -> %s (%s), step %s, trigger %s\n", r.ID, r.OldBroker, newBroker(r), r.Strategy, r.Step, r.TriggerList())
 		if r.Waiting != "" {
 			fmt.Fprintf(w, "  WAITING since %s: %s\n", r.WaitingSince.Local().Format(time.TimeOnly), r.Waiting)
 		}
@@ -272,7 +297,7 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 	} else {
 		fmt.Fprintln(w, "queue:")
 		for _, q := range st.Controller.Queue {
-			line := fmt.Sprintf("  %s broker %d (%s)", q.ID, q.Broker, strings.Join(q.Triggers, ","))
+			line := fmt.Sprintf("  %s broker %d (%s)", q.ID, q.Broker, replace.JoinTriggers(q.Triggers))
 			if q.LastRefusal != "" {
 				line += fmt.Sprintf(", refused %d times, retry after %s: %s", q.Attempts, q.NotBefore.Local().Format(time.TimeOnly), q.LastRefusal)
 			}
@@ -310,13 +335,13 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 }
 
 // daemonReplace is `fleetd replace --api`.
-func daemonReplace(cmd *cobra.Command, a apiFlags, broker int32, strategy string, dryRun bool) error {
+func daemonReplace(cmd *cobra.Command, a apiFlags, req api.ReplaceRequest) error {
 	c, ctx, cancel, err := a.open(cmd.Context())
 	if err != nil {
 		return err
 	}
 	defer cancel()
-	resp, err := c.Replace(ctx, api.ReplaceRequest{Broker: &broker, Strategy: strategy, DryRun: dryRun})
+	resp, err := c.Replace(ctx, req)
 	if err != nil {
 		return err
 	}
@@ -332,10 +357,93 @@ func daemonReplace(cmd *cobra.Command, a apiFlags, broker int32, strategy string
 		return nil
 	}
 	q := resp.Queued
-	if q.ServedBy != "" {
-		fmt.Fprintf(w, "nothing queued: broker %d is being replaced right now by %s (fleetd history --id %s follows it)\n", q.Broker, q.ServedBy, q.ServedBy)
-		return nil
+	switch resp.Outcome {
+	case controller.Attached:
+		fmt.Fprintf(w, "attached: broker %d is being replaced right now by %s; this request (%s) is listed there and done when it completes (fleetd history --id %s follows it)\n", q.Broker, resp.Into, q.ID, resp.Into)
+	case controller.Merged:
+		fmt.Fprintf(w, "merged: broker %d was already queued as %s; that request now carries triggers %s (fleetd cancel %s withdraws it)\n", q.Broker, resp.Into, replace.JoinTriggers(q.Triggers), resp.Into)
+	default:
+		fmt.Fprintf(w, "queued: request %s to replace broker %d (triggers %s); fleetd status shows its place, fleetd history its outcome, fleetd cancel %s withdraws it\n", q.ID, q.Broker, replace.JoinTriggers(q.Triggers), q.ID)
 	}
-	fmt.Fprintf(w, "queued: request %s to replace broker %d (triggers %s); fleetd status shows its place, fleetd history its outcome\n", q.ID, q.Broker, strings.Join(q.Triggers, ","))
 	return nil
+}
+
+func newCancelCmd() *cobra.Command {
+	var a apiFlags
+	var reason string
+	cmd := &cobra.Command{
+		Use:   "cancel REQUEST-ID",
+		Short: "Withdraw a queued replacement request from a running fleetd",
+		Long: `Take a queued request (q-..., as fleetd status lists it) off the daemon's
+queue. It is listed under dropped with the reason. A replacement that is
+already running is not cancelled: abort rolls it back.
+
+Exit codes: 0 cancelled, 2 error (no such queued request, standby, ...).`,
+		Example: `  fleetd cancel q-1a2b3c4d --reason "replaced by hand"`,
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, ctx, cancel, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			resp, err := c.Cancel(ctx, args[0], reason)
+			if err != nil {
+				return err
+			}
+			if a.asJSON {
+				return printJSON(cmd.OutOrStdout(), resp)
+			}
+			q := resp.Cancelled
+			fmt.Fprintf(cmd.OutOrStdout(), "cancelled: request %s to replace broker %d (triggers %s)\n", q.ID, q.Broker, replace.JoinTriggers(q.Triggers))
+			return nil
+		},
+	}
+	a.register(cmd.Flags(), "daemon URL (env FLEETD_API, default "+defaultAPI+")")
+	cmd.Flags().StringVar(&reason, "reason", "", "why, for the record and the logs")
+	return cmd
+}
+
+func newThrottleCmd() *cobra.Command {
+	var a apiFlags
+	cmd := &cobra.Command{
+		Use:   "throttle RATE",
+		Short: "Change the replication throttle of the replacement running now",
+		Long: `Change the running replacement's replication throttle, e.g. to slow it
+down at peak traffic or speed it up at night. RATE is a size per second
+(20MiB, 100MB) or none. The new value is written into the replacement's
+record first (a restarted fleetd keeps it), then set on the brokers'
+leader/follower.replication.throttled.rate at once.
+
+Exit codes: 0 changed, 1 no replacement is running, 2 error.`,
+		Example: `  fleetd throttle 20MiB
+  fleetd throttle none --api http://10.0.3.7:7080`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := replace.ParseThrottle(args[0])
+			if err != nil {
+				return err
+			}
+			c, ctx, cancel, err := a.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer cancel()
+			res, err := c.SetThrottle(ctx, t)
+			if api.IsStatus(err, 409) {
+				fmt.Fprintln(cmd.OutOrStdout(), err.Error())
+				return &codeError{code: exitNotSafe}
+			}
+			if err != nil {
+				return err
+			}
+			if a.asJSON {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "replacement %s: throttle %s -> %s: %s\n", res.Replacement, res.Previous, res.Throttle, res.Message)
+			return nil
+		},
+	}
+	a.register(cmd.Flags(), "daemon URL (env FLEETD_API, default "+defaultAPI+")")
+	return cmd
 }

@@ -167,8 +167,8 @@ chaos:
 	}
 
 	rep := waitReplacement(t, d, func(h api.HistoryEntry) bool { return h.OldInstance == victim })
-	if rep.Phase != replace.PhaseCompleted || rep.Trigger != "instance-retirement" || rep.Strategy != replace.StrategyMove {
-		t.Fatalf("retirement replacement: %s trigger %q strategy %s (%s)", rep.Phase, rep.Trigger, rep.Strategy, rep.Error)
+	if rep.Phase != replace.PhaseCompleted || rep.TriggerList() != "instance-retirement" || rep.Strategy != replace.StrategyMove {
+		t.Fatalf("retirement replacement: %s trigger %q strategy %s (%s)", rep.Phase, rep.TriggerList(), rep.Strategy, rep.Error)
 	}
 	t.Logf("retirement: event published -> replacement created in %s, done in %.1fs", rep.Created.Sub(published).Round(time.Millisecond), rep.TotalSeconds)
 	if h := d.history(t); len(h) != 1 {
@@ -240,8 +240,8 @@ chaos:
 	publish(t, sq, queueURL, "aws.ec2", "EC2 Instance State-change Notification", []string{"arn:aws:ec2:us-east-1:123456789012:instance/" + lost},
 		map[string]string{"instance-id": lost, "state": "terminated"})
 	rep = waitReplacement(t, d, func(h api.HistoryEntry) bool { return h.OldInstance == lost })
-	if rep.Phase != replace.PhaseCompleted || rep.Strategy != replace.StrategyIdentity || rep.NewBroker != 1 || rep.Trigger != "instance-lost" {
-		t.Fatalf("lost broker: %s strategy %s new broker %d trigger %q (%s)", rep.Phase, rep.Strategy, rep.NewBroker, rep.Trigger, rep.Error)
+	if rep.Phase != replace.PhaseCompleted || rep.Strategy != replace.StrategyIdentity || rep.NewBroker != 1 || rep.TriggerList() != "instance-lost" {
+		t.Fatalf("lost broker: %s strategy %s new broker %d trigger %q (%s)", rep.Phase, rep.Strategy, rep.NewBroker, rep.TriggerList(), rep.Error)
 	}
 	testbed.Eventually(t, 2*time.Minute, c.Settled) // full ISR again, on broker 1's new disk
 	c.StopLedger(ledgerRun)
@@ -279,8 +279,8 @@ chaos:
 `, seed.LaunchTemplate)), listen)
 
 	rep := waitReplacement(t, d, func(h api.HistoryEntry) bool { return true })
-	if rep.Phase != replace.PhaseCompleted || rep.Trigger != "ami-drift" || rep.OldInstance != seed.Instances[1] {
-		t.Fatalf("drift replacement: %s trigger %q of %s (%s); want broker 1's instance %s, the oldest", rep.Phase, rep.Trigger, rep.OldInstance, rep.Error, seed.Instances[1])
+	if rep.Phase != replace.PhaseCompleted || rep.TriggerList() != "ami-drift" || rep.OldInstance != seed.Instances[1] {
+		t.Fatalf("drift replacement: %s trigger %q of %s (%s); want broker 1's instance %s, the oldest", rep.Phase, rep.TriggerList(), rep.OldInstance, rep.Error, seed.Instances[1])
 	}
 	if img := aws.ToString(testbed.EC2Instance(t, ec2c, rep.NewInstance).ImageId); img != seed.Image {
 		t.Errorf("new instance runs %s, want the newest AMI %s", img, seed.Image)

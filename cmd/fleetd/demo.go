@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/kclient"
 	"github.com/fleetd/fleetd/internal/ledger"
 	"github.com/fleetd/fleetd/internal/local"
@@ -57,7 +58,7 @@ Exit codes: 0 replaced with nothing lost, 2 otherwise.`,
 	return cmd
 }
 
-func runDemo(ctx context.Context, out, errOut io.Writer, data, throttle int64, broker int32, verbose bool) (err error) {
+func runDemo(ctx context.Context, out, errOut io.Writer, data int64, throttle replace.Throttle, broker int32, verbose bool) (err error) {
 	start := time.Now()
 	say := func(format string, args ...any) {
 		fmt.Fprintf(out, "[%5.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
@@ -107,18 +108,19 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data, throttle int64, b
 		return err
 	}
 	view := newProgressView(out)
-	ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, local.NewProvider(fleet), store, replace.Options{
-		Throttle: throttle, Poll: time.Second, Log: log,
-		RegisterTimeout: 2 * time.Minute, StopTimeout: time.Minute, LeaderTimeout: time.Minute,
-		OnProgress: view.progress, OnEvent: view.event,
-	})
+	rc := config.Replace{Throttle: config.Throttle{Throttle: throttle}, Poll: time.Second, RegisterTimeout: 2 * time.Minute}
+	rc.Defaults()
+	opts := rc.Options()
+	opts.StopTimeout, opts.LeaderTimeout = time.Minute, time.Minute
+	opts.Log, opts.OnProgress, opts.OnEvent = log, view.progress, view.event
+	ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, local.NewProvider(fleet), store, opts)
 	preview, err := ex.Preview(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove})
 	if err != nil {
 		return err
 	}
 	printPreview(out, preview, false)
 	say("replacing broker %d (strategy move)", broker)
-	rec, err := ex.Begin(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove, Trigger: "demo"})
+	rec, err := ex.Begin(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove, Triggers: []replace.Trigger{replace.TriggerDemo}})
 	if err != nil {
 		return err
 	}

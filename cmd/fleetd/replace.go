@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -15,7 +16,9 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/fleetd/fleetd/internal/api"
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -59,9 +62,14 @@ type replaceFlags struct {
 	concurrency int
 	order       string
 	poll        time.Duration
+	reason      string
 	asJSON      bool
 	api         apiFlags
 }
+
+// localOnly are the replace flags that only mean something when this
+// process replaces the broker itself; the daemon has its own.
+var localOnly = []string{"local-fleet", "state-dir", "poll", "config", "bootstrap", "tls", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "sasl-mechanism", "sasl-username", "timeout"}
 
 func defaultStateDir() string {
 	if d := os.Getenv("FLEETD_STATE_DIR"); d != "" {
@@ -90,17 +98,16 @@ func newReplaceCmd() *cobra.Command {
   fleetd replace --broker 2 --api http://127.0.0.1:7080   # queue it with the daemon`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if f.api.url != "" {
-				if !cmd.Flags().Changed("broker") {
-					return errors.New("--broker is required")
-				}
-				if f.strategy != "" && f.strategy != string(replace.StrategyMove) && f.strategy != string(replace.StrategyIdentity) {
-					return fmt.Errorf("--strategy %q: want move or identity", f.strategy)
+			fs := cmd.Flags()
+			if f.api.useDaemon(fs, []string{"local-fleet"}, "FLEETD_LOCAL_FLEET") {
+				req, err := f.apiRequest(fs)
+				if err != nil {
+					return err
 				}
 				f.api.asJSON = f.asJSON
-				return daemonReplace(cmd, f.api, f.broker, f.strategy, f.dryRun)
+				return daemonReplace(cmd, f.api, req)
 			}
-			return runReplace(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, cmd.Flags().Changed("broker"))
+			return runReplace(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, fs.Changed("broker"))
 		},
 	}
 	fs := cmd.Flags()
@@ -110,21 +117,72 @@ func newReplaceCmd() *cobra.Command {
 	fs.BoolVar(&f.dryRun, "dry-run", false, "run the gate and print the plan; change nothing")
 	fs.StringVar(&f.localFleet, "local-fleet", os.Getenv("FLEETD_LOCAL_FLEET"), "control API URL of a local fleet (fleetd local up prints it; env FLEETD_LOCAL_FLEET)")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where replacement records are kept (env FLEETD_STATE_DIR)")
-	fs.StringVar(&f.throttle, "throttle", "50MiB", `replication throttle per second, e.g. 20MiB or 100MB, or "none" for no throttle`)
-	fs.IntVar(&f.concurrency, "concurrency", 5, "partition moves in flight per broker (the batch size)")
-	fs.StringVar(&f.order, "order", string(replace.SmallestFirst), "move order: smallest-first, largest-first or by-name")
-	fs.DurationVar(&f.poll, "poll", 10*time.Second, "how often progress is checked")
+	def := replace.DefaultOptions()
+	fs.StringVar(&f.throttle, "throttle", def.Throttle.String(), `replication throttle per second, e.g. 20MiB or 100MB, or "none" for no throttle (with --api: the daemon's replace.throttle unless given)`)
+	fs.IntVar(&f.concurrency, "concurrency", def.Plan.Concurrency, "partition moves in flight per broker (the batch size; with --api: the daemon's unless given)")
+	fs.StringVar(&f.order, "order", string(def.Plan.Order), "move order: "+orderNames()+" (with --api: the daemon's unless given)")
+	fs.DurationVar(&f.poll, "poll", def.Poll, "how often progress is checked")
+	fs.StringVar(&f.reason, "reason", "", "why, kept with the request and its record")
 	fs.BoolVar(&f.asJSON, "json", false, "print the final record (or the dry-run plan) as JSON")
-	f.api.registerURL(fs, "queue the request with a running fleetd (its URL) instead of replacing from this process")
+	f.api.registerURL(fs, "queue the request with a running fleetd (its URL; env FLEETD_API unless --local-fleet) instead of replacing from this process")
 	return cmd
 }
 
-func parseThrottle(s string) (int64, error) {
-	v, err := config.ParseRate(s)
-	if err != nil {
-		return 0, fmt.Errorf("--throttle: %w", err)
+func orderNames() string {
+	s := make([]string, len(replace.Orders))
+	for i, o := range replace.Orders {
+		s[i] = string(o)
 	}
-	return int64(v), nil
+	return strings.Join(s, ", ")
+}
+
+// apiRequest is the request --api sends: every flag given that the daemon
+// can carry out, and an error for one it cannot (never silence).
+func (f *replaceFlags) apiRequest(fs *pflag.FlagSet) (api.ReplaceRequest, error) {
+	if !fs.Changed("broker") {
+		return api.ReplaceRequest{}, errors.New("--broker is required")
+	}
+	for _, name := range localOnly {
+		if fs.Changed(name) {
+			return api.ReplaceRequest{}, fmt.Errorf("--%s cannot apply with --api (or FLEETD_API): the daemon uses its own configuration for it; drop the flag, or replace from this process with --local-fleet", name)
+		}
+	}
+	req := api.ReplaceRequest{Broker: &f.broker, Strategy: f.strategy, DryRun: f.dryRun, Reason: f.reason}
+	if fs.Changed("throttle") {
+		t, err := parseThrottle(f.throttle)
+		if err != nil {
+			return req, err
+		}
+		req.Throttle = t
+	}
+	if fs.Changed("concurrency") {
+		if f.concurrency < 1 {
+			return req, fmt.Errorf("--concurrency %d: want at least 1", f.concurrency)
+		}
+		req.Concurrency = f.concurrency
+	}
+	if fs.Changed("order") {
+		req.Order = replace.Order(f.order)
+	}
+	return req, checkReplaceFlags(req.Strategy, replace.Order(f.order))
+}
+
+func checkReplaceFlags(strategy string, order replace.Order) error {
+	if strategy != "" && strategy != string(replace.StrategyMove) && strategy != string(replace.StrategyIdentity) {
+		return fmt.Errorf("--strategy %q: want move or identity", strategy)
+	}
+	if !slices.Contains(replace.Orders, order) {
+		return fmt.Errorf("--order %q: want one of %s", order, orderNames())
+	}
+	return nil
+}
+
+func parseThrottle(s string) (replace.Throttle, error) {
+	v, err := replace.ParseThrottle(s)
+	if err != nil {
+		return v, fmt.Errorf("--throttle: %w", err)
+	}
+	return v, nil
 }
 
 func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brokerSet bool) error {
@@ -132,8 +190,11 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	if err != nil {
 		return err
 	}
-	if f.strategy != "" && f.strategy != string(replace.StrategyMove) && f.strategy != string(replace.StrategyIdentity) {
-		return fmt.Errorf("--strategy %q: want move or identity", f.strategy)
+	if err := checkReplaceFlags(f.strategy, replace.Order(f.order)); err != nil {
+		return err
+	}
+	if f.concurrency < 1 {
+		return fmt.Errorf("--concurrency %d: want at least 1", f.concurrency)
 	}
 	if f.localFleet == "" {
 		return errors.New("no infrastructure to act on: give --local-fleet URL (from `fleetd local up`); the EC2 provider runs under `fleetd run`")
@@ -166,19 +227,16 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	}
 	log := zerolog.New(zerolog.ConsoleWriter{Out: errOut, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
 	view := newProgressView(out)
-	opts := replace.Options{
-		Throttle:   throttle,
-		Plan:       replace.PlanOptions{Concurrency: f.concurrency, Order: replace.Order(f.order)},
-		Poll:       f.poll,
-		Log:        log,
-		OnProgress: view.progress,
-		OnEvent: func(ev string, r *replace.Record) {
-			view.event(ev, r)
-			if pauseAtEvent != "" && ev == pauseAtEvent {
-				fmt.Fprintf(out, "FLEETD-PAUSED %s\n", ev)
-				<-ctx.Done() // wait here to be killed
-			}
-		},
+	rc := config.Replace{Throttle: config.Throttle{Throttle: throttle}, Concurrency: f.concurrency, Order: replace.Order(f.order), Poll: f.poll}
+	rc.Defaults()
+	opts := rc.Options()
+	opts.Log, opts.OnProgress = log, view.progress
+	opts.OnEvent = func(ev string, r *replace.Record) {
+		view.event(ev, r)
+		if pauseAtEvent != "" && ev == pauseAtEvent {
+			fmt.Fprintf(out, "FLEETD-PAUSED %s\n", ev)
+			<-ctx.Done() // wait here to be killed
+		}
 	}
 	ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, remote, store, opts)
 
@@ -195,7 +253,7 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 		if !brokerSet {
 			return errors.New("--broker is required")
 		}
-		rec, err := ex.Preview(ctx, replace.Request{Broker: f.broker, Strategy: replace.Strategy(f.strategy)})
+		rec, err := ex.Preview(ctx, replace.Request{Broker: f.broker, Strategy: replace.Strategy(f.strategy), Reason: f.reason})
 		if err != nil {
 			return err
 		}
@@ -216,7 +274,7 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	case !brokerSet:
 		return errors.New("--broker is required (no replacement is in flight to resume)")
 	default:
-		rec, err = ex.Begin(ctx, replace.Request{Broker: f.broker, Strategy: replace.Strategy(f.strategy), Trigger: "operator"})
+		rec, err = ex.Begin(ctx, replace.Request{Broker: f.broker, Strategy: replace.Strategy(f.strategy), Reason: f.reason})
 		if err != nil {
 			return err
 		}

@@ -76,10 +76,12 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long:          rootLong,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version.String(), // fleetd --version, as fleetd version
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newRunCmd(), newStatusCmd(), newReplaceCmd(), newAbortCmd(), newPauseCmd(true), newPauseCmd(false), newHistoryCmd(), newLocalCmd(), newDemoCmd(), newConfigCmd(), newWhatIfCmd())
+	root.AddCommand(newVersionCmd(), newRunCmd(), newStatusCmd(), newReplaceCmd(), newAbortCmd(), newPauseCmd(true), newPauseCmd(false), newHistoryCmd(), newLocalCmd(), newDemoCmd(), newConfigCmd(), newWhatIfCmd(), newCancelCmd(), newThrottleCmd())
 	return root
 }
 

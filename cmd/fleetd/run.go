@@ -72,7 +72,7 @@ func newRunCmd() *cobra.Command {
 				return err
 			}
 			captureStdlibLog(log)
-			return daemon.Run(cmd.Context(), cfg, daemon.Options{Log: log, Version: version.Version, ChaosTick: chaosTick()})
+			return daemon.Run(cmd.Context(), cfg, daemon.Options{Log: log, Version: version.Version})
 		},
 	}
 	cmd.Flags().StringVar(&configPath, "config", os.Getenv("FLEETD_CONFIG"), "config file (env FLEETD_CONFIG)")
@@ -126,12 +126,6 @@ func (t *terraformFlags) read(ctx context.Context, path string) (*config.Config,
 		return nil, err
 	}
 	return config.LoadWith(path, &outs)
-}
-
-// chaosTick lets tests ask the chaos schedule more often than every 15 s.
-func chaosTick() time.Duration {
-	d, _ := time.ParseDuration(os.Getenv("FLEETD_TEST_CHAOS_TICK"))
-	return d
 }
 
 // captureStdlibLog sends what libraries write through Go's standard logger

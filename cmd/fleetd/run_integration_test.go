@@ -101,7 +101,7 @@ func startDaemon(t *testing.T, cfg, listen string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "FLEETD_TEST_AS_FLEETD=1", "FLEETD_TEST_ARGS=run --config "+cfg,
-		"FLEETD_TEST_CHAOS_TICK=2s", "FLEETD_API_TOKEN="+testToken)
+		"FLEETD_API_TOKEN="+testToken)
 	d := &daemonProc{cmd: cmd, url: "http://" + listen, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = d.logs
 	cmd.Stdout = d.logs
@@ -279,6 +279,7 @@ chaos:
   days: sun-sat
   hours: "00:00-24:00"
   min_interval: 1h
+  check_interval: 2s
 `)
 	d := startDaemon(t, cfg, listen)
 	victim := oldestBroker(c)
@@ -293,9 +294,9 @@ chaos:
 		}
 		return fmt.Errorf("no replacement finished yet")
 	})
-	if done.Phase != replace.PhaseCompleted || done.Trigger != "chaos" || done.Strategy != replace.StrategyMove || done.OldBroker != victim {
+	if done.Phase != replace.PhaseCompleted || done.TriggerList() != "chaos" || done.Strategy != replace.StrategyMove || done.OldBroker != victim {
 		t.Fatalf("replacement %s: %s, trigger %q, strategy %s, broker %d; want a completed chaos move of the oldest broker %d (%s)",
-			done.ID, done.Phase, done.Trigger, done.Strategy, done.OldBroker, victim, done.Error)
+			done.ID, done.Phase, done.TriggerList(), done.Strategy, done.OldBroker, victim, done.Error)
 	}
 	var move float64
 	for _, s := range done.Timeline {

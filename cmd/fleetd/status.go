@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/health"
 )
 
@@ -61,7 +62,7 @@ func newStatusCmd() *cobra.Command {
   fleetd status --config /etc/fleetd/fleetd.yaml --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if a.url != "" {
+			if a.useDaemon(cmd.Flags(), []string{"config", "bootstrap"}, "FLEETD_CONFIG", config.EnvBootstrap) {
 				a.asJSON = asJSON
 				return daemonStatus(cmd, a)
 			}
@@ -87,7 +88,7 @@ func newStatusCmd() *cobra.Command {
 	}
 	kf.register(cmd.Flags())
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON (same content as the table)")
-	a.registerURL(cmd.Flags(), "ask a running fleetd (its URL) instead of Kafka: adds the queue, the replacement in flight and the chaos schedule")
+	a.registerURL(cmd.Flags(), "ask a running fleetd (its URL; env FLEETD_API unless --config or --bootstrap) instead of Kafka: adds the queue, the replacement in flight and the chaos schedule")
 	return cmd
 }
 

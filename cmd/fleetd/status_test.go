@@ -70,7 +70,7 @@ func TestDaemonStatusShowsWhyAReplacementWaits(t *testing.T) {
 	since := time.Date(2026, 12, 3, 10, 0, 0, 0, time.Local)
 	st := &api.Status{Cluster: "orders", Holder: "h1:42", Active: true,
 		Controller: controller.Status{LeaseHeld: true, Running: &replace.Record{ID: "r-1", OldBroker: 2, NewBroker: 2,
-			Strategy: replace.StrategyIdentity, Step: replace.StepStopOld, Trigger: "operator",
+			Strategy: replace.StrategyIdentity, Step: replace.StepStopOld, Triggers: []replace.Trigger{replace.TriggerOperator},
 			Waiting: "stop broker 2 (instance i-2): broker-down: node 3 is down or stopping", WaitingSince: since}},
 		HealthError: "kafka unreachable"}
 	var out bytes.Buffer

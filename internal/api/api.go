@@ -13,7 +13,7 @@ import (
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/health"
 	"github.com/fleetd/fleetd/internal/replace"
-	"github.com/fleetd/fleetd/internal/schedule"
+	"github.com/fleetd/fleetd/internal/trigger"
 )
 
 // Backend is what the API serves. Errors of type *Error choose the status
@@ -25,6 +25,10 @@ type Backend interface {
 	Request(ctx context.Context, req ReplaceRequest) (ReplaceResponse, error)
 	Abort(ctx context.Context, reason string) (AbortResponse, error)
 	SetPaused(ctx context.Context, paused bool) error
+	// Cancel takes a queued request off the queue.
+	Cancel(ctx context.Context, id, reason string) (controller.Request, error)
+	// SetThrottle changes the running replacement's throttle.
+	SetThrottle(ctx context.Context, t replace.Throttle) (replace.ThrottleResult, error)
 	// Ready says whether the daemon serves its purpose (nil: ready).
 	Ready(ctx context.Context) error
 }
@@ -73,25 +77,47 @@ type ChaosStatus struct {
 }
 
 // ChaosDecision is one decided slot, with the plan a leashed schedule made.
-type ChaosDecision struct {
-	schedule.Decision
-	At time.Time `json:"at"`
-	// Plan is the dry-run plan of a leashed (or acted) decision.
-	Plan      *replace.Record `json:"plan,omitempty"`
-	PlanError string          `json:"plan_error,omitempty"`
-}
+type ChaosDecision = trigger.ChaosDecision
 
-// ReplaceRequest is POST /v1/replacements.
+// ReplaceRequest is POST /v1/replacements: everything `fleetd replace` can
+// say. Unset options take fleetd's configured ones.
 type ReplaceRequest struct {
 	Broker   *int32 `json:"broker"`
 	Strategy string `json:"strategy,omitempty"`
-	DryRun   bool   `json:"dry_run,omitempty"`
+	// Throttle is "20MiB", "none", or bytes per second.
+	Throttle    replace.Throttle `json:"throttle,omitzero"`
+	Concurrency int              `json:"concurrency,omitempty"`
+	Order       replace.Order    `json:"order,omitempty"`
+	// Reason is free text kept with the request and its record.
+	Reason string `json:"reason,omitempty"`
+	DryRun bool   `json:"dry_run,omitempty"`
 }
 
-// ReplaceResponse holds the queued request, or the dry run's plan.
+// ReplaceResponse says what became of the request (queued, merged into a
+// queued request, attached to the running replacement), or holds the dry
+// run's plan.
 type ReplaceResponse struct {
-	Queued  *controller.Request `json:"queued,omitempty"`
-	Preview *replace.Record     `json:"preview,omitempty"`
+	Queued *controller.Request `json:"queued,omitempty"`
+	// Outcome is queued, merged or attached; Into names the queued request
+	// (q-...) or running replacement (r-...) it joined.
+	Outcome controller.Outcome `json:"outcome,omitempty"`
+	Into    string             `json:"into,omitempty"`
+	Preview *replace.Record    `json:"preview,omitempty"`
+}
+
+// CancelRequest is POST /v1/queue/{id}/cancel.
+type CancelRequest struct {
+	Reason string `json:"reason"`
+}
+
+// CancelResponse is the cancelled request.
+type CancelResponse struct {
+	Cancelled controller.Request `json:"cancelled"`
+}
+
+// ThrottleRequest is POST /v1/throttle.
+type ThrottleRequest struct {
+	Throttle replace.Throttle `json:"throttle"`
 }
 
 // AbortRequest is POST /v1/abort.

@@ -35,7 +35,7 @@ func (f *fakeBackend) Status(context.Context) (Status, error) {
 
 func (f *fakeBackend) History(_ context.Context, limit int) ([]*replace.Record, error) {
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
-	r := &replace.Record{ID: "r-1", Trigger: "chaos", Phase: replace.PhaseCompleted, Steps: []replace.StepTiming{
+	r := &replace.Record{ID: "r-1", Triggers: []replace.Trigger{replace.TriggerChaos}, Phase: replace.PhaseCompleted, Steps: []replace.StepTiming{
 		{Step: replace.StepGate, Started: t0, Ended: t0.Add(1500 * time.Millisecond)},
 		{Step: replace.StepMove, Started: t0.Add(2 * time.Second), Ended: t0.Add(62 * time.Second)},
 	}}
@@ -56,7 +56,7 @@ func (f *fakeBackend) Request(_ context.Context, req ReplaceRequest) (ReplaceRes
 	if req.DryRun {
 		return ReplaceResponse{Preview: &replace.Record{OldBroker: *req.Broker, Phase: replace.PhaseRunning}}, nil
 	}
-	return ReplaceResponse{Queued: &controller.Request{ID: "q-1", Broker: *req.Broker, Triggers: []string{"operator"}}}, nil
+	return ReplaceResponse{Queued: &controller.Request{ID: "q-1", Broker: *req.Broker, Triggers: []replace.Trigger{replace.TriggerOperator}}}, nil
 }
 
 func (f *fakeBackend) Abort(_ context.Context, reason string) (AbortResponse, error) {
@@ -77,6 +77,20 @@ func (f *fakeBackend) SetPaused(_ context.Context, p bool) error {
 }
 
 func (f *fakeBackend) Ready(context.Context) error { return f.notReady }
+
+func (f *fakeBackend) Cancel(_ context.Context, id, reason string) (controller.Request, error) {
+	if id != "q-1" {
+		return controller.Request{}, Errorf(http.StatusNotFound, "no queued request "+id)
+	}
+	return controller.Request{ID: id, Reason: reason}, nil
+}
+
+func (f *fakeBackend) SetThrottle(_ context.Context, t replace.Throttle) (replace.ThrottleResult, error) {
+	if !f.running {
+		return replace.ThrottleResult{}, Errorf(http.StatusConflict, "no replacement is running")
+	}
+	return replace.ThrottleResult{Replacement: "r-2", Throttle: t, Applied: 2}, nil
+}
 
 func serve(t *testing.T, token string) (*fakeBackend, *httptest.Server) {
 	t.Helper()

@@ -13,6 +13,7 @@ import (
 	"github.com/hashicorp/go-retryablehttp"
 
 	"github.com/fleetd/fleetd/internal/jsonhttp"
+	"github.com/fleetd/fleetd/internal/replace"
 )
 
 // Client talks to a running fleetd. Connection failures, 429, 502 and 504
@@ -106,6 +107,18 @@ func (c *Client) Replace(ctx context.Context, req ReplaceRequest) (ReplaceRespon
 func (c *Client) Abort(ctx context.Context, reason string) (AbortResponse, error) {
 	var r AbortResponse
 	return r, c.do(ctx, http.MethodPost, "/v1/abort", AbortRequest{Reason: reason}, &r)
+}
+
+// Cancel is POST /v1/queue/{id}/cancel.
+func (c *Client) Cancel(ctx context.Context, id, reason string) (CancelResponse, error) {
+	var r CancelResponse
+	return r, c.do(ctx, http.MethodPost, "/v1/queue/"+url.PathEscape(id)+"/cancel", CancelRequest{Reason: reason}, &r)
+}
+
+// SetThrottle is POST /v1/throttle.
+func (c *Client) SetThrottle(ctx context.Context, t replace.Throttle) (replace.ThrottleResult, error) {
+	var r replace.ThrottleResult
+	return r, c.do(ctx, http.MethodPost, "/v1/throttle", ThrottleRequest{Throttle: t}, &r)
 }
 
 // SetPaused is POST /v1/pause or /v1/resume.

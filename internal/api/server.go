@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,6 +54,8 @@ func (s *Server) Handler() http.Handler {
 	v1.HandleFunc("GET /v1/replacements/{id}", s.replacement)
 	v1.HandleFunc("POST /v1/replacements", s.request)
 	v1.HandleFunc("POST /v1/abort", s.abort)
+	v1.HandleFunc("POST /v1/queue/{id}/cancel", s.cancel)
+	v1.HandleFunc("POST /v1/throttle", s.throttle)
 	v1.HandleFunc("POST /v1/pause", s.pause(true))
 	v1.HandleFunc("POST /v1/resume", s.pause(false))
 	v1.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
@@ -220,10 +223,18 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("broker %d: node ids are not negative", *req.Broker)))
 		return
 	}
-	switch replace.Strategy(req.Strategy) {
-	case "", replace.StrategyMove, replace.StrategyIdentity:
-	default:
+	switch {
+	case req.Strategy != "" && req.Strategy != string(replace.StrategyMove) && req.Strategy != string(replace.StrategyIdentity):
 		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("strategy %q: want move, identity or nothing (fleetd chooses)", req.Strategy)))
+		return
+	case req.Order != "" && !slices.Contains(replace.Orders, req.Order):
+		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("order %q: want one of %v", req.Order, replace.Orders)))
+		return
+	case req.Concurrency < 0:
+		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("concurrency %d: want at least 1", req.Concurrency)))
+		return
+	case len(req.Reason) > 1024:
+		writeError(w, Errorf(http.StatusBadRequest, "reason: at most 1024 characters"))
 		return
 	}
 	resp, err := s.Backend.Request(r.Context(), req)
@@ -257,6 +268,41 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
+	var req CancelRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if req.Reason == "" {
+		req.Reason = "cancelled by an operator through the API"
+	}
+	q, err := s.Backend.Cancel(r.Context(), r.PathValue("id"), req.Reason)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, CancelResponse{Cancelled: q})
+}
+
+func (s *Server) throttle(w http.ResponseWriter, r *http.Request) {
+	var req ThrottleRequest
+	if err := decode(r, &req); err != nil {
+		writeError(w, err)
+		return
+	}
+	if !req.Throttle.IsSet() {
+		writeError(w, Errorf(http.StatusBadRequest, `"throttle" is required: a rate like "20MiB", or "none"`))
+		return
+	}
+	res, err := s.Backend.SetThrottle(r.Context(), req.Throttle)
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
 }
 
 func (s *Server) pause(paused bool) http.HandlerFunc {

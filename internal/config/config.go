@@ -11,20 +11,21 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"math"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/dustin/go-humanize"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fleetd/fleetd/internal/events"
 	"github.com/fleetd/fleetd/internal/kclient"
+	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/schedule"
 	"github.com/fleetd/fleetd/internal/tfoutputs"
 )
@@ -59,9 +60,9 @@ type Provider struct {
 
 // Replace tunes replacements.
 type Replace struct {
-	Throttle        ByteSize      `yaml:"throttle"` // per second, or none
+	Throttle        Throttle      `yaml:"throttle"` // per second, or none
 	Concurrency     int           `yaml:"concurrency"`
-	Order           string        `yaml:"order"`
+	Order           replace.Order `yaml:"order"`
 	Poll            time.Duration `yaml:"poll"`
 	RegisterTimeout time.Duration `yaml:"register_timeout"`
 	StallWarn       time.Duration `yaml:"stall_warn"`
@@ -87,6 +88,9 @@ type Chaos struct {
 	Hours       string        `yaml:"hours"`
 	MinInterval time.Duration `yaml:"min_interval"`
 	Pick        string        `yaml:"pick"`
+	// CheckInterval is how often the schedule is asked whether a slot has
+	// come (default 15s; a slot is decided at most this late).
+	CheckInterval time.Duration `yaml:"check_interval"`
 }
 
 // Lease keeps two fleetd processes from both acting on one cluster.
@@ -131,7 +135,7 @@ type Events struct {
 	PollInterval time.Duration `yaml:"poll_interval"`
 	// ReplaceOn lists the event kinds that queue a replacement; others are
 	// logged only.
-	ReplaceOn []string `yaml:"replace_on"`
+	ReplaceOn []events.Kind `yaml:"replace_on"`
 	// LeadTime: a scheduled event's replacement waits for the maintenance
 	// window only if the window opens at least this long before the event.
 	LeadTime time.Duration `yaml:"lead_time"`
@@ -163,39 +167,17 @@ type Log struct {
 	Format string `yaml:"format"` // json or console
 }
 
-// ByteSize is a rate in bytes per second written like "50MiB" or "100MB",
-// or "none". NoThrottle is how "none" is held.
-type ByteSize int64
-
-// NoThrottle is replace.throttle: none.
-const NoThrottle ByteSize = -1
-
-// ParseRate reads a throttle: "none" for no throttle, or a positive size
-// like 50MiB. A zero ("0", "0MiB") is refused: it has read as "no throttle"
-// and as "the default", and a throttle must say which it means.
-func ParseRate(s string) (ByteSize, error) {
-	if strings.EqualFold(strings.TrimSpace(s), "none") {
-		return NoThrottle, nil
-	}
-	v, err := humanize.ParseBytes(s)
-	switch {
-	case err != nil:
-		return 0, fmt.Errorf("%q is not a rate like 50MiB (per second), or none", s)
-	case v == 0:
-		return 0, fmt.Errorf("%q is zero: write none for no throttle, or a rate like 50MiB", s)
-	case v > math.MaxInt64:
-		return 0, fmt.Errorf("%q is too large", s)
-	}
-	return ByteSize(v), nil
-}
+// Throttle is replace.throttle: a rate per second like "50MiB", or none
+// (replace.ParseThrottle); unset takes the executor's default.
+type Throttle struct{ replace.Throttle }
 
 // UnmarshalYAML accepts a rate or none (see ParseRate).
-func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
-	v, err := ParseRate(n.Value)
+func (t *Throttle) UnmarshalYAML(n *yaml.Node) error {
+	v, err := replace.ParseThrottle(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: replace.throttle: %w", n.Line, err)
 	}
-	*b = v
+	t.Throttle = v
 	return nil
 }
 
@@ -204,7 +186,7 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 // wrote. (events.poll_interval is not here: 0 turns polling off.)
 var positiveKeys = []string{
 	"replace.concurrency", "replace.poll", "replace.register_timeout", "replace.stall_warn", "replace.stall_abort",
-	"gate.retry_base", "gate.retry_max", "gate.give_up_after", "chaos.min_interval", "lease.ttl",
+	"gate.retry_base", "gate.retry_max", "gate.give_up_after", "chaos.min_interval", "chaos.check_interval", "lease.ttl",
 	"events.wait", "events.lead_time", "ami_drift.interval", "kafka.dial_timeout",
 }
 
@@ -368,13 +350,7 @@ func (c *Config) ApplyOutputs(o tfoutputs.Outputs) {
 func (c *Config) Defaults() {
 	c.StateDir = cmp.Or(c.StateDir, "/var/lib/fleetd")
 	c.Provider.Kind = cmp.Or(c.Provider.Kind, "ec2")
-	c.Replace.Throttle = cmp.Or(c.Replace.Throttle, 50<<20)
-	c.Replace.Concurrency = cmp.Or(c.Replace.Concurrency, 5)
-	c.Replace.Order = cmp.Or(c.Replace.Order, "smallest-first")
-	c.Replace.Poll = cmp.Or(c.Replace.Poll, 10*time.Second)
-	c.Replace.RegisterTimeout = cmp.Or(c.Replace.RegisterTimeout, 15*time.Minute)
-	c.Replace.StallWarn = cmp.Or(c.Replace.StallWarn, 90*time.Second)
-	c.Replace.StallAbort = cmp.Or(c.Replace.StallAbort, 10*time.Minute)
+	c.Replace.Defaults()
 	c.Gate.RetryBase = cmp.Or(c.Gate.RetryBase, 10*time.Second)
 	c.Gate.RetryMax = cmp.Or(c.Gate.RetryMax, 5*time.Minute)
 	c.Gate.GiveUpAfter = cmp.Or(c.Gate.GiveUpAfter, 24*time.Hour)
@@ -382,6 +358,7 @@ func (c *Config) Defaults() {
 	c.Chaos.Days = cmp.Or(c.Chaos.Days, "mon-fri")
 	c.Chaos.Hours = cmp.Or(c.Chaos.Hours, "09:00-15:00")
 	c.Chaos.MinInterval = cmp.Or(c.Chaos.MinInterval, 24*time.Hour)
+	c.Chaos.CheckInterval = cmp.Or(c.Chaos.CheckInterval, 15*time.Second)
 	c.Chaos.Pick = cmp.Or(c.Chaos.Pick, string(schedule.PickOldest))
 	c.Lease.Kind = cmp.Or(c.Lease.Kind, "file")
 	c.Lease.Path = cmp.Or(c.Lease.Path, c.StateDir+"/lease")
@@ -398,13 +375,48 @@ func (c *Config) Defaults() {
 	}
 	c.Events.Wait = cmp.Or(c.Events.Wait, 20*time.Second)
 	if c.Events.ReplaceOn == nil {
-		c.Events.ReplaceOn = []string{"instance-retirement", "instance-stop", "system-maintenance", "instance-lost"}
+		c.Events.ReplaceOn = slices.Clone(events.DefaultReplaceOn)
 	}
 	c.Events.LeadTime = cmp.Or(c.Events.LeadTime, 24*time.Hour)
 	c.AMIDrift.Interval = cmp.Or(c.AMIDrift.Interval, time.Hour)
 	c.API.Listen = cmp.Or(c.API.Listen, "127.0.0.1:7080")
 	c.Log.Level = cmp.Or(c.Log.Level, "info")
 	c.Log.Format = cmp.Or(c.Log.Format, "json")
+}
+
+// Defaults fills what the replace section left out, from the executor's
+// defaults (replace.DefaultOptions, the one place they live).
+func (r *Replace) Defaults() {
+	d := replace.DefaultOptions()
+	r.Throttle.Throttle = r.Throttle.Or(d.Throttle)
+	r.Concurrency = cmp.Or(r.Concurrency, d.Plan.Concurrency)
+	r.Order = cmp.Or(r.Order, d.Plan.Order)
+	r.Poll = cmp.Or(r.Poll, d.Poll)
+	r.RegisterTimeout = cmp.Or(r.RegisterTimeout, d.RegisterTimeout)
+	r.StallWarn = cmp.Or(r.StallWarn, d.StallWarn)
+	r.StallAbort = cmp.Or(r.StallAbort, d.StallAbort)
+}
+
+// Options builds the executor's options from the replace section: the one
+// way every executor (fleetd run, fleetd replace, the demo, the benchmark)
+// is built. Callers add what is theirs alone (log, callbacks).
+func (r Replace) Options() replace.Options {
+	return replace.Options{
+		Throttle:        r.Throttle.Throttle,
+		Plan:            replace.PlanOptions{Concurrency: r.Concurrency, Order: r.Order},
+		Poll:            r.Poll,
+		RegisterTimeout: r.RegisterTimeout,
+		StallWarn:       r.StallWarn,
+		StallAbort:      r.StallAbort,
+	}
+}
+
+func joinNames[T ~string](names []T) string {
+	s := make([]string, len(names))
+	for i, n := range names {
+		s[i] = string(n)
+	}
+	return strings.Join(s, ", ")
 }
 
 // Validate reports the first setting that cannot work, naming its key.
@@ -425,16 +437,14 @@ func (c *Config) Validate() error {
 		}
 	case "ec2":
 		if c.EC2.LaunchTemplate == "" {
-			return errors.New("ec2.launch_template: required for provider.kind ec2 (the Terraform module's launch_template_name output)")
+			return errors.New("ec2.launch_template: required for provider.kind ec2 (the Terraform module's launch_template_id output; fleetd run --terraform-dir reads it for you)")
 		}
 	default:
 		return fmt.Errorf("provider.kind: %q is not local or ec2", c.Provider.Kind)
 	}
 	for _, k := range c.Events.ReplaceOn {
-		switch k {
-		case "instance-retirement", "instance-stop", "system-maintenance", "system-reboot", "instance-reboot", "instance-lost":
-		default:
-			return fmt.Errorf("events.replace_on: %q is not an event kind (instance-retirement, instance-stop, system-maintenance, system-reboot, instance-reboot, instance-lost)", k)
+		if !slices.Contains(events.AllKinds, k) {
+			return fmt.Errorf("events.replace_on: %q is not an event kind (%s)", k, joinNames(events.AllKinds))
 		}
 	}
 	if c.Events.Wait > 20*time.Second {
@@ -446,12 +456,10 @@ func (c *Config) Validate() error {
 	if c.Replace.Concurrency < 1 {
 		return fmt.Errorf("replace.concurrency: %d, want at least 1", c.Replace.Concurrency)
 	}
-	switch c.Replace.Order {
-	case "smallest-first", "largest-first", "by-name":
-	default:
-		return fmt.Errorf("replace.order: %q is not smallest-first, largest-first or by-name", c.Replace.Order)
+	if !slices.Contains(replace.Orders, c.Replace.Order) {
+		return fmt.Errorf("replace.order: %q is not one of %s", c.Replace.Order, joinNames(replace.Orders))
 	}
-	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "lease.ttl": c.Lease.TTL, "events.wait": c.Events.Wait, "events.poll_interval": c.Events.PollInterval, "events.lead_time": c.Events.LeadTime, "ami_drift.interval": c.AMIDrift.Interval} {
+	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "chaos.check_interval": c.Chaos.CheckInterval, "lease.ttl": c.Lease.TTL, "events.wait": c.Events.Wait, "events.poll_interval": c.Events.PollInterval, "events.lead_time": c.Events.LeadTime, "ami_drift.interval": c.AMIDrift.Interval} {
 		if d < 0 {
 			return fmt.Errorf("%s: %s is negative", key, d)
 		}

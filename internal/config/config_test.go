@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/tfoutputs"
 )
 
@@ -35,7 +36,7 @@ func TestDocumentedExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Cluster != "orders-prod" || c.Replace.Throttle != 50<<20 || c.Gate.RetryMax != 5*time.Minute || c.Kafka.SASL.Password != "from-env" || len(c.Kafka.Controllers) != 1 {
+	if c.Cluster != "orders-prod" || c.Replace.Throttle.Throttle != replace.Rate(50<<20) || c.Gate.RetryMax != 5*time.Minute || c.Kafka.SASL.Password != "from-env" || len(c.Kafka.Controllers) != 1 {
 		t.Errorf("example loaded as %+v", c)
 	}
 	if c.Chaos.Enabled {
@@ -140,5 +141,27 @@ func TestTerraformOutputsFillWhatTheFileLeavesOut(t *testing.T) {
 	}
 	if c.Cluster != "from-tf" || c.Lease.Kind != "dynamodb" || c.Lease.Table != "tf-lease" {
 		t.Errorf("outputs over defaults: cluster %q lease %s/%s", c.Cluster, c.Lease.Kind, c.Lease.Table)
+	}
+}
+
+// The throttle is a typed value: none is none, a rate is a rate, and
+// leaving it out takes the executor's default.
+func TestThrottleIsTyped(t *testing.T) {
+	noEnv(t)
+	for _, c := range []struct {
+		yaml string
+		want replace.Throttle
+	}{
+		{"", replace.DefaultOptions().Throttle},
+		{"replace:\n  throttle: none\n", replace.NoThrottle()},
+		{"replace:\n  throttle: 20MiB\n", replace.Rate(20 << 20)},
+	} {
+		cfg, err := Parse([]byte(minimal+c.yaml), "test.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Replace.Options().Throttle; got != c.want {
+			t.Errorf("%q: throttle %s, want %s", c.yaml, got, c.want)
+		}
 	}
 }

@@ -26,7 +26,7 @@ func FuzzParse(f *testing.F) {
 		if err := c.Validate(); err != nil {
 			t.Fatalf("accepted a config its own validation refuses: %v", err)
 		}
-		if c.Replace.Throttle == 0 || c.Replace.Concurrency < 1 || c.Lease.TTL <= 0 || c.Replace.Poll <= 0 {
+		if !c.Replace.Throttle.IsSet() || c.Replace.Concurrency < 1 || c.Lease.TTL <= 0 || c.Replace.Poll <= 0 {
 			t.Fatalf("accepted a zero that means nothing: %+v", c.Replace)
 		}
 	})

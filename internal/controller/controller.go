@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,6 +28,8 @@ type Executor interface {
 	Reopen(ctx context.Context, r *replace.Record, req replace.Request) error
 	Run(ctx context.Context, r *replace.Record) error
 	Abort(reason string)
+	// SetThrottle changes the running replacement's throttle.
+	SetThrottle(ctx context.Context, t replace.Throttle) (replace.ThrottleResult, error)
 }
 
 // Lease is the single-active-controller lease (internal/lease).
@@ -82,6 +86,9 @@ type Status struct {
 	// Done lists requests that another replacement served (their broker was
 	// replaced after they were made): ended without a record of their own.
 	Done []DroppedRequest `json:"done,omitempty"`
+	// Attached are requests made while their broker's replacement was
+	// running (Request.ServedBy names it): done when it completes.
+	Attached []Request `json:"attached,omitempty"`
 }
 
 // DroppedRequest is a request given up on, or served by another
@@ -118,6 +125,7 @@ type state struct {
 	cancelRun context.CancelFunc
 	dropped   []DroppedRequest
 	done      []DroppedRequest
+	attached  []Request // submitted while their broker's replacement ran
 }
 
 type result struct {
@@ -162,8 +170,68 @@ func (c *Controller) do(ctx context.Context, fn func(*state)) error {
 	}
 }
 
-// Submit queues a request (merged with one already queued for the broker).
-func (c *Controller) Submit(ctx context.Context, r Request) (Request, error) {
+// Outcome is what became of a submitted request.
+type Outcome string
+
+const (
+	// Queued: a new request, waiting its turn.
+	Queued Outcome = "queued"
+	// Merged into the request already queued for the broker (Into).
+	Merged Outcome = "merged"
+	// Attached to the replacement of the broker running now (Into): it is
+	// shown there, and done when that replacement completes.
+	Attached Outcome = "attached"
+)
+
+// Submission answers Submit: the request as it now stands, and what became
+// of it.
+type Submission struct {
+	Request Request `json:"request"`
+	Outcome Outcome `json:"outcome"`
+	// Into names the queued request (q-...) or running replacement (r-...)
+	// the submission joined; empty when Queued.
+	Into string `json:"into,omitempty"`
+}
+
+// NotActiveError: this process does not hold the lease, so it changes
+// nothing; Holder says who does, when known.
+type NotActiveError struct{ Lease string }
+
+func (e *NotActiveError) Error() string {
+	who := e.Lease
+	if who == "" {
+		who = "the lease is not held yet"
+	}
+	return "standby: this fleetd changes nothing (" + who + "); the active fleetd does"
+}
+
+// ConflictError: the request cannot be merged with the one queued for its
+// broker (they ask for different options).
+type ConflictError struct{ Err error }
+
+func (e *ConflictError) Error() string { return e.Err.Error() }
+
+// active runs fn on the owner goroutine if this process holds the lease; a
+// standby refuses every change (one check for every mutation).
+func (c *Controller) active(ctx context.Context, fn func(*state) error) error {
+	var err error
+	if derr := c.do(ctx, func(s *state) {
+		if !s.leaseHeld {
+			err = &NotActiveError{Lease: s.leaseInfo}
+			return
+		}
+		err = fn(s)
+	}); derr != nil {
+		return derr
+	}
+	return err
+}
+
+// Submit queues a request, merges it into the one queued for its broker, or
+// attaches it to the replacement of that broker running now; the answer
+// says which. A standby refuses (NotActiveError), and so does a request
+// whose options contradict the queued one's (ConflictError).
+func (c *Controller) Submit(ctx context.Context, r Request) (Submission, error) {
 	if r.ID == "" {
 		b := make([]byte, 4)
 		_, _ = rand.Read(b)
@@ -172,31 +240,85 @@ func (c *Controller) Submit(ctx context.Context, r Request) (Request, error) {
 	if r.Received.IsZero() {
 		r.Received = c.opts.Now()
 	}
-	err := c.do(ctx, func(s *state) {
+	var sub Submission
+	err := c.active(ctx, func(s *state) error {
+		log := c.opts.Log.Info().Str("request", r.ID).Int32("broker", r.Broker).Str("triggers", replace.JoinTriggers(r.Triggers))
 		if s.running != nil && s.running.OldBroker == r.Broker {
 			r.ServedBy = s.running.ID // that broker is being replaced right now
-			c.opts.Log.Info().Str("request", r.ID).Int32("broker", r.Broker).Str("served_by", r.ServedBy).Msg("request served by the replacement already running")
-			return
+			s.attached = append(s.attached, r)
+			sub = Submission{Request: r, Outcome: Attached, Into: s.running.ID}
+			log.Str("attached_to", s.running.ID).Msg("request attached to the replacement of its broker already running")
+			return nil
 		}
-		if s.queue.Add(r) {
-			c.opts.Log.Info().Str("request", r.ID).Int32("broker", r.Broker).Strs("triggers", r.Triggers).Msg("replacement requested")
+		if cur, ok := s.queue.Queued(r.Broker); ok {
+			if err := Conflict(cur, r); err != nil {
+				return &ConflictError{err}
+			}
+			s.queue.Add(r)
+			merged, _ := s.queue.Queued(r.Broker)
+			sub = Submission{Request: merged, Outcome: Merged, Into: cur.ID}
+			log.Str("merged_into", cur.ID).Msg("request merged into the one queued for its broker")
+			return nil
 		}
+		s.queue.Add(r)
+		sub = Submission{Request: r, Outcome: Queued}
+		log.Msg("replacement requested")
+		return nil
 	})
-	return r, err
+	return sub, err
+}
+
+// Cancel takes a queued request off the queue; it is listed as dropped with
+// the reason. A running replacement is not cancelled but aborted.
+func (c *Controller) Cancel(ctx context.Context, id, reason string) (Request, error) {
+	var out Request
+	err := c.active(ctx, func(s *state) error {
+		r, ok := s.queue.Remove(id)
+		if !ok {
+			if s.runReq != nil && s.runReq.ID == id {
+				return fmt.Errorf("request %s is running as %s: fleetd abort rolls it back", id, s.running.ID)
+			}
+			return &NotQueuedError{ID: id}
+		}
+		out = r
+		s.dropped = append(s.dropped, DroppedRequest{Request: r, Reason: "cancelled: " + cmp.Or(reason, "by operator"), At: c.opts.Now()})
+		c.opts.Log.Warn().Str("request", id).Int32("broker", r.Broker).Str("reason", reason).Msg("queued request cancelled")
+		return nil
+	})
+	return out, err
+}
+
+// NotQueuedError: no queued request has that id.
+type NotQueuedError struct{ ID string }
+
+func (e *NotQueuedError) Error() string {
+	return fmt.Sprintf("no queued request %q (fleetd status lists the queue)", e.ID)
+}
+
+// SetThrottle changes the throttle of the running replacement (recorded,
+// then applied to Kafka at once).
+func (c *Controller) SetThrottle(ctx context.Context, t replace.Throttle) (replace.ThrottleResult, error) {
+	if err := c.active(ctx, func(s *state) error {
+		if s.running == nil {
+			return replace.ErrNotRunning
+		}
+		return nil
+	}); err != nil {
+		return replace.ThrottleResult{}, err
+	}
+	return c.exec.SetThrottle(ctx, t)
 }
 
 // SetPaused stops (or allows again) new disruptions, durably when a
 // PauseFile is configured. A running replacement is not affected: abort it.
 func (c *Controller) SetPaused(ctx context.Context, paused bool) error {
-	var err error
-	if derr := c.do(ctx, func(s *state) {
-		if err = c.persistPause(paused, ""); err == nil {
+	return c.active(ctx, func(s *state) error {
+		err := c.persistPause(paused, "")
+		if err == nil {
 			s.paused, s.pauseWhy = paused, ""
 		}
-	}); derr != nil {
-		return derr
-	}
-	return err
+		return err
+	})
 }
 
 func (c *Controller) persistPause(paused bool, reason string) error {
@@ -222,11 +344,12 @@ func (c *Controller) persistPause(paused bool, reason string) error {
 // Abort asks the running replacement to roll back. It reports whether one was running.
 func (c *Controller) Abort(ctx context.Context, reason string) (bool, error) {
 	var running bool
-	err := c.do(ctx, func(s *state) {
+	err := c.active(ctx, func(s *state) error {
 		if s.running != nil {
 			running = true
 			c.exec.Abort(reason)
 		}
+		return nil
 	})
 	return running, err
 }
@@ -241,7 +364,7 @@ func (c *Controller) Status(ctx context.Context) (Status, error) {
 }
 
 func (c *Controller) status(s *state) Status {
-	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Error: s.err, Paused: s.paused, PauseReason: s.pauseWhy, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...), Done: append([]DroppedRequest(nil), s.done...)}
+	st := Status{LeaseHeld: s.leaseHeld, Lease: s.leaseInfo, Error: s.err, Paused: s.paused, PauseReason: s.pauseWhy, Queue: s.queue.List(), Dropped: append([]DroppedRequest(nil), s.dropped...), Done: append([]DroppedRequest(nil), s.done...), Attached: slices.Clone(s.attached)}
 	if s.running != nil {
 		// The executor's goroutine owns the live record; read the copy it
 		// last saved (its ID and old broker never change).
@@ -464,7 +587,8 @@ func (c *Controller) start(ctx context.Context, s *state, done chan result, req 
 		s.queue.Remove(req.ID) // running, not queued; a refusal puts it back
 	}
 	if rec == nil {
-		rr := replace.Request{Broker: req.Broker, Strategy: req.Strategy, Trigger: strings.Join(req.Triggers, ","), Instance: req.Instance}
+		rr := replace.Request{Broker: req.Broker, Strategy: req.Strategy, Triggers: req.Triggers, Instance: req.Instance,
+			Throttle: req.Throttle, Concurrency: req.Concurrency, Order: req.Order, Reason: req.Reason}
 		var err error
 		if req.Record != "" {
 			// A retry after a refusal reopens the request's one record.
@@ -495,6 +619,9 @@ func (c *Controller) finished(s *state, res result) {
 	s.cancelRun()
 	s.running, s.runReq, s.cancelRun = nil, nil, nil
 	log := replace.Logger(c.opts.Log, res.rec)
+	if res.rec.Phase.Terminal() {
+		c.settleAttached(s, res.rec)
+	}
 	if res.req == nil {
 		log.Info().Str("phase", string(res.rec.Phase)).Msg("resumed replacement ended")
 		return
@@ -516,4 +643,19 @@ func (c *Controller) finished(s *state, res result) {
 	default:
 		log.Info().Str("phase", string(res.rec.Phase)).Msg("replacement ended")
 	}
+}
+
+// settleAttached ends the requests attached to rec, which has ended: done
+// when it completed, else dropped with its outcome (the broker was not
+// replaced; asking again is the operator's call).
+func (c *Controller) settleAttached(s *state, rec *replace.Record) {
+	now := c.opts.Now()
+	for _, r := range s.attached {
+		if rec.Phase == replace.PhaseCompleted {
+			s.done = append(s.done, DroppedRequest{Request: r, At: now, Reason: fmt.Sprintf("done: broker %d was replaced by %s, which was running when it was asked", r.Broker, rec.ID)})
+			continue
+		}
+		s.dropped = append(s.dropped, DroppedRequest{Request: r, At: now, Reason: fmt.Sprintf("attached to %s, which ended %s: %s; ask again if the broker must still be replaced", rec.ID, rec.Phase, rec.Error)})
+	}
+	s.attached = nil
 }

@@ -28,8 +28,12 @@ type fakeExec struct {
 	aborted chan string
 }
 
+func (f *fakeExec) SetThrottle(context.Context, replace.Throttle) (replace.ThrottleResult, error) {
+	return replace.ThrottleResult{}, replace.ErrNotRunning
+}
+
 func (f *fakeExec) Begin(ctx context.Context, req replace.Request) (*replace.Record, error) {
-	r := &replace.Record{ID: fmt.Sprintf("r-%d-%d", req.Broker, time.Now().UnixNano()), OldBroker: req.Broker, Trigger: req.Trigger, Phase: replace.PhaseRunning, Step: replace.StepGate, Created: time.Now()}
+	r := &replace.Record{ID: fmt.Sprintf("r-%d-%d", req.Broker, time.Now().UnixNano()), OldBroker: req.Broker, Triggers: req.Triggers, Phase: replace.PhaseRunning, Step: replace.StepGate, Created: time.Now()}
 	return r, f.store.Save(ctx, r)
 }
 
@@ -144,7 +148,9 @@ func durable(t *testing.T) (replace.Store, *fakeExec, Options) {
 	return store, ex, Options{Tick: 10 * time.Second, Log: zerolog.Nop(), PauseFile: dir + "/paused", QueueFile: dir + "/queue.json"}
 }
 
-func operator(broker int32) Request { return Request{Broker: broker, Triggers: []string{"operator"}} }
+func operator(broker int32) Request {
+	return Request{Broker: broker, Triggers: []replace.Trigger{replace.TriggerOperator}}
+}
 
 func TestRequestDuringAReplacementIsQueuedAndRunsAfter(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
@@ -153,7 +159,7 @@ func TestRequestDuringAReplacementIsQueuedAndRunsAfter(t *testing.T) {
 		c.Submit(ctx, operator(1))
 		time.Sleep(2 * time.Second) // broker 1 is running now
 		c.Submit(ctx, operator(2))
-		c.Submit(ctx, Request{Broker: 2, Triggers: []string{"chaos"}}) // merged
+		c.Submit(ctx, Request{Broker: 2, Triggers: []replace.Trigger{replace.TriggerChaos}}) // merged
 		st, _ := c.Status(ctx)
 		if st.Running == nil || st.Running.OldBroker != 1 || len(st.Queue) != 1 || len(st.Queue[0].Triggers) != 2 {
 			t.Errorf("status %+v: want 1 running, 2 queued once with both triggers", st)
@@ -239,7 +245,11 @@ func TestStandbyDoesNothingAndTakesOverInFlightWork(t *testing.T) {
 		lease := &freeLease{deny: true}
 		c := New(ex, store, lease, Options{Tick: 10 * time.Second, Log: zerolog.Nop()})
 		ctx, _ := start(t, c)
-		c.Submit(ctx, operator(7))
+		time.Sleep(time.Minute)
+		var na *NotActiveError
+		if _, err := c.Submit(ctx, operator(7)); !errors.As(err, &na) {
+			t.Fatalf("a standby took a submission: %v", err)
+		}
 		time.Sleep(10 * time.Minute)
 		if got := ex.runs(); len(got) != 0 {
 			t.Errorf("a standby ran %v", got)
@@ -247,6 +257,10 @@ func TestStandbyDoesNothingAndTakesOverInFlightWork(t *testing.T) {
 		lease.mu.Lock()
 		lease.deny = false
 		lease.mu.Unlock()
+		time.Sleep(time.Minute)
+		if _, err := c.Submit(ctx, operator(7)); err != nil {
+			t.Fatal(err)
+		}
 		time.Sleep(5 * time.Minute)
 		if got := ex.runs(); fmt.Sprint(got) != "[6:completed 7:completed]" {
 			t.Errorf("after takeover: runs %v, want the in-flight 6 resumed first, then 7", got)
@@ -291,7 +305,7 @@ func TestQueueSurvivesARestartAndATakeover(t *testing.T) {
 			t.Fatal(err)
 		}
 		first.Submit(ctx, operator(3))
-		first.Submit(ctx, Request{Broker: 4, Triggers: []string{"chaos"}})
+		first.Submit(ctx, Request{Broker: 4, Triggers: []replace.Trigger{replace.TriggerChaos}})
 		time.Sleep(time.Minute)
 		stop()
 
@@ -356,12 +370,12 @@ func TestOnAcquirePausesOrGivesTheLeaseBack(t *testing.T) {
 		lease := &freeLease{}
 		c := New(ex, store, lease, opts)
 		ctx, _ := start(t, c)
-		c.Submit(ctx, operator(5))
 		time.Sleep(time.Minute)
 		st, _ := c.Status(ctx)
 		if st.LeaseHeld || !strings.Contains(st.Lease, "throttled") || len(ex.runs()) != 0 {
 			t.Fatalf("check failing: held %v lease %q runs %v, want the lease given back, the reason shown, nothing run", st.LeaseHeld, st.Lease, ex.runs())
 		}
+		synctest.Wait() // the loop turns after every command: let it settle
 		if held, _ := lease.Held(ctx); held {
 			t.Fatal("the lease is still taken")
 		}
@@ -376,6 +390,13 @@ func TestOnAcquirePausesOrGivesTheLeaseBack(t *testing.T) {
 		}
 		if b, _ := os.ReadFile(opts.PauseFile); !strings.Contains(string(b), "r-1 in flight elsewhere") {
 			t.Fatalf("pause file %q lacks the reason", b)
+		}
+		if _, err := c.Submit(ctx, operator(5)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		if len(ex.runs()) != 0 {
+			t.Fatalf("paused, yet ran %v", ex.runs())
 		}
 
 		mu.Lock()
@@ -478,24 +499,62 @@ func TestRequestForABrokerBeingOrAlreadyReplacedIsServed(t *testing.T) {
 		c.Submit(ctx, operator(3))
 		time.Sleep(2 * time.Second) // broker 3 is being replaced
 		q, err := c.Submit(ctx, operator(3))
-		if err != nil || q.ServedBy == "" {
-			t.Fatalf("second request: %+v %v; want it served by the running replacement", q, err)
+		if err != nil || q.Outcome != Attached || q.Into == "" || q.Request.ServedBy != q.Into {
+			t.Fatalf("second request: %+v %v; want it attached to the running replacement", q, err)
+		}
+		if st, _ := c.Status(ctx); len(st.Attached) != 1 || st.Attached[0].ID != q.Request.ID || st.Running == nil || st.Running.ID != q.Into {
+			t.Fatalf("while running, status shows attached %+v (running %v); want the second request there", st.Attached, st.Running)
 		}
 		// A request made during the run that the queue still holds (a
 		// trigger that raced the running check) is done once the run ends.
 		c.do(ctx, func(s *state) {
-			s.queue.Add(Request{ID: "q-late", Broker: 3, Received: time.Now(), Triggers: []string{"instance-retirement"}})
+			s.queue.Add(Request{ID: "q-late", Broker: 3, Received: time.Now(), Triggers: []replace.Trigger{"instance-retirement"}})
 		})
 		time.Sleep(time.Hour)
 		st, _ := c.Status(ctx)
 		if got := fmt.Sprint(ex.runs()); got != "[3:completed]" {
 			t.Fatalf("runs %s, want one replacement of broker 3", got)
 		}
-		if len(st.Queue) != 0 || len(st.Done) != 1 || st.Done[0].ServedBy == "" || !strings.Contains(st.Done[0].Reason, "done: broker 3 was replaced by") {
+		if len(st.Queue) != 0 || len(st.Done) != 2 || len(st.Attached) != 0 || st.Done[1].ServedBy == "" || !strings.Contains(st.Done[0].Reason, "done: broker 3 was replaced by") {
 			t.Fatalf("status queue %+v done %+v", st.Queue, st.Done)
 		}
 		if recs, _ := ex.store.List(ctx); len(recs) != 1 {
 			t.Errorf("%d records for broker 3, want 1", len(recs))
+		}
+	})
+}
+
+// A second request for a queued broker says what became of it: merged
+// into the queued one, or refused when it asks for different options; a
+// queued request can be cancelled and is then listed as dropped.
+func TestSubmitAnswersWhatHappenedAndCancelWithdraws(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _, _, _, _ := setup(t)
+		ctx := context.Background()
+		c.SetPaused(ctx, true) // nothing starts: the requests stay queued
+		first, err := c.Submit(ctx, Request{Broker: 2, Triggers: []replace.Trigger{replace.TriggerOperator}, Throttle: replace.Rate(20 << 20)})
+		if err != nil || first.Outcome != Queued {
+			t.Fatalf("first: %+v %v", first, err)
+		}
+		merged, err := c.Submit(ctx, Request{Broker: 2, Triggers: []replace.Trigger{replace.TriggerChaos}})
+		if err != nil || merged.Outcome != Merged || merged.Into != first.Request.ID || len(merged.Request.Triggers) != 2 || merged.Request.Throttle != replace.Rate(20<<20) {
+			t.Fatalf("second: %+v %v; want merged into %s keeping its throttle", merged, err, first.Request.ID)
+		}
+		var cf *ConflictError
+		if _, err := c.Submit(ctx, Request{Broker: 2, Throttle: replace.Rate(5 << 20)}); !errors.As(err, &cf) || !strings.Contains(err.Error(), "cancel it first") {
+			t.Fatalf("a contradicting request: %v, want a conflict naming the fix", err)
+		}
+		var nq *NotQueuedError
+		if _, err := c.Cancel(ctx, "q-nope", ""); !errors.As(err, &nq) {
+			t.Fatalf("cancel of an unknown id: %v", err)
+		}
+		got, err := c.Cancel(ctx, first.Request.ID, "replaced by hand")
+		if err != nil || got.Broker != 2 {
+			t.Fatalf("cancel: %+v %v", got, err)
+		}
+		st, _ := c.Status(ctx)
+		if len(st.Queue) != 0 || len(st.Dropped) != 1 || st.Dropped[0].Reason != "cancelled: replaced by hand" {
+			t.Fatalf("after cancel: queue %+v dropped %+v", st.Queue, st.Dropped)
 		}
 	})
 }

@@ -6,6 +6,8 @@
 package controller
 
 import (
+	"cmp"
+	"fmt"
 	"slices"
 	"sort"
 	"strconv"
@@ -22,8 +24,14 @@ type Request struct {
 	Strategy replace.Strategy `json:"strategy,omitempty"`
 	// Triggers lists every source that asked (operator, chaos, retirement,
 	// instance-lost, ami-drift): a deduplicated request keeps them all.
-	Triggers []string  `json:"triggers"`
-	Received time.Time `json:"received"`
+	Triggers []replace.Trigger `json:"triggers"`
+	Received time.Time         `json:"received"`
+	// Throttle, Concurrency and Order, when set, are the replacement's own
+	// (else fleetd's configured ones); Reason is the operator's free text.
+	Throttle    replace.Throttle `json:"throttle,omitzero"`
+	Concurrency int              `json:"concurrency,omitempty"`
+	Order       replace.Order    `json:"order,omitempty"`
+	Reason      string           `json:"reason,omitempty"`
 	// Deadline, if set, is when the replacement must be finished (an EC2
 	// event's not-before time).
 	Deadline time.Time `json:"deadline,omitzero"`
@@ -80,10 +88,48 @@ func (q *Queue) Add(r Request) bool {
 		if cur.Record == "" {
 			cur.Record = r.Record
 		}
+		cur.Throttle = cur.Throttle.Or(r.Throttle)
+		cur.Concurrency = cmp.Or(cur.Concurrency, r.Concurrency)
+		cur.Order = cmp.Or(cur.Order, r.Order)
+		if r.Reason != "" && !strings.Contains(cur.Reason, r.Reason) {
+			cur.Reason = strings.TrimPrefix(cur.Reason+"; "+r.Reason, "; ")
+		}
 		return false
 	}
 	q.items = append(q.items, r)
 	return true
+}
+
+// Queued returns the request queued for broker, if any.
+func (q *Queue) Queued(broker int32) (Request, bool) {
+	for _, r := range q.items {
+		if r.Broker == broker {
+			return r, true
+		}
+	}
+	return Request{}, false
+}
+
+// Conflict says why r cannot be merged into cur, the request queued for the
+// same broker: both set an option, to different values. nil: it merges.
+func Conflict(cur, r Request) error {
+	var diffs []string
+	if cur.Throttle.IsSet() && r.Throttle.IsSet() && cur.Throttle != r.Throttle {
+		diffs = append(diffs, fmt.Sprintf("throttle %s, not %s", cur.Throttle, r.Throttle))
+	}
+	if cur.Concurrency != 0 && r.Concurrency != 0 && cur.Concurrency != r.Concurrency {
+		diffs = append(diffs, fmt.Sprintf("concurrency %d, not %d", cur.Concurrency, r.Concurrency))
+	}
+	if cur.Order != "" && r.Order != "" && cur.Order != r.Order {
+		diffs = append(diffs, fmt.Sprintf("order %s, not %s", cur.Order, r.Order))
+	}
+	if cur.Strategy != "" && r.Strategy != "" && cur.Strategy != r.Strategy && !r.Emergency && !cur.Emergency {
+		diffs = append(diffs, fmt.Sprintf("strategy %s, not %s", cur.Strategy, r.Strategy))
+	}
+	if len(diffs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("broker %d is already queued as %s with %s: cancel it first (fleetd cancel %s) or ask without those options", cur.Broker, cur.ID, strings.Join(diffs, ", "), cur.ID)
 }
 
 // Next returns the request to try at now: emergencies first, then the
@@ -132,9 +178,16 @@ func (q *Queue) Refused(broker int32, reason string, now time.Time, base, maxWai
 	}
 }
 
-// Remove takes request id off the queue (started, or given up).
-func (q *Queue) Remove(id string) {
-	q.items = slices.DeleteFunc(q.items, func(r Request) bool { return r.ID == id })
+// Remove takes request id off the queue (started, cancelled or given up)
+// and returns it.
+func (q *Queue) Remove(id string) (Request, bool) {
+	i := slices.IndexFunc(q.items, func(r Request) bool { return r.ID == id })
+	if i < 0 {
+		return Request{}, false
+	}
+	r := q.items[i]
+	q.items = slices.Delete(q.items, i, i+1)
+	return r, true
 }
 
 // List returns the queue in the order it would be served, ignoring waits.
@@ -149,5 +202,5 @@ func (q *Queue) Len() int { return len(q.items) }
 
 // String is a one-line summary for logs.
 func (r Request) String() string {
-	return "broker " + strconv.Itoa(int(r.Broker)) + " (" + strings.Join(r.Triggers, ",") + ")"
+	return "broker " + strconv.Itoa(int(r.Broker)) + " (" + replace.JoinTriggers(r.Triggers) + ")"
 }

@@ -11,7 +11,7 @@ import (
 var t0 = time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 
 func req(id string, broker int32, trigger string, at time.Duration) Request {
-	return Request{ID: id, Broker: broker, Triggers: []string{trigger}, Received: t0.Add(at)}
+	return Request{ID: id, Broker: broker, Triggers: []replace.Trigger{replace.Trigger(trigger)}, Received: t0.Add(at)}
 }
 
 func TestQueueDeduplicatesByBrokerWithoutDropping(t *testing.T) {
@@ -31,7 +31,7 @@ func TestQueueDeduplicatesByBrokerWithoutDropping(t *testing.T) {
 		t.Fatalf("len %d, want 1", q.Len())
 	}
 	got, _ := q.Next(t0)
-	want := Request{ID: "a", Broker: 2, Triggers: []string{"operator", "retirement", "instance-lost"}, Received: t0,
+	want := Request{ID: "a", Broker: 2, Triggers: []replace.Trigger{"operator", "retirement", "instance-lost"}, Received: t0,
 		Deadline: t0.Add(48 * time.Hour), Emergency: true, Strategy: replace.StrategyIdentity}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("merged = %+v\nwant     %+v", got, want)

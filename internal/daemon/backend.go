@@ -1,18 +1,16 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/fleetd/fleetd/internal/api"
-	"github.com/fleetd/fleetd/internal/atomicfile"
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/health"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -51,21 +49,13 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 		p := *d.progress
 		st.Progress = &p
 	}
-	st.Chaos = api.ChaosStatus{Enabled: d.chaos.Enabled, Leashed: d.chaos.Leashed, Decisions: slices.Clone(d.chaosLog.Decisions)}
 	d.mu.Unlock()
-	if d.chaos.Enabled {
-		st.Chaos.Next = d.chaos.Decide(time.Now(), d.chaosLastSlot(), time.Time{}, nil, nil).Next
-	}
-	if st.Chaos.Decisions == nil {
-		st.Chaos.Decisions = []api.ChaosDecision{}
+	sched := d.chaos.Schedule
+	st.Chaos = api.ChaosStatus{Enabled: sched.Enabled, Leashed: sched.Leashed, Decisions: d.chaos.Decisions()}
+	if sched.Enabled {
+		st.Chaos.Next = sched.Decide(time.Now(), d.chaos.LastSlot(), time.Time{}, nil, nil).Next
 	}
 	return st, nil
-}
-
-func (d *Daemon) chaosLastSlot() time.Time {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.chaosLog.LastSlot
 }
 
 // History lists replacements, newest first.
@@ -95,9 +85,12 @@ func (d *Daemon) Replacement(ctx context.Context, id string) (*replace.Record, e
 	return r, nil
 }
 
-// Request queues an operator's replacement, or previews it.
+// Request queues an operator's replacement, or previews it. The answer says
+// what became of it: queued, merged into the request queued for the broker,
+// or attached to the replacement of the broker running now.
 func (d *Daemon) Request(ctx context.Context, req api.ReplaceRequest) (api.ReplaceResponse, error) {
-	rr := replace.Request{Broker: *req.Broker, Strategy: replace.Strategy(req.Strategy), Trigger: "operator"}
+	rr := replace.Request{Broker: *req.Broker, Strategy: replace.Strategy(req.Strategy), Triggers: []replace.Trigger{replace.TriggerOperator},
+		Throttle: req.Throttle, Concurrency: req.Concurrency, Order: req.Order, Reason: req.Reason}
 	if err := d.knownBroker(ctx, rr.Broker); err != nil {
 		return api.ReplaceResponse{}, err
 	}
@@ -110,18 +103,32 @@ func (d *Daemon) Request(ctx context.Context, req api.ReplaceRequest) (api.Repla
 		}
 		return api.ReplaceResponse{Preview: rec}, nil
 	}
-	cst, err := d.ctl.Status(ctx)
+	sub, err := d.ctl.Submit(ctx, controller.Request{Broker: rr.Broker, Strategy: rr.Strategy, Triggers: rr.Triggers,
+		Throttle: rr.Throttle, Concurrency: rr.Concurrency, Order: rr.Order, Reason: rr.Reason})
 	if err != nil {
-		return api.ReplaceResponse{}, err
+		return api.ReplaceResponse{}, d.apiError(err)
 	}
-	if !cst.LeaseHeld {
-		return api.ReplaceResponse{}, d.errNotActive(cst)
+	return api.ReplaceResponse{Queued: &sub.Request, Outcome: sub.Outcome, Into: sub.Into}, nil
+}
+
+// apiError gives the controller's refusals their HTTP status.
+func (d *Daemon) apiError(err error) error {
+	var (
+		na *controller.NotActiveError
+		cf *controller.ConflictError
+		nq *controller.NotQueuedError
+	)
+	switch {
+	case errors.As(err, &na):
+		return api.Errorf(http.StatusServiceUnavailable, "this fleetd ("+d.o.Holder+") is on standby and changes nothing: "+cmp.Or(na.Lease, "the lease is not held yet")+"; send the request to the active fleetd")
+	case errors.As(err, &cf):
+		return api.Errorf(http.StatusConflict, cf.Error())
+	case errors.As(err, &nq):
+		return api.Errorf(http.StatusNotFound, nq.Error())
+	case errors.Is(err, replace.ErrNotRunning):
+		return api.Errorf(http.StatusConflict, "no replacement is running: a throttle is changed on a running one (queued requests carry their own: fleetd replace --throttle)")
 	}
-	q, err := d.ctl.Submit(ctx, controller.Request{Broker: rr.Broker, Strategy: rr.Strategy, Triggers: []string{"operator"}})
-	if err != nil {
-		return api.ReplaceResponse{}, err
-	}
-	return api.ReplaceResponse{Queued: &q}, nil
+	return err
 }
 
 // knownBroker refuses a node id that is neither on an instance nor
@@ -150,27 +157,31 @@ func (d *Daemon) Abort(ctx context.Context, reason string) (api.AbortResponse, e
 	if err != nil {
 		return api.AbortResponse{}, err
 	}
-	if !cst.LeaseHeld {
-		return api.AbortResponse{}, d.errNotActive(cst)
-	}
 	ok, err := d.ctl.Abort(ctx, reason)
 	resp := api.AbortResponse{Aborted: ok}
 	if ok && cst.Running != nil {
 		resp.Replacement = cst.Running.ID
 	}
-	return resp, err
+	return resp, d.apiError(err)
 }
 
 // SetPaused flips the durable pause switch.
 func (d *Daemon) SetPaused(ctx context.Context, paused bool) error {
-	cst, err := d.ctl.Status(ctx)
-	if err != nil {
-		return err
-	}
-	if !cst.LeaseHeld {
-		return d.errNotActive(cst)
-	}
-	return d.ctl.SetPaused(ctx, paused)
+	return d.apiError(d.ctl.SetPaused(ctx, paused))
+}
+
+// Cancel takes a queued request off the queue.
+func (d *Daemon) Cancel(ctx context.Context, id, reason string) (controller.Request, error) {
+	q, err := d.ctl.Cancel(ctx, id, reason)
+	return q, d.apiError(err)
+}
+
+// SetThrottle changes the running replacement's throttle.
+func (d *Daemon) SetThrottle(ctx context.Context, t replace.Throttle) (replace.ThrottleResult, error) {
+	tctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	res, err := d.ctl.SetThrottle(tctx, t)
+	return res, d.apiError(err)
 }
 
 // Ready: the controller loop turns (active or standby both serve) and can
@@ -187,26 +198,4 @@ func (d *Daemon) Ready(context.Context) error {
 		return errors.New(msg)
 	}
 	return nil
-}
-
-func (d *Daemon) loadChaos() error {
-	b, err := os.ReadFile(filepath.Join(d.cfg.StateDir, chaosFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err == nil {
-		err = json.Unmarshal(b, &d.chaosLog)
-	}
-	if err != nil {
-		return fmt.Errorf("chaos state %s: %w (move it aside to start afresh; a slot may then be decided again)", filepath.Join(d.cfg.StateDir, chaosFile), err)
-	}
-	return nil
-}
-
-func (d *Daemon) saveChaosLocked() error {
-	b, err := json.MarshalIndent(d.chaosLog, "", "  ")
-	if err != nil {
-		return err
-	}
-	return atomicfile.Write(filepath.Join(d.cfg.StateDir, chaosFile), b, 0o640)
 }

@@ -1,14 +1,14 @@
 // Package daemon assembles `fleetd run` from its parts: the configuration,
 // the provider, the Kafka clients, the replacement executor, the controller
-// and its lease, the chaos schedule, the HTTP API, metrics and tracing. It
-// holds the glue and nothing else: every rule lives in the packages it wires.
+// and its lease, the trigger sources (internal/trigger), the HTTP API,
+// metrics and tracing. It holds the glue and nothing else: every rule lives
+// in the packages it wires.
 package daemon
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -30,8 +30,8 @@ import (
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/metrics"
 	"github.com/fleetd/fleetd/internal/replace"
-	"github.com/fleetd/fleetd/internal/schedule"
 	"github.com/fleetd/fleetd/internal/tracing"
+	"github.com/fleetd/fleetd/internal/trigger"
 )
 
 // Options are what the command line adds to the configuration.
@@ -42,8 +42,6 @@ type Options struct {
 	Holder string
 	// Listener, if set, replaces api.listen (tests).
 	Listener net.Listener
-	// ChaosTick is how often the chaos schedule is asked (default 15 s).
-	ChaosTick time.Duration
 	// ControllerTick is the controller's loop period (default 5 s).
 	ControllerTick time.Duration
 }
@@ -60,8 +58,7 @@ type Daemon struct {
 	ctl     *controller.Controller
 	metrics *metrics.Metrics
 	tracer  *tracing.Tracer
-	chaos   *schedule.Chaos
-	runner  *schedule.Runner
+	chaos   *trigger.Chaos
 	// aws is set for provider.kind ec2.
 	aws        *awsParts
 	dispatcher *events.Dispatcher
@@ -73,14 +70,6 @@ type Daemon struct {
 
 	mu       sync.Mutex
 	progress *replace.Progress
-	chaosLog chaosState
-}
-
-// chaosState is kept in state_dir/chaos.json: the last decided slot (so a
-// restart never decides a slot twice) and the latest decisions.
-type chaosState struct {
-	LastSlot  time.Time           `json:"last_slot,omitzero"`
-	Decisions []api.ChaosDecision `json:"decisions"`
 }
 
 // Paths in state_dir.
@@ -111,9 +100,6 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 	if o.Holder == "" {
 		o.Holder = defaultHolder()
 	}
-	if o.ChaosTick <= 0 {
-		o.ChaosTick = 15 * time.Second
-	}
 	if o.ControllerTick <= 0 {
 		// Notice a lost lease well within its TTL.
 		o.ControllerTick = min(5*time.Second, cfg.Lease.TTL/4)
@@ -139,7 +125,6 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 	default:
 		return fail(fmt.Errorf("provider.kind %q: want local or ec2", cfg.Provider.Kind))
 	}
-	d.dispatcher = &events.Dispatcher{Handler: d.handleEvent, Path: filepath.Join(cfg.StateDir, eventsFile), Log: d.log}
 	cl, cc, closeClients, err := cfg.Kafka.Clients()
 	if err != nil {
 		return fail(err)
@@ -162,35 +147,28 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		_ = d.tracer.Shutdown(sctx)
 	})
 	d.metrics = metrics.New(o.Holder, nil)
-	throttle := int64(cfg.Replace.Throttle) // -1: none, as the executor expects
-	d.exec = replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, d.prov, d.store, replace.Options{
-		Throttle:        throttle,
-		Plan:            replace.PlanOptions{Concurrency: cfg.Replace.Concurrency, Order: replace.Order(cfg.Replace.Order)},
-		Poll:            cfg.Replace.Poll,
-		RegisterTimeout: cfg.Replace.RegisterTimeout,
-		StallWarn:       cfg.Replace.StallWarn,
-		StallAbort:      cfg.Replace.StallAbort,
-		OnStep: func(r *replace.Record, t replace.StepTiming, err error) {
-			d.metrics.Step(r, t, err)
-			d.tracer.Step(r, t, err)
-		},
-		OnEvent: func(_ string, r *replace.Record) {
-			if d.aws == nil {
-				return
-			}
-			tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
-			defer cancel()
-			if err := d.aws.provider.TagProgress(tctx, r); err != nil {
-				replace.Logger(d.log, r).Warn().Err(err).Msg("cannot record progress in instance tags (the record in state_dir is the truth)")
-			}
-		},
-		OnProgress: func(p replace.Progress) {
-			d.mu.Lock()
-			d.progress = &p
-			d.mu.Unlock()
-		},
-		Log: d.log,
-	})
+	opts := cfg.Replace.Options()
+	opts.OnStep = func(r *replace.Record, t replace.StepTiming, err error) {
+		d.metrics.Step(r, t, err)
+		d.tracer.Step(r, t, err)
+	}
+	opts.OnEvent = func(_ string, r *replace.Record) {
+		if d.aws == nil {
+			return
+		}
+		tctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := d.aws.provider.TagProgress(tctx, r); err != nil {
+			replace.Logger(d.log, r).Warn().Err(err).Msg("cannot record progress in instance tags (the record in state_dir is the truth)")
+		}
+	}
+	opts.OnProgress = func(p replace.Progress) {
+		d.mu.Lock()
+		d.progress = &p
+		d.mu.Unlock()
+	}
+	opts.Log = d.log
+	d.exec = replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, d.prov, d.store, opts)
 	lse, err := d.newLease(ctx)
 	if err != nil {
 		return fail(err)
@@ -211,10 +189,16 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		},
 		Log: d.log,
 	})
-	if d.chaos, err = cfg.ChaosSchedule(); err != nil {
+	sched, err := cfg.ChaosSchedule()
+	if err != nil {
 		return fail(err)
 	}
-	if err := d.loadChaos(); err != nil {
+	d.chaos = &trigger.Chaos{Schedule: sched, Ctl: d.ctl, Fleet: d.prov, Records: d.store, Guard: d.exec,
+		Path: filepath.Join(cfg.StateDir, chaosFile), Counted: d.metrics.ChaosDecision, Log: d.log}
+	if d.aws != nil {
+		d.chaos.Images = d.aws.provider
+	}
+	if err := d.chaos.Load(); err != nil {
 		return fail(err)
 	}
 	d.seedMetrics(ctx)
@@ -296,29 +280,19 @@ func (d *Daemon) run(ctx context.Context) error {
 			errc <- fmt.Errorf("controller: %w", err)
 		}
 	})
-	d.runner = &schedule.Runner{
-		Chaos:          d.chaos,
-		Interval:       d.o.ChaosTick,
-		Candidates:     func() ([]schedule.Candidate, error) { return d.candidates(ctx) },
-		LastDisruption: func() time.Time { return d.lastDisruption(ctx) },
-		Rand:           rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
-		Active:         d.active.Load,
-		LastSlot:       d.chaosLog.LastSlot,
-	}
-	if d.chaos.Enabled {
-		wg.Go(func() { d.runner.Run(ctx, func(dec schedule.Decision) { d.chaosDecided(ctx, dec) }) })
-	}
-	if err := d.runEvents(ctx, wg.Go); err != nil {
+	sources, err := d.sources()
+	if err != nil {
 		cancel()
 		wg.Wait()
 		return err
 	}
-	if d.aws != nil && d.cfg.AMIDrift.Enabled {
-		wg.Go(func() { d.runDrift(ctx) })
+	names := make([]string, len(sources))
+	for i, src := range sources {
+		names[i] = src.Name
+		wg.Go(func() { src.Run(ctx) })
 	}
-	d.log.Info().Str("listen", l.Addr().String()).Str("holder", d.o.Holder).Str("provider", d.cfg.Provider.Kind).
-		Bool("chaos", d.chaos.Enabled).Bool("leashed", d.chaos.Leashed).Str("version", d.o.Version).Msg("fleetd running")
-	var err error
+	d.log.Info().Str("listen", l.Addr().String()).Str("holder", d.o.Holder).Str("provider", d.cfg.Provider.Kind).Strs("triggers", names).
+		Bool("chaos", d.chaos.Schedule.Enabled).Bool("leashed", d.chaos.Schedule.Leashed).Str("version", d.o.Version).Msg("fleetd running")
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -353,112 +327,38 @@ func (t *tracedExec) Run(ctx context.Context, r *replace.Record) error {
 
 func (t *tracedExec) Abort(reason string) { t.d.exec.Abort(reason) }
 
+func (t *tracedExec) SetThrottle(ctx context.Context, th replace.Throttle) (replace.ThrottleResult, error) {
+	return t.d.exec.SetThrottle(ctx, th)
+}
+
 func (t *tracedExec) Reopen(ctx context.Context, r *replace.Record, req replace.Request) error {
 	return t.d.exec.Reopen(ctx, r, req)
 }
 
-// candidates lists the brokers the chaos schedule may pick: running ones.
-func (d *Daemon) candidates(ctx context.Context) ([]schedule.Candidate, error) {
-	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	insts, err := d.prov.Instances(ictx)
+var errLoopStalled = errors.New("the controller loop has not turned recently")
+
+// sources lists every trigger source this fleetd runs, in one place: the
+// chaos schedule, the EventBridge queue, the DescribeInstanceStatus poll and
+// AMI drift, each when configured. Each acts only while this process holds
+// the lease.
+func (d *Daemon) sources() ([]trigger.Source, error) {
+	var out []trigger.Source
+	if d.chaos.Schedule.Enabled {
+		out = append(out, trigger.Source{Name: "chaos", Run: func(ctx context.Context) {
+			d.chaos.Run(ctx, d.cfg.Chaos.CheckInterval, d.active.Load)
+		}})
+	}
+	evs, err := d.eventSources()
 	if err != nil {
-		d.log.Warn().Err(err).Msg("chaos: cannot list instances; the slot waits")
 		return nil, err
 	}
-	newest := ""
-	if d.aws != nil && d.chaos.Pick == schedule.PickOutdatedImage {
-		if newest, err = d.aws.provider.NewestImageID(ictx); err != nil {
-			return nil, err
-		}
-	}
-	var out []schedule.Candidate
-	for _, in := range insts {
-		if in.State == replace.StateRunning {
-			out = append(out, schedule.Candidate{NodeID: in.NodeID, InstanceID: in.ID, LaunchedAt: in.LaunchedAt, Outdated: newest != "" && in.Image != newest})
-		}
+	out = append(out, evs...)
+	if d.aws != nil && d.cfg.AMIDrift.Enabled {
+		drift := &trigger.Drift{Ctl: d.ctl, Fleet: d.aws.provider, Images: d.aws.provider, Records: d.store,
+			Window: d.chaos.Schedule.Window, MinInterval: d.cfg.Chaos.MinInterval, Log: d.log}
+		out = append(out, trigger.Source{Name: "ami-drift", Run: func(ctx context.Context) {
+			drift.Run(ctx, d.cfg.AMIDrift.Interval, d.active.Load)
+		}})
 	}
 	return out, nil
 }
-
-// lastDisruption is when the cluster was last disrupted by any replacement
-// (now, while one is in flight).
-func (d *Daemon) lastDisruption(ctx context.Context) time.Time {
-	recs, err := d.store.List(ctx)
-	if err != nil {
-		return time.Now() // unknown: assume recent, which only delays chaos
-	}
-	var last time.Time
-	for _, r := range recs {
-		switch {
-		case !r.Phase.Terminal():
-			return time.Now()
-		case r.Phase != replace.PhaseRefused && r.Finished.After(last):
-			last = r.Finished
-		}
-	}
-	return last
-}
-
-// chaosDecided records a decided slot and, unless leashed, queues the pick.
-// The pick first passes the blast-radius guard: a chaos exercise must never
-// be the act that hurts a partition.
-func (d *Daemon) chaosDecided(ctx context.Context, dec schedule.Decision) {
-	if dec.Fire {
-		gctx, cancel := context.WithTimeout(ctx, time.Minute)
-		v := d.exec.WhatIf(gctx, []int32{dec.Broker.NodeID})
-		cancel()
-		if !v.Safe {
-			dec.Fire, dec.Act = false, false
-			dec.Reason = fmt.Sprintf("chaos pick of broker %d refused by the blast-radius guard: %s; slot skipped", dec.Broker.NodeID, v.Summary())
-		}
-	}
-	entry := api.ChaosDecision{Decision: dec, At: time.Now()}
-	log := d.log.With().Time("slot", dec.Slot).Str("reason", dec.Reason).Logger()
-	switch {
-	case !dec.Fire:
-		d.metrics.ChaosDecision("skipped")
-		log.Info().Msg("chaos slot skipped")
-	case !dec.Act:
-		d.metrics.ChaosDecision("leashed")
-		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		plan, err := d.exec.Preview(pctx, replace.Request{Broker: dec.Broker.NodeID, Strategy: replace.StrategyMove, Trigger: "chaos"})
-		cancel()
-		if err != nil {
-			entry.PlanError = err.Error()
-		} else {
-			entry.Plan = plan
-		}
-		log.Info().Int32("broker", dec.Broker.NodeID).Str("instance", dec.Broker.InstanceID).Msg("chaos (leashed): would replace this broker; plan recorded, nothing done")
-	default:
-		d.metrics.ChaosDecision("fired")
-		req, err := d.ctl.Submit(ctx, controller.Request{Broker: dec.Broker.NodeID, Strategy: replace.StrategyMove, Triggers: []string{"chaos"}})
-		if err != nil {
-			log.Error().Err(err).Msg("chaos: could not queue the replacement")
-		} else {
-			log.Info().Int32("broker", dec.Broker.NodeID).Str("instance", dec.Broker.InstanceID).Str("request", req.ID).Msg("chaos: replacement queued")
-		}
-	}
-	d.mu.Lock()
-	d.chaosLog.LastSlot = dec.Slot
-	d.chaosLog.Decisions = append([]api.ChaosDecision{entry}, d.chaosLog.Decisions...)
-	if len(d.chaosLog.Decisions) > 20 {
-		d.chaosLog.Decisions = d.chaosLog.Decisions[:20]
-	}
-	err := d.saveChaosLocked()
-	d.mu.Unlock()
-	if err != nil {
-		log.Error().Err(err).Msg("cannot save the chaos state; after a restart this slot could be decided again")
-	}
-}
-
-// errNotActive is the API's answer from a standby for a mutation.
-func (d *Daemon) errNotActive(st controller.Status) error {
-	who := st.Lease
-	if who == "" {
-		who = "the lease is not held yet"
-	}
-	return api.Errorf(503, "this fleetd ("+d.o.Holder+") is on standby and changes nothing: "+who+"; send the request to the active fleetd")
-}
-
-var errLoopStalled = errors.New("the controller loop has not turned recently")

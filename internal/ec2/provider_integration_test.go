@@ -50,7 +50,7 @@ func TestProviderReplacesABrokerEndToEnd(t *testing.T) {
 	}
 	store, _ := replace.NewFileStore(t.TempDir())
 	ex := replace.New(replace.KafkaCluster{Client: cl.Client, Controllers: cl.Controllers}, p, store, replace.Options{
-		Throttle: 20 << 20, Poll: 300 * time.Millisecond, Log: testbed.Logger(t),
+		Throttle: replace.Rate(20 << 20), Poll: 300 * time.Millisecond, Log: testbed.Logger(t),
 		OnEvent: func(_ string, r *replace.Record) {
 			if err := p.TagProgress(context.Background(), r); err != nil {
 				t.Errorf("tag progress: %v", err)
@@ -58,7 +58,7 @@ func TestProviderReplacesABrokerEndToEnd(t *testing.T) {
 		},
 	})
 	ctx := testbed.Context(t)
-	r, err := ex.Begin(ctx, replace.Request{Broker: 2, Trigger: "retirement"})
+	r, err := ex.Begin(ctx, replace.Request{Broker: 2, Triggers: []replace.Trigger{"instance-retirement"}})
 	if err != nil {
 		t.Fatal(err)
 	}

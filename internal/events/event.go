@@ -30,6 +30,10 @@ const (
 // AllKinds lists the kinds a policy may name.
 var AllKinds = []Kind{KindRetirement, KindStop, KindSystemMaintenance, KindSystemReboot, KindInstanceReboot, KindInstanceLost}
 
+// DefaultReplaceOn are the kinds that queue a replacement unless
+// events.replace_on says otherwise: those after which the instance is gone.
+var DefaultReplaceOn = []Kind{KindRetirement, KindStop, KindSystemMaintenance, KindInstanceLost}
+
 // Event is one thing that happens to one instance.
 type Event struct {
 	// ID deduplicates: the same event seen twice (SQS delivers at least once;

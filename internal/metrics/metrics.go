@@ -7,7 +7,7 @@ package metrics
 import (
 	"math"
 	"net/http"
-	"strings"
+	"slices"
 	"sync"
 	"time"
 
@@ -115,8 +115,11 @@ func (m *Metrics) Step(_ *replace.Record, t replace.StepTiming, err error) {
 
 // Finished counts a replacement that reached a terminal phase.
 func (m *Metrics) Finished(r *replace.Record) {
-	trigger, _, _ := strings.Cut(r.Trigger, ",")
-	m.replacements.WithLabelValues(trigger, string(r.Strategy), string(r.Phase)).Inc()
+	trigger := replace.TriggerOperator
+	if len(r.Triggers) > 0 {
+		trigger = r.Triggers[0] // the first asker; one label value per replacement
+	}
+	m.replacements.WithLabelValues(string(trigger), string(r.Strategy), string(r.Phase)).Inc()
 	for _, c := range r.Refusals {
 		m.refusals.WithLabelValues(string(c)).Inc()
 	}
@@ -130,12 +133,7 @@ func (m *Metrics) Finished(r *replace.Record) {
 
 // IsChaos reports whether the chaos schedule asked for r.
 func IsChaos(r *replace.Record) bool {
-	for t := range strings.SplitSeq(r.Trigger, ",") {
-		if t == "chaos" {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(r.Triggers, replace.TriggerChaos)
 }
 
 // Event counts a new AWS event of kind.

@@ -18,10 +18,10 @@ func TestMetricsFollowReplacements(t *testing.T) {
 	if v := m.secondsSinceChaos(); !math.IsInf(v, 1) {
 		t.Fatalf("seconds since chaos before any: %v, want +Inf", v)
 	}
-	m.Finished(&replace.Record{Trigger: "chaos", Strategy: replace.StrategyMove, Phase: replace.PhaseCompleted, BytesMoved: 1000, Finished: now.Add(-time.Hour)})
-	m.Finished(&replace.Record{Trigger: "operator,chaos", Strategy: replace.StrategyMove, Phase: replace.PhaseRefused,
+	m.Finished(&replace.Record{Triggers: []replace.Trigger{replace.TriggerChaos}, Strategy: replace.StrategyMove, Phase: replace.PhaseCompleted, BytesMoved: 1000, Finished: now.Add(-time.Hour)})
+	m.Finished(&replace.Record{Triggers: []replace.Trigger{replace.TriggerOperator, replace.TriggerChaos}, Strategy: replace.StrategyMove, Phase: replace.PhaseRefused,
 		Refusals: []health.Code{health.CodeUnderMinISR, health.CodeBrokerDown}})
-	m.Finished(&replace.Record{Trigger: "operator", Strategy: replace.StrategyMove, Phase: replace.PhaseRefused, Refusals: []health.Code{health.CodeUnderMinISR}})
+	m.Finished(&replace.Record{Triggers: []replace.Trigger{replace.TriggerOperator}, Strategy: replace.StrategyMove, Phase: replace.PhaseRefused, Refusals: []health.Code{health.CodeUnderMinISR}})
 	m.Step(nil, replace.StepTiming{Step: replace.StepMove, Started: now, Ended: now.Add(90 * time.Second)}, nil)
 	m.Controller("host:1", true, false, true, 3)
 

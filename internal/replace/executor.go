@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -15,9 +16,11 @@ import (
 
 // Options tune the executor. Zero values take the defaults noted.
 type Options struct {
-	// Throttle is the replication throttle in bytes/s (default 50 MiB/s).
-	Throttle int64
-	// Plan tunes batching and ordering; its Throttle is set from Throttle.
+	// Throttle is the replication throttle (default 50 MiB/s); a request may
+	// carry its own.
+	Throttle Throttle
+	// Plan tunes batching and ordering (defaults: 5, smallest-first); a
+	// request may carry its own. Its Throttle is set from the record's.
 	Plan PlanOptions
 	// Poll is how often progress is checked (default 10 s, as Cruise Control).
 	Poll time.Duration
@@ -56,16 +59,22 @@ type Options struct {
 	Now     func() time.Time
 }
 
+// DefaultOptions are the executor's defaults: the one place they live
+// (config and flags take theirs from here).
+func DefaultOptions() Options {
+	var o Options
+	o.defaults()
+	return o
+}
+
 func (o *Options) defaults() {
 	def := func(d *time.Duration, v time.Duration) {
 		if *d <= 0 {
 			*d = v
 		}
 	}
-	if o.Throttle == 0 {
-		o.Throttle = 50 << 20
-	}
-	o.Plan.Throttle = max(o.Throttle, 0)
+	o.Throttle = o.Throttle.Or(Rate(50 << 20))
+	o.Plan.defaults()
 	def(&o.Poll, 10*time.Second)
 	def(&o.RegisterTimeout, 15*time.Minute)
 	def(&o.StallWarn, 90*time.Second)
@@ -105,7 +114,15 @@ type Request struct {
 	Broker int32
 	// Strategy "" picks: move when the broker is alive, identity when dead.
 	Strategy Strategy
-	Trigger  string
+	// Triggers say who asked (default operator).
+	Triggers []Trigger
+	// Throttle, Concurrency and Order override the executor's options for
+	// this replacement (zero: the executor's).
+	Throttle    Throttle
+	Concurrency int
+	Order       Order
+	// Reason is the operator's free text, kept in the record.
+	Reason string
 	// Instance, if known, is the old broker's instance (an event names it):
 	// with a provider that can look it up, a broker whose instance is
 	// already terminated is replaced in the same subnet and AZ.
@@ -123,14 +140,17 @@ type Executor struct {
 	// may declare its own).
 	flows map[Strategy]*Workflow
 
-	mu    sync.Mutex
-	abort string
+	mu      sync.Mutex
+	abort   string
+	running bool
+	pending *throttleChange
+	wake    chan struct{} // a pending change wakes a waiting poll
 }
 
 // New returns an executor with defaults applied.
 func New(c Cluster, p Provider, s Store, o Options) *Executor {
 	o.defaults()
-	return &Executor{Cluster: c, Provider: p, Store: s, Opts: o, flows: DefaultWorkflows()}
+	return &Executor{Cluster: c, Provider: p, Store: s, Opts: o, flows: DefaultWorkflows(), wake: make(chan struct{}, 1)}
 }
 
 // Abort asks the running replacement to roll back at its next check.
@@ -149,14 +169,34 @@ func (e *Executor) abortReason() string {
 	return e.abort
 }
 
+// checkRequest refuses options no replacement can run with.
+func checkRequest(req Request) error {
+	switch {
+	case req.Strategy != "" && req.Strategy != StrategyMove && req.Strategy != StrategyIdentity:
+		return fmt.Errorf("strategy %q: want move or identity", req.Strategy)
+	case req.Order != "" && !slices.Contains(Orders, req.Order):
+		return fmt.Errorf("order %q: want one of %v", req.Order, Orders)
+	case req.Concurrency < 0:
+		return fmt.Errorf("concurrency %d: want at least 1", req.Concurrency)
+	}
+	return nil
+}
+
 // Begin records a new replacement (nothing is changed yet) and returns it.
 func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
 	now := e.Opts.Now()
 	id := make([]byte, 4)
 	_, _ = rand.Read(id)
 	r := &Record{
 		ID:          fmt.Sprintf("r-%s-%d-%s", now.UTC().Format("20060102T150405"), req.Broker, hex.EncodeToString(id)),
-		Trigger:     req.Trigger,
+		Triggers:    triggersOr(req.Triggers),
+		Throttle:    req.Throttle.Or(e.Opts.Throttle),
+		Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
+		Order:       cmp.Or(req.Order, e.Opts.Plan.Order),
+		Reason:      req.Reason,
 		Strategy:    req.Strategy,
 		OldBroker:   req.Broker,
 		OldInstance: req.Instance,
@@ -165,9 +205,6 @@ func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
 		Step:        StepGate,
 		Created:     now,
 		Updated:     now,
-	}
-	if r.Trigger == "" {
-		r.Trigger = "operator"
 	}
 	if err := e.Store.Save(ctx, r); err != nil {
 		return nil, err
@@ -182,7 +219,16 @@ func (e *Executor) Reopen(ctx context.Context, r *Record, req Request) error {
 	if r.Phase != PhaseRefused {
 		return fmt.Errorf("reopen %s: it is %s, only a refused record is retried", r.ID, r.Phase)
 	}
-	*r = Record{ID: r.ID, Trigger: cmp.Or(req.Trigger, r.Trigger), Strategy: req.Strategy, OldBroker: req.Broker, OldInstance: req.Instance,
+	if err := checkRequest(req); err != nil {
+		return err
+	}
+	triggers := r.Triggers
+	if len(req.Triggers) > 0 {
+		triggers = req.Triggers
+	}
+	*r = Record{ID: r.ID, Triggers: triggers, Strategy: req.Strategy, OldBroker: req.Broker, OldInstance: req.Instance,
+		Throttle: req.Throttle.Or(e.Opts.Throttle), Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
+		Order: cmp.Or(req.Order, e.Opts.Plan.Order), Reason: req.Reason,
 		NewBroker: -1, Phase: PhaseRunning, Step: StepGate, Attempts: r.Attempts, Created: r.Created, Updated: e.Opts.Now()}
 	return e.save(ctx, r)
 }
@@ -217,15 +263,23 @@ func Logger(l zerolog.Logger, r *Record) *zerolog.Logger {
 // nil for completed; otherwise it says why.
 func (e *Executor) Run(ctx context.Context, r *Record) error {
 	// An abort is for the replacement running now, never the next one.
+	e.mu.Lock()
+	e.running = true
+	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
-		e.abort = ""
+		e.abort, e.running = "", false
+		if e.pending != nil {
+			e.pending.done <- throttleOutcome{err: fmt.Errorf("replacement %s stopped (%s) before the change was applied", r.ID, r.Phase)}
+			e.pending = nil
+		}
 		e.mu.Unlock()
 	}()
 	for !r.Phase.Terminal() {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		e.applyPending(ctx, r)
 		if reason := e.abortReason(); reason != "" && r.Phase == PhaseRunning {
 			if err := e.beginRollback(ctx, r, errors.New(reason), true); err != nil {
 				return err

@@ -75,6 +75,13 @@ func (s *FileStore) Load(_ context.Context, id string) (*Record, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, fmt.Errorf("load record %s: %w", id, err)
 	}
+	if len(r.Triggers) == 0 && r.LegacyTrigger != "" {
+		// Written before triggers were a list: read once, written back as one.
+		for t := range strings.SplitSeq(r.LegacyTrigger, ",") {
+			r.Triggers = append(r.Triggers, Trigger(t))
+		}
+	}
+	r.LegacyTrigger = ""
 	return &r, nil
 }
 

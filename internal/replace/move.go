@@ -79,8 +79,8 @@ func (e *Executor) runBatch(ctx context.Context, r *Record, moves []Move, dest i
 	timeout := e.Opts.BatchTimeout
 	if timeout <= 0 {
 		timeout = 30 * time.Minute
-		if e.Opts.Throttle > 0 {
-			timeout = max(timeout, 3*time.Duration(float64(bytes)/float64(e.Opts.Throttle)*float64(time.Second)))
+		if bps, ok := e.throttleOf(r).BytesPerSec(); ok {
+			timeout = max(timeout, 3*time.Duration(float64(bytes)/float64(bps)*float64(time.Second)))
 		}
 	}
 	st := stallTracker{}

@@ -20,6 +20,9 @@ const (
 	ByName Order = "by-name"
 )
 
+// Orders are the move orders there are (config validation and flags use it).
+var Orders = []Order{SmallestFirst, LargestFirst, ByName}
+
 // PlanOptions tune a move plan.
 type PlanOptions struct {
 	// Concurrency is the most partition moves in flight per broker (default 5,

@@ -9,7 +9,12 @@ import (
 // saved, and changes nothing: what --dry-run shows. A refusal comes back as
 // the record's Phase and Error, not as an error.
 func (e *Executor) Preview(ctx context.Context, req Request) (*Record, error) {
-	r := &Record{ID: "preview", OldBroker: req.Broker, NewBroker: -1, Strategy: req.Strategy, Trigger: req.Trigger, Phase: PhaseRunning, Step: StepGate}
+	if err := checkRequest(req); err != nil {
+		return nil, err
+	}
+	r := &Record{ID: "preview", OldBroker: req.Broker, NewBroker: -1, Strategy: req.Strategy, Triggers: triggersOr(req.Triggers),
+		Throttle: req.Throttle.Or(e.Opts.Throttle), Concurrency: req.Concurrency, Order: req.Order, Reason: req.Reason,
+		Phase: PhaseRunning, Step: StepGate}
 	if err := e.gate(ctx, r); err != nil {
 		var ref *refusedError
 		if errors.As(err, &ref) {

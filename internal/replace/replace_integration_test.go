@@ -24,7 +24,7 @@ import (
 // safety logic is the same as with production defaults.
 func fastOptions(t *testing.T) replace.Options {
 	return replace.Options{
-		Throttle:        20 << 20,
+		Throttle:        replace.Rate(20 << 20),
 		Poll:            300 * time.Millisecond,
 		RegisterTimeout: 2 * time.Minute,
 		StopTimeout:     time.Minute,
@@ -149,7 +149,7 @@ func TestIdentityReplacesDeadBrokerWithSameID(t *testing.T) {
 		}
 		return nil
 	})
-	rec, err := ex.Begin(ctx, replace.Request{Broker: 3, Trigger: "instance-lost"})
+	rec, err := ex.Begin(ctx, replace.Request{Broker: 3, Triggers: []replace.Trigger{"instance-lost"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +177,7 @@ func TestNewBrokerDyingMidCopyAbortsCleanly(t *testing.T) {
 	run := c.StartLedger("orders", 200)
 
 	o := fastOptions(t)
-	o.Throttle = 2 << 20 // slow enough to kill the destination mid-copy
+	o.Throttle = replace.Rate(2 << 20) // slow enough to kill the destination mid-copy
 	o.Plan.Concurrency = 2
 	var ex *replace.Executor
 	var p *local.Provider
@@ -460,7 +460,7 @@ func TestMoveWhileAnotherBrokerIsKilledTakesNothingAway(t *testing.T) {
 
 	isDown := func() bool { b, ok := c.Fleet.Broker(3); return !ok || !b.Running }
 	o := fastOptions(t)
-	o.Throttle = 2 << 20 // the copy takes long enough to kill a broker during it
+	o.Throttle = replace.Rate(2 << 20) // the copy takes long enough to kill a broker during it
 	o.Plan.Concurrency = 2
 	o.GuardWait = 3 * time.Minute
 	o.StallAbort = 3 * time.Minute

@@ -257,7 +257,7 @@ func (e *Executor) plan(ctx context.Context, r *Record) error {
 	if r.NewBroker < 0 {
 		r.NewBroker = nextNodeID(snap, insts)
 	}
-	p, err := PlanMove(snap, r.OldBroker, r.NewBroker, r.Zone, e.Opts.Plan)
+	p, err := PlanMove(snap, r.OldBroker, r.NewBroker, r.Zone, e.planOptions(r))
 	if err != nil {
 		return fatal("%w", err)
 	}
@@ -286,6 +286,7 @@ func (e *Executor) poll(ctx context.Context, r *Record, what string, timeout tim
 		if e.abortReason() != "" && r.Phase == PhaseRunning {
 			return errAborted
 		}
+		e.applyPending(ctx, r)
 		done, err := check(ctx)
 		switch {
 		case err == nil && done:
@@ -301,7 +302,7 @@ func (e *Executor) poll(ctx context.Context, r *Record, what string, timeout tim
 		if e.Opts.Now().After(deadline) {
 			return &timeoutError{what: what, bound: timeout, last: last}
 		}
-		if !sleep(ctx, e.Opts.Poll) {
+		if !e.pollSleep(ctx) {
 			return ctx.Err()
 		}
 	}

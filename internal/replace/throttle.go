@@ -71,11 +71,12 @@ func mergeReplicaList(prev, ours string) string {
 // before setting them, so that a crash at any instant leaves a record from
 // which the throttles can be removed.
 func (e *Executor) throttle(ctx context.Context, r *Record) error {
-	if e.Opts.Throttle < 0 || r.Plan == nil || r.Plan.Partitions == 0 {
+	bps, throttled := e.throttleOf(r).BytesPerSec()
+	if !throttled || r.Plan == nil || r.Plan.Partitions == 0 {
 		return nil
 	}
 	if len(r.Throttles) == 0 {
-		want := throttleValues(r.Plan, e.Opts.Throttle)
+		want := throttleValues(r.Plan, bps)
 		keys := make([]ConfigKey, 0, len(want))
 		for k := range want {
 			keys = append(keys, k)
@@ -111,7 +112,7 @@ func (e *Executor) throttle(ctx context.Context, r *Record) error {
 	if err := e.Cluster.SetConfigs(ctx, set); err != nil {
 		return err
 	}
-	e.logger(r).Info().Int("configs", len(r.Throttles)).Int64("bytes_per_sec", e.Opts.Throttle).Msg("replication throttles set")
+	e.logger(r).Info().Int("configs", len(r.Throttles)).Int64("bytes_per_sec", bps).Msg("replication throttles set")
 	return nil
 }
 

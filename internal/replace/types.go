@@ -3,6 +3,8 @@ package replace
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/fleetd/fleetd/internal/health"
@@ -169,11 +171,41 @@ type ThrottleEntry struct {
 	Previous *string   `json:"previous"`
 }
 
+// Trigger names who asked for a replacement: operator, chaos, ami-drift, or
+// an AWS event's kind (instance-retirement, instance-lost, ...).
+type Trigger string
+
+const (
+	TriggerOperator Trigger = "operator"
+	TriggerChaos    Trigger = "chaos"
+	TriggerAMIDrift Trigger = "ami-drift"
+	TriggerDemo     Trigger = "demo"
+	TriggerBench    Trigger = "bench"
+)
+
+func triggersOr(ts []Trigger) []Trigger {
+	if len(ts) == 0 {
+		return []Trigger{TriggerOperator}
+	}
+	return slices.Clone(ts)
+}
+
 // Record is the durable state of one replacement.
 type Record struct {
-	ID       string   `json:"id"`
-	Trigger  string   `json:"trigger"`
-	Strategy Strategy `json:"strategy"`
+	ID string `json:"id"`
+	// Triggers say who asked (a merged request keeps every asker).
+	Triggers []Trigger `json:"triggers"`
+	// LegacyTrigger is how records written before triggers were a list
+	// said it ("a,b"); the store reads it into Triggers.
+	LegacyTrigger string   `json:"trigger,omitempty"`
+	Strategy      Strategy `json:"strategy"`
+	// Throttle, Concurrency and Order are what this replacement runs with
+	// (the request's, else the executor's); a throttle change is recorded
+	// here before it is applied. Reason is the operator's free text.
+	Throttle    Throttle `json:"throttle,omitzero"`
+	Concurrency int      `json:"concurrency,omitempty"`
+	Order       Order    `json:"order,omitempty"`
+	Reason      string   `json:"reason,omitempty"`
 	// OldBroker is the node id being replaced; NewBroker the node id taking
 	// over (equal for the identity strategy).
 	OldBroker   int32  `json:"old_broker"`
@@ -221,6 +253,18 @@ type Record struct {
 	Created        time.Time     `json:"created"`
 	Updated        time.Time     `json:"updated"`
 	Finished       time.Time     `json:"finished,omitzero"`
+}
+
+// TriggerList is r's triggers for display ("chaos,operator").
+func (r *Record) TriggerList() string { return JoinTriggers(r.Triggers) }
+
+// JoinTriggers is triggers for display: "a,b".
+func JoinTriggers(ts []Trigger) string {
+	s := make([]string, len(ts))
+	for i, t := range ts {
+		s[i] = string(t)
+	}
+	return strings.Join(s, ",")
 }
 
 // Own lists the partitions whose reassignments this replacement starts, for

@@ -83,7 +83,7 @@ func (t *Tracer) Begin(ctx context.Context, r *replace.Record, resumed bool) con
 		attribute.String("replacement.id", r.ID),
 		attribute.Int("kafka.broker.old", int(r.OldBroker)),
 		attribute.String("instance.old", r.OldInstance),
-		attribute.String("replacement.trigger", r.Trigger),
+		attribute.String("replacement.trigger", r.TriggerList()),
 		attribute.String("replacement.strategy", string(r.Strategy)),
 		attribute.Bool("replacement.resumed", resumed),
 	))

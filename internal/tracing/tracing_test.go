@@ -21,7 +21,7 @@ import (
 )
 
 func record() *replace.Record {
-	return &replace.Record{ID: "r-1", OldBroker: 2, NewBroker: 4, Trigger: "chaos", Strategy: replace.StrategyMove, Phase: replace.PhaseCompleted}
+	return &replace.Record{ID: "r-1", OldBroker: 2, NewBroker: 4, Triggers: []replace.Trigger{replace.TriggerChaos}, Strategy: replace.StrategyMove, Phase: replace.PhaseCompleted}
 }
 
 func TestOneTracePerReplacementWithASpanPerStep(t *testing.T) {
