@@ -113,6 +113,7 @@ func waitReplacement(t *testing.T, d *daemonProc, pred func(api.HistoryEntry) bo
 // broker's instance terminated behind fleetd's back is restored with its
 // identity.
 func TestRunOnAWSEvents(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	awsCfg, _ := testbed.MotoAWS(t)
 	ec2c, sq, eb := ec2.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg), eventbridge.NewFromConfig(awsCfg)
 	seed := testbed.SeedEC2(t, ec2c, "test", 3)
@@ -256,6 +257,7 @@ chaos:
 // older AMI than the newest; with ami_drift on, fleetd replaces the oldest
 // with the newest AMI, and then, inside the minimum interval, no other.
 func TestRunAMIDriftReplacesOneOutdatedBrokerAtATime(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	awsCfg, _ := testbed.MotoAWS(t)
 	ec2c := ec2.NewFromConfig(awsCfg)
 	seed := testbed.SeedEC2(t, ec2c, "test", 3)

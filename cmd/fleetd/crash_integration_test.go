@@ -130,6 +130,7 @@ func assertConsistent(t *testing.T, c *testbed.Cluster, store *replace.FileStore
 // with no throttle left, no broker holding replicas terminated, and the
 // ledger, running throughout, must lose nothing.
 func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 12)

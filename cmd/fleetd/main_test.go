@@ -27,12 +27,19 @@ func TestMain(m *testing.M) {
 }
 
 func TestVersionPrintsFleetdVersion(t *testing.T) {
-	var out, errb bytes.Buffer
-	if code := run(context.Background(), []string{"version"}, &out, &errb); code != exitOK {
-		t.Fatalf("exit %d, stderr %q", code, errb.String())
+	var lines []string
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != exitOK {
+			t.Fatalf("%v: exit %d, stderr %q", args, code, errb.String())
+		}
+		if !strings.HasPrefix(out.String(), "fleetd ") {
+			t.Fatalf("%v: got %q, want a line starting with fleetd", args, out.String())
+		}
+		lines = append(lines, out.String())
 	}
-	if !strings.HasPrefix(out.String(), "fleetd ") {
-		t.Fatalf("got %q, want a line starting with fleetd", out.String())
+	if lines[0] != lines[1] {
+		t.Errorf("fleetd version %q and fleetd --version %q differ", lines[0], lines[1])
 	}
 }
 

@@ -265,6 +265,7 @@ func localFleetServer(t *testing.T, c *testbed.Cluster) string {
 // minimum interval of an hour, replaces exactly one broker by itself; the
 // ledger loses nothing, history shows the steps' durations and metrics count it.
 func TestRunChaosReplacesABrokerOnItsOwn(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 12)
@@ -350,6 +351,7 @@ chaos:
 // With the file lock the kernel frees the lease at once; with the DynamoDB
 // lease (on moto) the standby waits for the dead holder's lease to expire.
 func TestRunStandbyTakesOverAfterSIGKILL(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	t.Run("file", func(t *testing.T) { standbyTakesOver(t, "") })
 	t.Run("dynamodb", func(t *testing.T) {
 		cfg, _ := testbed.MotoAWS(t)
@@ -432,6 +434,7 @@ func standbyTakesOver(t *testing.T, leaseConfig string) {
 // and runs after it; pause keeps the next one from starting; resume starts
 // it; abort rolls it back.
 func TestRunQueuePauseAndAbort(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 16)
@@ -551,6 +554,7 @@ func TestCLIAgainstTheDaemon(t *testing.T) {
 // state: standby, mid-move (the record stays resumable and finishes after a
 // restart), paused, and with Kafka unreachable.
 func TestRunExitsOnSIGTERMInEveryState(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 24)

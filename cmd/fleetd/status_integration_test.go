@@ -24,6 +24,7 @@ func fleetd(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestStatusExitCodesFollowTheCluster(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 3, 3, 2)
 	bootstrap := strings.Join(c.Fleet.Bootstrap(), ",")

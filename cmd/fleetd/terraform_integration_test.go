@@ -17,6 +17,7 @@ import (
 // real terraform binary: the launch template, queue and lease table need not
 // be in the file.
 func TestConfigFromTerraformOutputs(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	raw, err := os.ReadFile("../../internal/tfoutputs/testdata/fixture/main.tf")
 	if err != nil {
 		t.Fatal(err)

@@ -73,6 +73,7 @@ func assertReplaced(t *testing.T, c *testbed.Cluster, old int32) {
 }
 
 func TestMoveReplacesBrokerWithoutLoss(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 8, 3, 2)
 	c.Fill("orders", 40)
@@ -107,6 +108,7 @@ func TestMoveReplacesBrokerWithoutLoss(t *testing.T) {
 }
 
 func TestGateRefusesMoveWhileAnotherBrokerIsDown(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 4)
 	c.CreateTopic("orders", 4, 3, 2)
 	if err := c.Fleet.KillBroker(3); err != nil {
@@ -131,6 +133,7 @@ func TestGateRefusesMoveWhileAnotherBrokerIsDown(t *testing.T) {
 }
 
 func TestIdentityReplacesDeadBrokerWithSameID(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 20)
@@ -171,6 +174,7 @@ func TestIdentityReplacesDeadBrokerWithSameID(t *testing.T) {
 }
 
 func TestNewBrokerDyingMidCopyAbortsCleanly(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 60)
@@ -228,6 +232,7 @@ func TestNewBrokerDyingMidCopyAbortsCleanly(t *testing.T) {
 // An operator's own throttle must survive fleetd's, and throttles of a run
 // that died after failing must be swept at the next start.
 func TestThrottleSweepRestoresOperatorValue(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 4, 3, 2)
 	c.Fill("orders", 8)
@@ -316,6 +321,7 @@ func minISRProbe(t *testing.T, c *testbed.Cluster) (stop func() []string) {
 // gate would refuse now; the resumed stop must ask the guard, wait, and roll
 // back, with broker 2 serving and no partition below min ISR at any moment.
 func TestResumedIdentityStopWaitsWhileAnotherBrokerIsStopped(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 6)
@@ -378,6 +384,7 @@ func TestResumedIdentityStopWaitsWhileAnotherBrokerIsStopped(t *testing.T) {
 // SIGKILLed. Before Kafka has fenced it, the dry-run must name the
 // partitions whose data is gone, not print a plan that seems to carry them.
 func TestDryRunNamesDataLostOnADeadBroker(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("single", 3, 1, 1)
 	c.CreateTopic("orders", 3, 3, 2)
@@ -453,6 +460,7 @@ func (w *watchedProvider) Terminate(ctx context.Context, id string) error {
 // SIGKILLed never stops or terminates anything that holds a replica while
 // that broker is down; once it is back, the move finishes.
 func TestMoveWhileAnotherBrokerIsKilledTakesNothingAway(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 16)
@@ -513,6 +521,7 @@ func TestMoveWhileAnotherBrokerIsKilledTakesNothingAway(t *testing.T) {
 // the brokers' settings, the controller connection fails: one set of
 // settings cannot serve both.
 func TestMoveOverSASLSSLWithSeparateControllerSettings(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
 	opt, ca := testbed.SASLSSL(t)
 	c := testbed.NewCluster(t, 3, opt)
 	c.CreateTopic("orders", 4, 3, 2)
