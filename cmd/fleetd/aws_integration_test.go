@@ -114,7 +114,7 @@ func waitReplacement(t *testing.T, d *daemonProc, pred func(api.HistoryEntry) bo
 // identity.
 func TestRunOnAWSEvents(t *testing.T) {
 	t.Parallel() // a fleet of its own: runs beside the others
-	awsCfg, _ := testbed.MotoAWS(t)
+	awsCfg, _, awsEnv := testbed.MotoConfig(t)
 	ec2c, sq, eb := ec2.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg), eventbridge.NewFromConfig(awsCfg)
 	seed := testbed.SeedEC2(t, ec2c, "test", 3)
 	queueURL, dlqURL := awsQueues(t, sq, eb)
@@ -136,7 +136,7 @@ chaos:
   days: sun-sat
   hours: "00:00-24:00"
 `, seed.LaunchTemplate, queueURL))
-	d := startDaemon(t, cfg, listen)
+	d := startDaemon(t, cfg, listen, awsEnv...)
 	d.waitFor(t, "the lease", 30*time.Second, func(st api.Status) bool { return st.Active })
 
 	victim := seed.Instances[2]
@@ -258,7 +258,7 @@ chaos:
 // with the newest AMI, and then, inside the minimum interval, no other.
 func TestRunAMIDriftReplacesOneOutdatedBrokerAtATime(t *testing.T) {
 	t.Parallel() // a fleet of its own: runs beside the others
-	awsCfg, _ := testbed.MotoAWS(t)
+	awsCfg, _, awsEnv := testbed.MotoConfig(t)
 	ec2c := ec2.NewFromConfig(awsCfg)
 	seed := testbed.SeedEC2(t, ec2c, "test", 3)
 	c := testbed.NewClusterFrom(t, func(f *local.Fleet) { testbed.MirrorEC2(t, f, ec2c, "test") }, 1, 2, 3)
@@ -278,7 +278,7 @@ chaos:
   days: sun-sat
   hours: "00:00-24:00"
   min_interval: 1h
-`, seed.LaunchTemplate)), listen)
+`, seed.LaunchTemplate)), listen, awsEnv...)
 
 	rep := waitReplacement(t, d, func(h api.HistoryEntry) bool { return true })
 	if rep.Phase != replace.PhaseCompleted || rep.TriggerList() != "ami-drift" || rep.OldInstance != seed.Instances[1] {

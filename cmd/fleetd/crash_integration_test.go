@@ -144,16 +144,15 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 	}
 	common := []string{"--local-fleet", srv.URL, "--state-dir", stateDir, "--throttle", "4MiB", "--concurrency", "2", "--poll", "300ms"}
 
-	// Every durable event of both strategies is a kill point in
-	// internal/replace's TestKilledAtEveryDurableEventResumesOrRollsBack
-	// (fakes, virtual time). Here, with real processes and real Kafka, the
+	// Every durable event of every workflow table is a kill point in
+	// internal/replace's TestKilledAtEveryStepEventOfEveryWorkflow (fakes,
+	// virtual time). Here, with real processes and real Kafka, the three
 	// points where the cluster's own state matters most: a new instance
 	// launched but not registered, a batch submitted and copying, the old
-	// broker verified empty, the old broker stopping.
+	// broker stopping.
 	events := []string{
 		"after:launch",
 		"batch-submitted:0", // in the middle of a batch: submitted, copying, fleetd dead
-		"after:verify-empty",
 		"after:stop-old",
 	}
 	for _, ev := range events {

@@ -96,11 +96,12 @@ kafka:
 	return p
 }
 
-// startDaemon runs `fleetd run --config cfg` listening on listen.
-func startDaemon(t *testing.T, cfg, listen string) *daemonProc {
+// startDaemon runs `fleetd run --config cfg` listening on listen, with env
+// (KEY=value, testbed.MotoConfig's say) added to this process's.
+func startDaemon(t *testing.T, cfg, listen string, env ...string) *daemonProc {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
-	cmd.Env = append(os.Environ(), "FLEETD_TEST_AS_FLEETD=1", "FLEETD_TEST_ARGS=run --config "+cfg,
+	cmd.Env = append(append(os.Environ(), env...), "FLEETD_TEST_AS_FLEETD=1", "FLEETD_TEST_ARGS=run --config "+cfg,
 		"FLEETD_API_TOKEN="+testToken)
 	d := &daemonProc{cmd: cmd, url: "http://" + listen, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cmd.Stderr = d.logs
@@ -352,9 +353,9 @@ chaos:
 // lease (on moto) the standby waits for the dead holder's lease to expire.
 func TestRunStandbyTakesOverAfterSIGKILL(t *testing.T) {
 	t.Parallel() // a fleet of its own: runs beside the others
-	t.Run("file", func(t *testing.T) { standbyTakesOver(t, "") })
+	t.Run("file", func(t *testing.T) { standbyTakesOver(t, "", nil) })
 	t.Run("dynamodb", func(t *testing.T) {
-		cfg, _ := testbed.MotoAWS(t)
+		cfg, _, env := testbed.MotoConfig(t)
 		_, err := dynamodb.NewFromConfig(cfg).CreateTable(testbed.Context(t), &dynamodb.CreateTableInput{
 			TableName:            aws.String("fleetd-leases"),
 			AttributeDefinitions: []ddbtypes.AttributeDefinition{{AttributeName: aws.String(lease.Key), AttributeType: ddbtypes.ScalarAttributeTypeS}},
@@ -364,11 +365,11 @@ func TestRunStandbyTakesOverAfterSIGKILL(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		standbyTakesOver(t, "lease:\n  kind: dynamodb\n  table: fleetd-leases\n  ttl: 9s\naws:\n  region: us-east-1\n")
+		standbyTakesOver(t, "lease:\n  kind: dynamodb\n  table: fleetd-leases\n  ttl: 9s\naws:\n  region: us-east-1\n", env)
 	})
 }
 
-func standbyTakesOver(t *testing.T, leaseConfig string) {
+func standbyTakesOver(t *testing.T, leaseConfig string, env []string) {
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 24)
@@ -376,9 +377,9 @@ func standbyTakesOver(t *testing.T, leaseConfig string) {
 	fleetURL, stateDir := localFleetServer(t, c), t.TempDir()
 	extra := "replace:\n  throttle: 2MiB\n  concurrency: 2\n  poll: 500ms\n" + leaseConfig
 	la, lb := freeAddr(t), freeAddr(t)
-	a := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, la, extra), la)
+	a := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, la, extra), la, env...)
 	a.waitFor(t, "the first daemon to take the lease", 30*time.Second, func(st api.Status) bool { return st.Active })
-	b := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, lb, extra), lb)
+	b := startDaemon(t, writeConfig(t, c, fleetURL, stateDir, lb, extra), lb, env...)
 	if st := b.status(t); st.Active || !strings.Contains(st.Controller.Lease, "held by another fleetd") || !strings.Contains(st.Controller.Lease, a.status(t).Holder) {
 		t.Fatalf("second daemon: active %v lease %q, want standby naming the holder", st.Active, st.Controller.Lease)
 	}

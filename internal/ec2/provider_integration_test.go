@@ -35,7 +35,8 @@ func testProvider(t *testing.T, c *ec2.Client, seed ec2mirror.Seed) *Provider {
 // executor, the real SDK against moto, and real Kafka brokers mirroring
 // moto's instances.
 func TestProviderReplacesABrokerEndToEnd(t *testing.T) {
-	cfg, _ := testbed.MotoAWS(t)
+	t.Parallel() // a moto of its own, and no process environment
+	cfg, _, _ := testbed.MotoConfig(t)
 	c := ec2.NewFromConfig(cfg)
 	seed := testbed.SeedEC2(t, c, "test", 3)
 	cl := testbed.NewClusterFrom(t, func(f *local.Fleet) { testbed.MirrorEC2(t, f, c, "test") }, 1, 2, 3)
@@ -125,7 +126,8 @@ func (*timeoutError) Timeout() bool   { return true }
 func (*timeoutError) Temporary() bool { return true }
 
 func TestLaunchRetriedAfterATimeoutStartsOneInstance(t *testing.T) {
-	cfg, _ := testbed.MotoAWS(t)
+	t.Parallel() // a moto of its own, and no process environment
+	cfg, _, _ := testbed.MotoConfig(t)
 	seed := testbed.SeedEC2(t, ec2.NewFromConfig(cfg), "test", 3)
 	lossy := &lossyTransport{next: http.DefaultTransport}
 	cfg.HTTPClient = &http.Client{Transport: lossy, Timeout: 30 * time.Second}
@@ -167,7 +169,8 @@ func TestLaunchRetriedAfterATimeoutStartsOneInstance(t *testing.T) {
 
 // Terminate, Stop and TagProgress refuse instances that are not the cluster's.
 func TestProviderRefusesForeignInstances(t *testing.T) {
-	cfg, _ := testbed.MotoAWS(t)
+	t.Parallel() // a moto of its own, and no process environment
+	cfg, _, _ := testbed.MotoConfig(t)
 	c := ec2.NewFromConfig(cfg)
 	seed := testbed.SeedEC2(t, c, "test", 1)
 	ctx := testbed.Context(t)

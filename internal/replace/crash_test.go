@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 )
 
 // crashCase is one workflow run that the crash driver kills at each of its
@@ -240,5 +241,67 @@ func TestClassify(t *testing.T) {
 		if got := Classify(c.ctx, c.err); got != c.want {
 			t.Errorf("%s: %s, want %s", c.name, got, c.want)
 		}
+	}
+}
+
+// Every step whose table entry declares that it takes nodes away asks the
+// blast-radius guard right before its act: positioned at each such step (a
+// kill right after the step before it) while the fleet cannot be listed (so
+// the guard cannot evaluate, and fails closed), the act never happens. The
+// steps come from the tables. (Taking an empty broker away hurts nothing,
+// so "another broker is down" would rightly not stop a move's stop-old.)
+func TestEveryStepThatTakesNodesAwayAsksTheGuard(t *testing.T) {
+	cases := []struct {
+		cc crashCase
+		w  *Workflow
+	}{
+		{crashCase{name: "move", strategy: StrategyMove}, moveFlow},
+		{crashCase{name: "identity", strategy: StrategyIdentity}, identityFlow},
+		{crashCase{name: "rollback", strategy: StrategyMove, abortAfter: "batch-done:0"}, rollbackFlow},
+	}
+	guarded := 0
+	for _, c := range cases {
+		for i, s := range c.w.Steps {
+			if s.TakesAway == nil {
+				continue
+			}
+			guarded++
+			before := "after:" + string(c.w.Steps[i-1].Step)
+			t.Run(c.cc.name+"/"+string(s.Step), func(t *testing.T) {
+				synctest.Test(t, func(t *testing.T) {
+					_, p, ex := c.cc.executor()
+					ex.Opts.GuardWait = 5 * time.Minute
+					ctx, die := context.WithCancel(context.Background())
+					ex.Opts.OnEvent = func(e string, _ *Record) {
+						if e == c.cc.abortAfter {
+							ex.Abort("guard test abort")
+						}
+						if e == before {
+							die()
+						}
+					}
+					r, _ := ex.Begin(ctx, Request{Broker: 2, Strategy: c.cc.strategy})
+					_ = ex.Run(ctx, r)
+					if r.Step != s.Step {
+						t.Fatalf("set-up: record at %s, want %s", r.Step, s.Step)
+					}
+					stops, terms := p.stops, p.terminations
+					p.mu.Lock()
+					p.instancesErr = errCloud
+					p.mu.Unlock()
+					ex.Opts.OnEvent = nil
+					_ = ex.Run(context.Background(), r)
+					if p.stops != stops || p.terminations != terms {
+						t.Fatalf("%s acted while the guard could not evaluate: stops %d->%d terminations %d->%d", s.Step, stops, p.stops, terms, p.terminations)
+					}
+					if !strings.Contains(r.Error, "blast-radius guard") {
+						t.Fatalf("%s ended %s (%s), want the guard's refusal", s.Step, r.Phase, r.Error)
+					}
+				})
+			})
+		}
+	}
+	if guarded != 5 {
+		t.Fatalf("%d steps declare what they take away, want 5 (stop-old and terminate-old of move and of identity, rollback-remove-new)", guarded)
 	}
 }

@@ -115,6 +115,7 @@ type fakeProvider struct {
 	terminations int
 	stops        int
 	terminateErr error
+	instancesErr error // the fleet cannot be listed
 }
 
 func newFakeProvider(c *fakeCluster) *fakeProvider {
@@ -129,6 +130,9 @@ func newFakeProvider(c *fakeCluster) *fakeProvider {
 func (p *fakeProvider) Instances(context.Context) ([]Instance, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.instancesErr != nil {
+		return nil, p.instancesErr
+	}
 	var out []Instance
 	for _, in := range p.insts {
 		out = append(out, in)

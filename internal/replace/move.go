@@ -274,7 +274,7 @@ func (e *Executor) removeNew(ctx context.Context, r *Record) error {
 	if err := e.requireEmpty(ctx, r.NewBroker); err != nil {
 		return err
 	}
-	if err := e.guard(ctx, r, fmt.Sprintf("terminate new broker %d (instance %s)", r.NewBroker, r.NewInstance), r.NewBroker); err != nil {
+	if err := e.guardStep(ctx, r); err != nil {
 		return err
 	}
 	if err := e.Provider.Terminate(ctx, r.NewInstance); err != nil {

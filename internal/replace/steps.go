@@ -405,7 +405,7 @@ func (e *Executor) requireEmpty(ctx context.Context, broker int32) error {
 // act: from there on the old broker may be going, and a rollback of the
 // identity strategy has nothing to return to. ok is false when there is no
 // instance to act on.
-func (e *Executor) beforeRetiringOld(ctx context.Context, r *Record, act string) (ok bool, err error) {
+func (e *Executor) beforeRetiringOld(ctx context.Context, r *Record) (ok bool, err error) {
 	if r.Strategy == StrategyMove {
 		if err := e.requireEmpty(ctx, r.OldBroker); err != nil {
 			return false, err
@@ -414,7 +414,7 @@ func (e *Executor) beforeRetiringOld(ctx context.Context, r *Record, act string)
 	if r.OldInstance == "" {
 		return false, nil
 	}
-	if err := e.guard(ctx, r, fmt.Sprintf("%s broker %d (instance %s)", act, r.OldBroker, r.OldInstance), r.OldBroker); err != nil {
+	if err := e.guardStep(ctx, r); err != nil {
 		return false, err
 	}
 	if !r.OldStopped {
@@ -427,7 +427,7 @@ func (e *Executor) beforeRetiringOld(ctx context.Context, r *Record, act string)
 }
 
 func (e *Executor) stopOld(ctx context.Context, r *Record) error {
-	if ok, err := e.beforeRetiringOld(ctx, r, "stop"); !ok {
+	if ok, err := e.beforeRetiringOld(ctx, r); !ok {
 		return err
 	}
 	if err := e.Provider.Stop(ctx, r.OldInstance); err != nil {
@@ -449,7 +449,7 @@ func (e *Executor) stopOld(ctx context.Context, r *Record) error {
 }
 
 func (e *Executor) terminateOld(ctx context.Context, r *Record) error {
-	if ok, err := e.beforeRetiringOld(ctx, r, "terminate"); !ok {
+	if ok, err := e.beforeRetiringOld(ctx, r); !ok {
 		return err
 	}
 	if err := e.Provider.Terminate(ctx, r.OldInstance); err != nil {

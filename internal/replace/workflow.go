@@ -39,6 +39,23 @@ type StepSpec struct {
 	// failure is BeforeAct instead of OnFailure.
 	RetiresOld bool
 	BeforeAct  OnFailure
+	// TakesAway declares the nodes the step's act takes out of the cluster
+	// (and names the act): the step asks the blast-radius guard about them
+	// right before acting (guardStep). A step that takes nothing away has
+	// none, and cannot ask.
+	TakesAway func(r *Record) (act string, nodes []int32)
+}
+
+// takesOld and takesNew are the TakesAway declarations of the steps that
+// retire the old broker and that remove a rolled-back new one.
+func takesOld(verb string) func(r *Record) (string, []int32) {
+	return func(r *Record) (string, []int32) {
+		return fmt.Sprintf("%s broker %d (instance %s)", verb, r.OldBroker, r.OldInstance), []int32{r.OldBroker}
+	}
+}
+
+func takesNew(r *Record) (string, []int32) {
+	return fmt.Sprintf("terminate new broker %d (instance %s)", r.NewBroker, r.NewInstance), []int32{r.NewBroker}
 }
 
 // Workflow is one declared table of steps. The executor's sequence, step
@@ -105,7 +122,7 @@ var (
 		{Step: StepCancelMoves, Run: (*Executor).cancelMoves, OnFailure: NoReturn},
 		{Step: StepMoveBack, Run: (*Executor).moveBack, OnFailure: NoReturn},
 		{Step: StepRollbackUnthr, Run: (*Executor).unthrottle, OnFailure: NoReturn},
-		{Step: StepRemoveNew, Run: (*Executor).removeNew, OnFailure: NoReturn},
+		{Step: StepRemoveNew, Run: (*Executor).removeNew, OnFailure: NoReturn, TakesAway: takesNew},
 	}}
 	moveFlow = &Workflow{Name: "move", End: StepDone, EndPhase: PhaseCompleted, Rollback: rollbackFlow, Steps: []StepSpec{
 		{Step: StepGate, Run: (*Executor).gate, OnFailure: NothingToUndo},
@@ -118,16 +135,16 @@ var (
 		{Step: StepUnthrottle, Run: (*Executor).unthrottle, OnFailure: RollBack},
 		{Step: StepVerifyEmpty, Run: (*Executor).verifyEmpty, OnFailure: RollBack},
 		// The old broker is empty: from here finishing is the way forward.
-		{Step: StepStopOld, Run: (*Executor).stopOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn},
-		{Step: StepTerminateOld, Run: (*Executor).terminateOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn},
+		{Step: StepStopOld, Run: (*Executor).stopOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn, TakesAway: takesOld("stop")},
+		{Step: StepTerminateOld, Run: (*Executor).terminateOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn, TakesAway: takesOld("terminate")},
 		{Step: StepUnregisterOld, Run: (*Executor).unregisterOld, OnFailure: NoReturn},
 	}}
 	identityFlow = &Workflow{Name: "identity", End: StepDone, EndPhase: PhaseCompleted, Steps: []StepSpec{
 		{Step: StepGate, Run: (*Executor).gate, OnFailure: NothingToUndo},
 		// Until the stop is recorded nothing was touched; after it the old
 		// disk may be gone and only finishing restores redundancy.
-		{Step: StepStopOld, Run: (*Executor).stopOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NothingToUndo},
-		{Step: StepTerminateOld, Run: (*Executor).terminateOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn},
+		{Step: StepStopOld, Run: (*Executor).stopOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NothingToUndo, TakesAway: takesOld("stop")},
+		{Step: StepTerminateOld, Run: (*Executor).terminateOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn, TakesAway: takesOld("terminate")},
 		{Step: StepLaunch, Run: (*Executor).launch, OnFailure: NoReturn},
 		{Step: StepAwaitRegister, Run: (*Executor).awaitRegister, OnFailure: NoReturn},
 		{Step: StepAwaitInSync, Run: (*Executor).awaitInSync, OnFailure: NoReturn},
@@ -162,4 +179,15 @@ func (e *Executor) handler(r *Record, step Step) func(context.Context, *Record) 
 	return func(context.Context, *Record) error {
 		return &personError{fmt.Errorf("step %q is not in the %s workflow", step, e.workflow(r).Name)}
 	}
+}
+
+// guardStep asks the blast-radius guard about what r's current step
+// declares it takes away, right before the act (see guard).
+func (e *Executor) guardStep(ctx context.Context, r *Record) error {
+	s, ok := e.workflow(r).Spec(r.Step)
+	if !ok || s.TakesAway == nil {
+		return &personError{fmt.Errorf("step %s acts on a node without declaring it in its table (TakesAway): refusing to act unguarded", r.Step)}
+	}
+	act, nodes := s.TakesAway(r)
+	return e.guard(ctx, r, act, nodes...)
 }

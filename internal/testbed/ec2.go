@@ -2,10 +2,13 @@ package testbed
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 
@@ -18,17 +21,34 @@ import (
 // processes inherit). It returns a config for the test's own clients.
 func MotoAWS(t *testing.T) (aws.Config, *Moto) {
 	t.Helper()
-	m := StartMoto(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "testing")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "testing")
-	t.Setenv("AWS_REGION", "us-east-1")
-	t.Setenv("AWS_ENDPOINT_URL", m.Endpoint)
-	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	_, m, env := MotoConfig(t)
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
 	cfg, err := config.LoadDefaultConfig(Context(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg, m
+}
+
+// MotoConfig starts moto and returns a config for the test's own clients
+// and the environment (KEY=value) that points a child process's standard
+// AWS chain at it, leaving this process's environment alone: a parallel
+// test cannot change it.
+func MotoConfig(t *testing.T) (aws.Config, *Moto, []string) {
+	t.Helper()
+	m := StartMoto(t)
+	env := []string{"AWS_ACCESS_KEY_ID=testing", "AWS_SECRET_ACCESS_KEY=testing", "AWS_REGION=us-east-1",
+		"AWS_ENDPOINT_URL=" + m.Endpoint, "AWS_EC2_METADATA_DISABLED=true"}
+	cfg, err := config.LoadDefaultConfig(Context(t), config.WithRegion("us-east-1"), config.WithBaseEndpoint(m.Endpoint),
+		config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider("testing", "testing", "")),
+		config.WithEC2IMDSClientEnableState(imds.ClientDisabled))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, m, env
 }
 
 // ImageTags are the tags the Packer template writes on broker AMIs.
