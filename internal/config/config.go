@@ -23,6 +23,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/events"
 	"github.com/fleetd/fleetd/internal/kclient"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -351,9 +352,10 @@ func (c *Config) Defaults() {
 	c.StateDir = cmp.Or(c.StateDir, "/var/lib/fleetd")
 	c.Provider.Kind = cmp.Or(c.Provider.Kind, "ec2")
 	c.Replace.Defaults()
-	c.Gate.RetryBase = cmp.Or(c.Gate.RetryBase, 10*time.Second)
-	c.Gate.RetryMax = cmp.Or(c.Gate.RetryMax, 5*time.Minute)
-	c.Gate.GiveUpAfter = cmp.Or(c.Gate.GiveUpAfter, 24*time.Hour)
+	gate := controller.DefaultOptions()
+	c.Gate.RetryBase = cmp.Or(c.Gate.RetryBase, gate.RetryBase)
+	c.Gate.RetryMax = cmp.Or(c.Gate.RetryMax, gate.RetryMax)
+	c.Gate.GiveUpAfter = cmp.Or(c.Gate.GiveUpAfter, gate.GiveUpAfter)
 	c.Chaos.Timezone = cmp.Or(c.Chaos.Timezone, "UTC")
 	c.Chaos.Days = cmp.Or(c.Chaos.Days, "mon-fri")
 	c.Chaos.Hours = cmp.Or(c.Chaos.Hours, "09:00-15:00")

@@ -134,23 +134,27 @@ type result struct {
 	err error
 }
 
-// New returns a controller. Start it with Run.
-func New(exec Executor, store replace.Store, lease Lease, o Options) *Controller {
-	if o.Tick <= 0 {
-		o.Tick = 5 * time.Second
-	}
-	if o.RetryBase <= 0 {
-		o.RetryBase = 10 * time.Second
-	}
-	if o.RetryMax <= 0 {
-		o.RetryMax = 5 * time.Minute
-	}
-	if o.GiveUpAfter <= 0 {
-		o.GiveUpAfter = 24 * time.Hour
-	}
+// DefaultOptions are the controller's defaults: the one place they live
+// (config's gate section takes its defaults from here).
+func DefaultOptions() Options {
+	var o Options
+	o.defaults()
+	return o
+}
+
+func (o *Options) defaults() {
+	o.Tick = cmp.Or(o.Tick, 5*time.Second)
+	o.RetryBase = cmp.Or(o.RetryBase, 10*time.Second)
+	o.RetryMax = cmp.Or(o.RetryMax, 5*time.Minute)
+	o.GiveUpAfter = cmp.Or(o.GiveUpAfter, 24*time.Hour)
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+}
+
+// New returns a controller. Start it with Run.
+func New(exec Executor, store replace.Store, lease Lease, o Options) *Controller {
+	o.defaults()
 	return &Controller{exec: exec, store: store, lease: lease, opts: o, cmds: make(chan func(*state))}
 }
 
