@@ -164,3 +164,18 @@ func TestThrottleIsTyped(t *testing.T) {
 		}
 	}
 }
+
+// An error that names a Terraform output names one the module has.
+func TestMissingLaunchTemplateNamesARealOutput(t *testing.T) {
+	noEnv(t)
+	_, err := Parse([]byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\n"), "test.yaml")
+	if err == nil || !strings.Contains(err.Error(), "ec2.launch_template") {
+		t.Fatalf("err %v, want ec2.launch_template named", err)
+	}
+	for _, out := range tfoutputs.Required {
+		if strings.Contains(err.Error(), out+" output") {
+			return
+		}
+	}
+	t.Fatalf("%q names no output of %v", err, tfoutputs.Required)
+}

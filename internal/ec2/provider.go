@@ -189,7 +189,7 @@ func (p *Provider) NewestImage(ctx context.Context) (types.Image, error) {
 		}
 	}
 	if best.ImageId == nil {
-		return types.Image{}, fmt.Errorf("no available AMI owned by %v with tags %v: has CI built one (packer/)? is ec2.ami set right?", p.Opts.ImageOwners, p.Opts.ImageTags)
+		return types.Image{}, fmt.Errorf("no available AMI owned by %v with tags %v: has CI built one (packer/)? are ec2.ami_owners and ec2.ami_tags (the Terraform module's ami_owners and ami_tags outputs) right?", p.Opts.ImageOwners, p.Opts.ImageTags)
 	}
 	return best, nil
 }

@@ -254,10 +254,13 @@ func (f *Fleet) prepare(ctx context.Context, n *node, props Properties) error {
 	if _, err := os.Stat(filepath.Join(n.dataDir(), "meta.properties")); err == nil {
 		return nil
 	}
-	args := jvmArgs(256, n.dir, f.opts.Dist, "kafka.tools.StorageTool", "format", "-t", f.clusterID, "-c", cfg, "--ignore-formatted")
+	cds, dumped := cdsArgs(f.opts.Dist, true)
+	args := jvmArgsWith(256, n.dir, f.opts.Dist, cds, "kafka.tools.StorageTool", "format", "-t", f.clusterID, "-c", cfg, "--ignore-formatted")
 	if err := runTool(ctx, n.dir, args); err != nil {
+		os.Remove(dumped)
 		return fmt.Errorf("format storage of node %d: %w", n.id, err)
 	}
+	cdsKeep(f.opts.Dist, dumped)
 	return nil
 }
 

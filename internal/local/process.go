@@ -42,6 +42,11 @@ func javaBinary() string {
 // without, and took half the wall time). Production brokers are not started
 // here.
 func jvmArgs(heapMB int, nodeDir string, d Dist, extra ...string) []string {
+	cds, _ := cdsArgs(d, false)
+	return jvmArgsWith(heapMB, nodeDir, d, cds, extra...)
+}
+
+func jvmArgsWith(heapMB int, nodeDir string, d Dist, cds []string, extra ...string) []string {
 	args := []string{
 		fmt.Sprintf("-Xmx%dm", heapMB),
 		fmt.Sprintf("-Xms%dm", min(heapMB, 128)),
@@ -57,6 +62,7 @@ func jvmArgs(heapMB int, nodeDir string, d Dist, extra ...string) []string {
 	} else {
 		args = append(args, "-Dlog4j2.configurationFile="+filepath.Join(nodeDir, "log4j2.properties"))
 	}
+	args = append(args, cds...)
 	args = append(args, "-cp", d.classpath())
 	return append(args, extra...)
 }
