@@ -165,3 +165,26 @@ func TestInterruptedCommandSaysSoAndExits130(t *testing.T) {
 		t.Fatalf("exit %d, stderr %q; want 130 and \"fleetd: interrupted\"", code, errb.String())
 	}
 }
+
+// Every replace flag's default is a value the flag accepts: run without
+// flags, replace gets past them to what is really missing.
+func TestReplaceFlagDefaultsParse(t *testing.T) {
+	t.Setenv("FLEETD_API", "")
+	t.Setenv("FLEETD_LOCAL_FLEET", "")
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"replace", "--broker", "2"}, &out, &errb)
+	if code != exitError || !strings.Contains(errb.String(), "no infrastructure to act on") {
+		t.Fatalf("exit %d: %s%s; want the missing --local-fleet named, not a flag default refused", code, out.String(), errb.String())
+	}
+}
+
+// With --api, a flag the daemon cannot apply is an error, never dropped.
+func TestReplaceThroughTheAPIRefusesLocalOnlyFlags(t *testing.T) {
+	for _, args := range [][]string{{"--poll", "1s"}, {"--state-dir", "/tmp/x"}, {"--bootstrap", "k:9092"}} {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append([]string{"replace", "--api", "http://127.0.0.1:1", "--broker", "2"}, args...), &out, &errb)
+		if code != exitError || !strings.Contains(errb.String(), args[0]+" cannot apply with --api") {
+			t.Errorf("%v: exit %d %s", args, code, errb.String())
+		}
+	}
+}

@@ -73,7 +73,7 @@ func TestOperatorRequestsMeanWhatTheySay(t *testing.T) {
 	if st := d.status(t); len(st.Controller.Attached) != 1 {
 		t.Fatalf("attached requests %+v: want the duplicate shown beside the running replacement", st.Controller.Attached)
 	}
-	must("throttle 1.0 MiB/s -> 30 MiB/s: applied to", exitOK, "throttle", "30MiB")
+	must("throttle 1MiB/s -> 30MiB/s: applied to", exitOK, "throttle", "30MiB")
 	testbed.Eventually(t, 30*time.Second, func() error {
 		for _, cfg := range c.ThrottleConfigs() {
 			if strings.Contains(cfg, "leader.replication.throttled.rate=") && !strings.HasSuffix(cfg, "=31457280") {

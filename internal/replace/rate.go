@@ -35,14 +35,15 @@ func Rate(bps int64) Throttle {
 	return Throttle{kind: throttleRate, bps: bps}
 }
 
-// ParseThrottle reads "none" or a positive size per second like 50MiB or
-// 100MB. A zero ("0", "0MiB") is refused: it has read as "no throttle" and
-// as "the default", and a throttle must say which it means.
+// ParseThrottle reads "none" or a positive size per second like 50MiB,
+// 100MB or "50 MiB/s" (what String writes). A zero ("0", "0MiB") is
+// refused: it has read as "no throttle" and as "the default", and a
+// throttle must say which it means.
 func ParseThrottle(s string) (Throttle, error) {
 	if strings.EqualFold(strings.TrimSpace(s), "none") {
 		return NoThrottle(), nil
 	}
-	v, err := humanize.ParseBytes(s)
+	v, err := humanize.ParseBytes(strings.TrimSuffix(strings.TrimSpace(s), "/s"))
 	switch {
 	case err != nil:
 		return Throttle{}, fmt.Errorf("%q is not a rate like 50MiB (per second), or none", s)
@@ -79,7 +80,17 @@ func (t Throttle) String() string {
 	case throttleNone:
 		return "none"
 	case throttleRate:
-		return humanize.IBytes(uint64(t.bps)) + "/s"
+		// Exact, so that what is printed (a flag's default, a log line)
+		// parses back to the same rate.
+		for _, u := range []struct {
+			n    int64
+			name string
+		}{{1 << 30, "GiB"}, {1e9, "GB"}, {1 << 20, "MiB"}, {1e6, "MB"}, {1 << 10, "KiB"}, {1e3, "kB"}} {
+			if t.bps%u.n == 0 {
+				return fmt.Sprintf("%d%s/s", t.bps/u.n, u.name)
+			}
+		}
+		return fmt.Sprintf("%dB/s", t.bps)
 	}
 	return "default"
 }
