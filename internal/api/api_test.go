@@ -86,6 +86,8 @@ func (f *fakeBackend) Cancel(_ context.Context, id, reason string) (controller.R
 }
 
 func (f *fakeBackend) SetThrottle(_ context.Context, t replace.Throttle) (replace.ThrottleResult, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	if !f.running {
 		return replace.ThrottleResult{}, Errorf(http.StatusConflict, "no replacement is running")
 	}
@@ -247,4 +249,46 @@ func TestClientRejectsABadURL(t *testing.T) {
 func readBody(b *strings.Builder, resp *http.Response) (int64, error) {
 	defer resp.Body.Close()
 	return io.Copy(b, resp.Body)
+}
+
+// The request carries every option to the backend; cancel and throttle
+// reach it by their routes; a bad option is a 400 naming it.
+func TestRequestOptionsCancelAndThrottle(t *testing.T) {
+	ctx := context.Background()
+	b, srv := serve(t, "")
+	c := client(t, srv.URL, "")
+	broker := int32(2)
+	want := ReplaceRequest{Broker: &broker, Strategy: "identity", Throttle: replace.Rate(20 << 20), Concurrency: 3, Order: replace.ByName, Reason: "disk errors"}
+	if _, err := c.Replace(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	got := b.requests[len(b.requests)-1]
+	b.mu.Unlock()
+	if got.Strategy != want.Strategy || got.Throttle != want.Throttle || got.Concurrency != 3 || got.Order != replace.ByName || got.Reason != "disk errors" {
+		t.Fatalf("backend got %+v, want %+v", got, want)
+	}
+	for _, bad := range []ReplaceRequest{{Broker: &broker, Order: "random"}, {Broker: &broker, Concurrency: -1}} {
+		if _, err := c.Replace(ctx, bad); !IsStatus(err, http.StatusBadRequest) {
+			t.Errorf("%+v: %v, want 400", bad, err)
+		}
+	}
+	if r, err := c.Cancel(ctx, "q-1", "wrong broker"); err != nil || r.Cancelled.ID != "q-1" || r.Cancelled.Reason != "wrong broker" {
+		t.Fatalf("cancel: %+v %v", r, err)
+	}
+	if _, err := c.Cancel(ctx, "q-2", ""); !IsStatus(err, http.StatusNotFound) {
+		t.Fatalf("cancel of an unknown request: %v", err)
+	}
+	if _, err := c.SetThrottle(ctx, replace.Rate(1<<20)); !IsStatus(err, http.StatusConflict) {
+		t.Fatalf("throttle with nothing running: %v", err)
+	}
+	b.mu.Lock()
+	b.running = true
+	b.mu.Unlock()
+	if r, err := c.SetThrottle(ctx, replace.NoThrottle()); err != nil || !r.Throttle.IsNone() || r.Applied != 2 {
+		t.Fatalf("throttle: %+v %v", r, err)
+	}
+	if _, err := c.SetThrottle(ctx, replace.Throttle{}); !IsStatus(err, http.StatusBadRequest) {
+		t.Fatalf("throttle without a value: %v", err)
+	}
 }
