@@ -23,10 +23,14 @@ prereqs: ## check (and as root on Debian, install) Java, Maven, Python
 kafka: prereqs ## assemble Kafka from Maven Central into the cache (KAFKA_VERSION=3.9.1 for another)
 	scripts/kafka-dist.sh >/dev/null
 
+# The four run at once: pip and module downloads wait on the network while
+# the Go builds of terraform and packer use the CPU (a cold set-up is most of
+# a cold make test). Any one failing fails the target.
 tools: prereqs ## install moto and shellcheck into the cache's virtualenv; terraform v1.5.7 and packer v1.9.4 built from source
-	scripts/tools.sh >/dev/null
-	scripts/terraform.sh >/dev/null
-	scripts/packer.sh >/dev/null
+	@pids=(); \
+	for s in tools terraform packer; do scripts/$$s.sh >/dev/null & pids+=($$!); done; \
+	$(GO) mod download & pids+=($$!); \
+	for p in "$${pids[@]}"; do wait "$$p"; done
 
 test: lint kafka tools ## everything CI runs: lint, unit and integration tests (real Kafka, moto)
 	scripts/test.sh
