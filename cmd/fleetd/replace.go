@@ -7,7 +7,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -167,12 +166,10 @@ func (f *replaceFlags) apiRequest(fs *pflag.FlagSet) (api.ReplaceRequest, error)
 	return req, checkReplaceFlags(req.Strategy, replace.Order(f.order))
 }
 
+// checkReplaceFlags asks replace.CheckRequest, naming the flag.
 func checkReplaceFlags(strategy string, order replace.Order) error {
-	if strategy != "" && strategy != string(replace.StrategyMove) && strategy != string(replace.StrategyIdentity) {
-		return fmt.Errorf("--strategy %q: want move or identity", strategy)
-	}
-	if !slices.Contains(replace.Orders, order) {
-		return fmt.Errorf("--order %q: want one of %s", order, orderNames())
+	if err := replace.CheckRequest(replace.Request{Strategy: replace.Strategy(strategy), Order: order}); err != nil {
+		return fmt.Errorf("--%w", err)
 	}
 	return nil
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -223,16 +222,11 @@ func (s *Server) request(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("broker %d: node ids are not negative", *req.Broker)))
 		return
 	}
+	if err := replace.CheckRequest(replace.Request{Strategy: replace.Strategy(req.Strategy), Order: req.Order, Concurrency: req.Concurrency}); err != nil {
+		writeError(w, Errorf(http.StatusBadRequest, err.Error()))
+		return
+	}
 	switch {
-	case req.Strategy != "" && req.Strategy != string(replace.StrategyMove) && req.Strategy != string(replace.StrategyIdentity):
-		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("strategy %q: want move, identity or nothing (fleetd chooses)", req.Strategy)))
-		return
-	case req.Order != "" && !slices.Contains(replace.Orders, req.Order):
-		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("order %q: want one of %v", req.Order, replace.Orders)))
-		return
-	case req.Concurrency < 0:
-		writeError(w, Errorf(http.StatusBadRequest, fmt.Sprintf("concurrency %d: want at least 1", req.Concurrency)))
-		return
 	case len(req.Reason) > 1024:
 		writeError(w, Errorf(http.StatusBadRequest, "reason: at most 1024 characters"))
 		return

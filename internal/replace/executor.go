@@ -169,11 +169,12 @@ func (e *Executor) abortReason() string {
 	return e.abort
 }
 
-// checkRequest refuses options no replacement can run with.
-func checkRequest(req Request) error {
+// CheckRequest refuses options no replacement can run with; the API and the
+// CLI ask it before sending, Begin and Preview before recording.
+func CheckRequest(req Request) error {
 	switch {
 	case req.Strategy != "" && req.Strategy != StrategyMove && req.Strategy != StrategyIdentity:
-		return fmt.Errorf("strategy %q: want move or identity", req.Strategy)
+		return fmt.Errorf("strategy %q: want move, identity or none (fleetd chooses)", req.Strategy)
 	case req.Order != "" && !slices.Contains(Orders, req.Order):
 		return fmt.Errorf("order %q: want one of %v", req.Order, Orders)
 	case req.Concurrency < 0:
@@ -184,7 +185,7 @@ func checkRequest(req Request) error {
 
 // Begin records a new replacement (nothing is changed yet) and returns it.
 func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
-	if err := checkRequest(req); err != nil {
+	if err := CheckRequest(req); err != nil {
 		return nil, err
 	}
 	now := e.Opts.Now()
@@ -219,7 +220,7 @@ func (e *Executor) Reopen(ctx context.Context, r *Record, req Request) error {
 	if r.Phase != PhaseRefused {
 		return fmt.Errorf("reopen %s: it is %s, only a refused record is retried", r.ID, r.Phase)
 	}
-	if err := checkRequest(req); err != nil {
+	if err := CheckRequest(req); err != nil {
 		return err
 	}
 	triggers := r.Triggers

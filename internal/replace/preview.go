@@ -9,7 +9,7 @@ import (
 // saved, and changes nothing: what --dry-run shows. A refusal comes back as
 // the record's Phase and Error, not as an error.
 func (e *Executor) Preview(ctx context.Context, req Request) (*Record, error) {
-	if err := checkRequest(req); err != nil {
+	if err := CheckRequest(req); err != nil {
 		return nil, err
 	}
 	r := &Record{ID: "preview", OldBroker: req.Broker, NewBroker: -1, Strategy: req.Strategy, Triggers: triggersOr(req.Triggers),
