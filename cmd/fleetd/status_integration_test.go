@@ -58,7 +58,7 @@ func TestStatusExitCodesFollowTheCluster(t *testing.T) {
 		t.Fatalf("what-if --down 1,2,3 --json: exit %d, %v, %s", code, err, out)
 	}
 
-	if err := c.Fleet.KillBroker(2); err != nil {
+	if err := c.Fleet.KillNode(2); err != nil {
 		t.Fatal(err)
 	}
 	testbed.Eventually(t, 60*time.Second, func() error {

@@ -195,7 +195,7 @@ func (m *Mirror) end(ctx context.Context, in inst) error {
 	switch in.state {
 	case types.InstanceStateNameStopping, types.InstanceStateNameStopped:
 		if live {
-			if err := m.Fleet.StopBroker(ctx, node); err != nil {
+			if err := m.Fleet.StopNode(ctx, node); err != nil {
 				return fmt.Errorf("stop broker %d of %s: %w", node, in.id, err)
 			}
 			m.mu.Lock()

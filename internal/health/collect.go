@@ -159,34 +159,14 @@ func partitionsFrom(meta *kmsg.MetadataResponse, s *Snapshot) map[TP]int {
 	return index
 }
 
-// activeController asks the metadata quorum for its leader. Brokers forward
-// DescribeQuorum to the controllers.
+// activeController reads the metadata quorum: its leader is the active
+// controller. Brokers forward DescribeQuorum to the controllers.
 func activeController(ctx context.Context, cl *kgo.Client, s *Snapshot) error {
-	req := kmsg.NewPtrDescribeQuorumRequest()
-	rt := kmsg.NewDescribeQuorumRequestTopic()
-	rt.Topic = "__cluster_metadata"
-	rp := kmsg.NewDescribeQuorumRequestTopicPartition()
-	rp.Partition = 0
-	rt.Partitions = append(rt.Partitions, rp)
-	req.Topics = append(req.Topics, rt)
-	resp, err := req.RequestWith(ctx, cl)
+	q, err := ReadQuorum(ctx, cl)
 	if err != nil {
 		return err
 	}
-	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil {
-		return err
-	}
-	for _, t := range resp.Topics {
-		for _, p := range t.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				return err
-			}
-			s.Controller = p.LeaderID
-			for _, v := range p.CurrentVoters {
-				s.Controllers = append(s.Controllers, v.ReplicaID)
-			}
-		}
-	}
+	s.Quorum, s.Controller, s.Controllers = q, q.Leader, q.VoterIDs()
 	if s.Controller < 0 {
 		return errors.New("the metadata quorum has no leader")
 	}

@@ -137,6 +137,13 @@ func CanDisrupt(s *Snapshot, pol Policy) Verdict {
 		v.block(Reason{Code: CodeBrokerDown, Brokers: otherDown, Message: fmt.Sprintf("broker %s holds replicas but is not registered or is fenced", ids(otherDown))})
 	}
 
+	if s.Quorum != nil {
+		// The controllers are fleet members too: a broker disruption waits
+		// while the quorum is degraded or a voter change is half done.
+		q := QuorumHealthy(s.Quorum)
+		v.Blockers = append(v.Blockers, q.Blockers...)
+	}
+
 	var offline, urp, underMin, foreign, excused, noHeadroom, unsafe []TP
 	for i := range s.Partitions {
 		p := &s.Partitions[i]

@@ -57,7 +57,7 @@ func TestHealthyClusterIsSafeAndFullyDescribed(t *testing.T) {
 func TestKilledBrokerIsNamedAndSecondStopWouldBreakMinISR(t *testing.T) {
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
-	if err := c.Fleet.KillBroker(2); err != nil {
+	if err := c.Fleet.KillNode(2); err != nil {
 		t.Fatal(err)
 	}
 	var s *health.Snapshot

@@ -73,9 +73,11 @@ type Snapshot struct {
 	// Controller is the active KRaft controller (the quorum leader), -1 if unknown.
 	Controller int32 `json:"controller"`
 	// Controllers are the node ids of the KRaft voters; broker ids must avoid them.
-	Controllers []int32     `json:"controllers,omitempty"`
-	Brokers     []Broker    `json:"brokers"`
-	Partitions  []Partition `json:"partitions"`
+	Controllers []int32 `json:"controllers,omitempty"`
+	// Quorum is the controller quorum (nil where it was not read).
+	Quorum     *Quorum     `json:"quorum,omitempty"`
+	Brokers    []Broker    `json:"brokers"`
+	Partitions []Partition `json:"partitions"`
 	// Incomplete lists what could not be read. Gates refuse while it is not
 	// empty: a partial picture is not evidence of safety.
 	Incomplete []string `json:"incomplete,omitempty"`

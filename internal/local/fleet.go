@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -49,6 +50,12 @@ type Options struct {
 	StartTimeout time.Duration
 	// StopTimeout bounds a graceful stop before SIGKILL (default 60 s).
 	StopTimeout time.Duration
+	// StaticQuorum formats the controllers with a static voter set
+	// (controller.quorum.voters, kraft.version 0), which cannot change its
+	// voters. The default is a dynamic quorum (KIP-853, kraft.version 1:
+	// controller.quorum.bootstrap.servers and --initial-controllers), as
+	// Kafka documents for new clusters; Kafka 3.x fleets are always static.
+	StaticQuorum bool
 	// SASLSSL, when set, gives every broker a second listener, SASL_SSL
 	// with SCRAM-SHA-512, on a port of its own (BrokerInfo.SecureAddr), as
 	// the AMI's sasl_ssl option does. Replication and the controllers stay
@@ -99,9 +106,17 @@ func (o *Options) setDefaults() error {
 	return nil
 }
 
-// BrokerInfo describes one broker of the fleet, running or not.
+// Roles of a node (process.roles).
+const (
+	RoleBroker     = "broker"
+	RoleController = "controller"
+)
+
+// BrokerInfo describes one node of the fleet (a broker, or a controller
+// where Role says so), running or not.
 type BrokerInfo struct {
-	ID int32
+	ID   int32
+	Role string
 	// Incarnation counts how often this node id was created afresh (Remove
 	// ends an incarnation), so a replaced instance gets a new identity.
 	Incarnation int
@@ -111,12 +126,17 @@ type BrokerInfo struct {
 	// SecureAddr is its SASL_SSL listener when Options.SASLSSL is set.
 	SecureAddr string
 	DataDir    string
-	PID        int // 0 when not running
-	Running    bool
+	// DirectoryID is the metadata log directory's id (a controller's
+	// identity in a dynamic quorum, with its node id).
+	DirectoryID string
+	PID         int // 0 when not running
+	Running     bool
 }
 
 type node struct {
 	id          int32
+	role        string
+	directoryID string
 	incarnation int
 	started     time.Time
 	rack        string
@@ -140,13 +160,15 @@ func (n *node) running() bool   { return n.proc != nil && !n.proc.Exited() }
 // Fleet is a running local Kafka cluster. All methods are safe for concurrent
 // use; Close is idempotent and must be called (defer it right after Start).
 type Fleet struct {
-	opts        Options
-	tempDir     string // created by Start, deleted by Close
-	clusterID   string
-	controllers []*node
-	voters      []endpoint
+	opts      Options
+	tempDir   string // created by Start, deleted by Close
+	clusterID string
+	dynamic   bool
+	// initial are the controllers the quorum was formatted with.
+	initial []endpoint
 
 	mu           sync.Mutex
+	controllers  map[int32]*node
 	brokers      map[int32]*node
 	incarnations map[int32]int
 	rotation     int
@@ -170,43 +192,77 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("local fleet: %w", err)
 	}
-	f := &Fleet{opts: opts, tempDir: tempDir, clusterID: newClusterID(), brokers: map[int32]*node{}, incarnations: map[int32]int{}}
+	f := &Fleet{opts: opts, tempDir: tempDir, clusterID: newClusterID(), dynamic: !opts.StaticQuorum && opts.Dist.Major() >= 4,
+		controllers: map[int32]*node{}, brokers: map[int32]*node{}, incarnations: map[int32]int{}}
 	defer func() {
 		if err != nil {
 			f.Close()
 		}
 	}()
+	var initial []*node
 	for i := 0; i < opts.Controllers; i++ {
 		port, err := freePort()
 		if err != nil {
 			return nil, err
 		}
 		id := opts.ControllerBaseID + int32(i)
-		n := &node{id: id, port: port, dir: filepath.Join(opts.Dir, fmt.Sprintf("controller-%d", id))}
-		f.controllers = append(f.controllers, n)
-		f.voters = append(f.voters, endpoint{id: id, addr: n.addr()})
+		f.incarnations[id]++
+		n := &node{id: id, role: RoleController, incarnation: 1, rack: opts.Racks[i%len(opts.Racks)], port: port,
+			dir: filepath.Join(opts.Dir, fmt.Sprintf("controller-%d-1", id))}
+		if f.dynamic {
+			n.directoryID = newClusterID() // the same form: a Kafka Uuid
+		}
+		initial = append(initial, n)
+		f.controllers[id] = n
+		f.initial = append(f.initial, endpoint{id: id, addr: n.addr(), directoryID: n.directoryID})
 	}
-	for _, n := range f.controllers {
-		props := controllerProps(n.id, n.addr(), n.dataDir(), f.voters)
-		if err := f.prepare(ctx, n, props); err != nil {
+	for _, n := range initial {
+		if err := f.prepare(ctx, n, f.controllerProps(n), f.initialControllers()...); err != nil {
 			return nil, err
 		}
 	}
 	// A quorum only elects a leader once enough voters run, so start all first.
-	for _, n := range f.controllers {
+	for _, n := range initial {
 		p, err := startJVM(n.dir, jvmArgs(opts.ControllerHeapMB, n.dir, opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
 		if err != nil {
 			return nil, fmt.Errorf("controller %d: %w", n.id, err)
 		}
-		n.proc = p
+		n.proc, n.started = p, time.Now()
 	}
-	for _, n := range f.controllers {
+	for _, n := range initial {
 		if err := waitListening(ctx, n.proc, n.addr(), opts.StartTimeout); err != nil {
 			return nil, fmt.Errorf("controller %d: %w; see %s", n.id, err, filepath.Join(n.dir, "server.log"))
 		}
-		opts.Log.Info().Int32("node_id", n.id).Str("addr", n.addr()).Int("pid", n.proc.PID()).Msg("controller started")
+		opts.Log.Info().Int32("node_id", n.id).Str("addr", n.addr()).Int("pid", n.proc.PID()).Bool("dynamic_quorum", f.dynamic).Msg("controller started")
 	}
 	return f, nil
+}
+
+// initialControllers are the storage format arguments of the controllers the
+// quorum starts with: their ids, endpoints and directory ids for a dynamic
+// quorum (Kafka's documented --initial-controllers), nothing for a static one.
+func (f *Fleet) initialControllers() []string {
+	if !f.dynamic {
+		return nil
+	}
+	return []string{"--initial-controllers", initialControllers(f.initial)}
+}
+
+// Dynamic reports whether the quorum is dynamic (kraft.version 1).
+func (f *Fleet) Dynamic() bool { return f.dynamic }
+
+// quorumProps is how a node finds the quorum: the voters themselves for a
+// static quorum; for a dynamic one any running controller, from which it
+// learns the voters.
+func (f *Fleet) quorumProps() Properties {
+	if !f.dynamic {
+		return Properties{"controller.quorum.voters": quorumVoters(f.initial)}
+	}
+	return Properties{"controller.quorum.bootstrap.servers": strings.Join(f.ControllerAddrs(), ",")}
+}
+
+func (f *Fleet) controllerProps(n *node) Properties {
+	return controllerProps(n.id, n.addr(), n.dataDir(), f.quorumProps())
 }
 
 // newClusterID returns a random Kafka UUID in base64url. Like Kafka's own
@@ -225,18 +281,19 @@ func newClusterID() string {
 // ClusterID is the KRaft cluster id every node was formatted with.
 func (f *Fleet) ClusterID() string { return f.clusterID }
 
-// ControllerAddrs lists the controller listeners (host:port).
+// ControllerAddrs lists the listeners (host:port) of the controllers that
+// have not been removed, by node id.
 func (f *Fleet) ControllerAddrs() []string {
-	out := make([]string, len(f.controllers))
-	for i, n := range f.controllers {
-		out[i] = n.addr()
+	var out []string
+	for _, c := range f.Controllers() {
+		out = append(out, c.Addr)
 	}
 	return out
 }
 
 // prepare writes a node's configuration and formats its storage unless it
 // already is (a restart with data keeps its data).
-func (f *Fleet) prepare(ctx context.Context, n *node, props Properties) error {
+func (f *Fleet) prepare(ctx context.Context, n *node, props Properties, format ...string) error {
 	if err := os.MkdirAll(n.dir, 0o755); err != nil {
 		return err
 	}
@@ -255,28 +312,48 @@ func (f *Fleet) prepare(ctx context.Context, n *node, props Properties) error {
 		return nil
 	}
 	cds, dumped := cdsArgs(f.opts.Dist, true)
-	args := jvmArgsWith(256, n.dir, f.opts.Dist, cds, "kafka.tools.StorageTool", "format", "-t", f.clusterID, "-c", cfg, "--ignore-formatted")
+	args := jvmArgsWith(256, n.dir, f.opts.Dist, cds, append([]string{"kafka.tools.StorageTool", "format", "-t", f.clusterID, "-c", cfg, "--ignore-formatted"}, format...)...)
 	if err := runTool(ctx, n.dir, args); err != nil {
 		os.Remove(dumped)
 		return fmt.Errorf("format storage of node %d: %w", n.id, err)
 	}
 	cdsKeep(f.opts.Dist, dumped)
+	id, err := readDirectoryID(n.dataDir())
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	n.directoryID = id
+	f.mu.Unlock()
 	return nil
+}
+
+// readDirectoryID reads a formatted log directory's id from meta.properties.
+func readDirectoryID(dataDir string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(dataDir, "meta.properties"))
+	if err != nil {
+		return "", err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "directory.id="); ok {
+			return strings.TrimSpace(v), nil
+		}
+	}
+	return "", fmt.Errorf("no directory.id in %s", filepath.Join(dataDir, "meta.properties"))
 }
 
 // StartBroker starts broker id and waits until it listens. A broker that ran
 // before keeps its data and port; a new id formats a fresh data directory.
 // rack "" means the next rack in the rotation (or the broker's old rack).
 func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerInfo, error) {
-	for _, c := range f.controllers {
-		if c.id == id {
-			return BrokerInfo{}, fmt.Errorf("node id %d belongs to a controller", id)
-		}
-	}
 	f.mu.Lock()
 	if f.closed {
 		f.mu.Unlock()
 		return BrokerInfo{}, errors.New("local fleet is closed")
+	}
+	if f.controllers[id] != nil {
+		f.mu.Unlock()
+		return BrokerInfo{}, fmt.Errorf("node id %d belongs to a controller", id)
 	}
 	n := f.brokers[id]
 	if n != nil && (n.running() || n.starting) {
@@ -285,7 +362,7 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 	}
 	if n == nil {
 		f.incarnations[id]++
-		n = &node{id: id, incarnation: f.incarnations[id], dir: filepath.Join(f.opts.Dir, fmt.Sprintf("broker-%d-%d", id, f.incarnations[id]))}
+		n = &node{id: id, role: RoleBroker, incarnation: f.incarnations[id], dir: filepath.Join(f.opts.Dir, fmt.Sprintf("broker-%d-%d", id, f.incarnations[id]))}
 		f.brokers[id] = n
 	}
 	if rack != "" {
@@ -353,8 +430,73 @@ func (f *Fleet) StartBrokers(ctx context.Context, ids ...int32) error {
 	return first
 }
 
+// AddController starts a new controller, node id, in rack ("": the next in
+// the rotation). It joins a dynamic quorum as an observer (formatted with
+// --no-initial-controllers, so with a new directory id) and becomes a voter
+// only when someone sends AddRaftVoter. A static quorum cannot take one.
+func (f *Fleet) AddController(ctx context.Context, id int32, rack string) (BrokerInfo, error) {
+	if !f.dynamic {
+		return BrokerInfo{}, errors.New("local fleet: a static quorum (kraft.version 0) cannot add a controller")
+	}
+	port, err := freePort()
+	if err != nil {
+		return BrokerInfo{}, err
+	}
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return BrokerInfo{}, errors.New("local fleet is closed")
+	}
+	if f.lookup(id) != nil {
+		f.mu.Unlock()
+		return BrokerInfo{}, fmt.Errorf("node id %d is already in use", id)
+	}
+	f.incarnations[id]++
+	if rack == "" {
+		rack = f.opts.Racks[f.rotation%len(f.opts.Racks)]
+		f.rotation++
+	}
+	n := &node{id: id, role: RoleController, incarnation: f.incarnations[id], rack: rack, port: port, starting: true,
+		dir: filepath.Join(f.opts.Dir, fmt.Sprintf("controller-%d-%d", id, f.incarnations[id]))}
+	f.controllers[id] = n
+	f.mu.Unlock()
+
+	err = f.startController(ctx, n)
+
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n.starting = false
+	if err != nil {
+		if n.proc != nil {
+			n.proc.Kill()
+		}
+		delete(f.controllers, id)
+		return BrokerInfo{}, fmt.Errorf("controller %d: %w; see %s", id, err, filepath.Join(n.dir, "server.log"))
+	}
+	if f.closed {
+		n.proc.Kill()
+		return BrokerInfo{}, errors.New("local fleet closed during start")
+	}
+	f.opts.Log.Info().Int32("node_id", id).Str("addr", n.addr()).Str("directory_id", n.directoryID).Msg("controller started as an observer")
+	return n.info(), nil
+}
+
+func (f *Fleet) startController(ctx context.Context, n *node) error {
+	if err := f.prepare(ctx, n, f.controllerProps(n), "--no-initial-controllers"); err != nil {
+		return err
+	}
+	p, err := startJVM(n.dir, jvmArgs(f.opts.ControllerHeapMB, n.dir, f.opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
+	if err != nil {
+		return err
+	}
+	f.mu.Lock()
+	n.proc, n.started = p, time.Now()
+	f.mu.Unlock()
+	return waitListening(ctx, p, n.addr(), f.opts.StartTimeout)
+}
+
 func (f *Fleet) startBroker(ctx context.Context, n *node) error {
-	props := brokerProps(n.id, n.addr(), n.rack, n.dataDir(), f.voters, f.opts.BrokerConfig)
+	props := brokerProps(n.id, n.addr(), n.rack, n.dataDir(), f.quorumProps(), f.opts.BrokerConfig)
 	if f.opts.SASLSSL != nil {
 		props.addSASLSSL(n.secureAddr(), f.opts.SASLSSL.KeystorePEM)
 	}
@@ -372,7 +514,8 @@ func (f *Fleet) startBroker(ctx context.Context, n *node) error {
 }
 
 func (n *node) info() BrokerInfo {
-	bi := BrokerInfo{ID: n.id, Incarnation: n.incarnation, Started: n.started, Rack: n.rack, Addr: n.addr(), SecureAddr: n.secureAddr(), DataDir: n.dataDir()}
+	bi := BrokerInfo{ID: n.id, Role: n.role, Incarnation: n.incarnation, Started: n.started, Rack: n.rack, Addr: n.addr(),
+		SecureAddr: n.secureAddr(), DataDir: n.dataDir(), DirectoryID: n.directoryID}
 	if n.running() {
 		bi.PID = n.proc.PID()
 		bi.Running = true
@@ -380,24 +523,32 @@ func (n *node) info() BrokerInfo {
 	return bi
 }
 
-func (f *Fleet) runningBroker(id int32) (*node, error) {
+// lookup finds node id among brokers and controllers; the caller holds mu.
+func (f *Fleet) lookup(id int32) *node {
+	if n := f.brokers[id]; n != nil {
+		return n
+	}
+	return f.controllers[id]
+}
+
+func (f *Fleet) runningNode(id int32) (*node, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := f.brokers[id]
+	n := f.lookup(id)
 	if n == nil {
-		return nil, fmt.Errorf("broker %d is not part of this fleet", id)
+		return nil, fmt.Errorf("node %d is not part of this fleet", id)
 	}
 	if !n.running() {
-		return nil, fmt.Errorf("broker %d is not running", id)
+		return nil, fmt.Errorf("%s %d is not running", n.role, id)
 	}
 	return n, nil
 }
 
-// StopBroker stops a broker gracefully: SIGTERM makes Kafka run a controlled
-// shutdown (leadership moves away first). If it has not exited within
-// StopTimeout it is killed and the error says so.
-func (f *Fleet) StopBroker(ctx context.Context, id int32) error {
-	n, err := f.runningBroker(id)
+// StopNode stops a broker or controller gracefully: SIGTERM makes a broker
+// run a controlled shutdown (leadership moves away first). If it has not
+// exited within StopTimeout it is killed and the error says so.
+func (f *Fleet) StopNode(ctx context.Context, id int32) error {
+	n, err := f.runningNode(id)
 	if err != nil {
 		return err
 	}
@@ -408,20 +559,21 @@ func (f *Fleet) StopBroker(ctx context.Context, id int32) error {
 	}
 	if err := n.proc.Wait(wait); err != nil {
 		n.proc.Kill()
-		return fmt.Errorf("broker %d did not shut down gracefully, killed: %w", id, err)
+		return fmt.Errorf("%s %d did not shut down gracefully, killed: %w", n.role, id, err)
 	}
-	f.opts.Log.Info().Int32("node_id", id).Msg("broker stopped gracefully")
+	f.opts.Log.Info().Int32("node_id", id).Str("role", n.role).Msg("stopped gracefully")
 	return nil
 }
 
-// KillBroker sends SIGKILL, as an instance loss would, and waits for the exit.
-func (f *Fleet) KillBroker(id int32) error {
-	n, err := f.runningBroker(id)
+// KillNode sends SIGKILL to a broker or controller, as an instance loss
+// would, and waits for the exit.
+func (f *Fleet) KillNode(id int32) error {
+	n, err := f.runningNode(id)
 	if err != nil {
 		return err
 	}
 	n.proc.Kill()
-	f.opts.Log.Info().Int32("node_id", id).Msg("broker killed")
+	f.opts.Log.Info().Int32("node_id", id).Str("role", n.role).Msg("killed")
 	return nil
 }
 
@@ -449,21 +601,23 @@ func (f *Fleet) RestartEmpty(ctx context.Context, id int32) (BrokerInfo, error) 
 	return f.StartBroker(ctx, id, rack)
 }
 
-// Remove ends broker id's incarnation as a terminated instance would: the
-// process is killed and its directory, data included, deleted. Starting the
-// id again creates a new incarnation on an empty disk. Unknown ids are fine.
+// Remove ends node id's incarnation (a broker's or a controller's) as a
+// terminated instance would: the process is killed and its directory, data
+// included, deleted. Starting the id again creates a new incarnation on an
+// empty disk. Unknown ids are fine.
 func (f *Fleet) Remove(id int32) error {
 	f.mu.Lock()
-	n := f.brokers[id]
+	n := f.lookup(id)
 	if n == nil {
 		f.mu.Unlock()
 		return nil
 	}
 	if n.starting {
 		f.mu.Unlock()
-		return fmt.Errorf("broker %d is starting", id)
+		return fmt.Errorf("%s %d is starting", n.role, id)
 	}
 	delete(f.brokers, id)
+	delete(f.controllers, id)
 	proc := n.proc
 	f.mu.Unlock()
 	if proc != nil {
@@ -472,7 +626,7 @@ func (f *Fleet) Remove(id int32) error {
 	if err := os.RemoveAll(n.dir); err != nil {
 		return fmt.Errorf("remove broker %d: %w", id, err)
 	}
-	f.opts.Log.Info().Int32("node_id", id).Msg("broker removed with its data")
+	f.opts.Log.Info().Int32("node_id", id).Str("role", n.role).Msg("removed with its data")
 	return nil
 }
 
@@ -487,12 +641,28 @@ func (f *Fleet) Broker(id int32) (BrokerInfo, bool) {
 	return n.info(), true
 }
 
-// Brokers describes every broker ever started, by id.
-func (f *Fleet) Brokers() []BrokerInfo {
+// Node describes node id, a broker or a controller.
+func (f *Fleet) Node(id int32) (BrokerInfo, bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	out := make([]BrokerInfo, 0, len(f.brokers))
-	for _, n := range f.brokers {
+	n := f.lookup(id)
+	if n == nil {
+		return BrokerInfo{}, false
+	}
+	return n.info(), true
+}
+
+// Brokers describes every broker not removed, by id.
+func (f *Fleet) Brokers() []BrokerInfo { return f.infos(f.brokers) }
+
+// Controllers describes every controller not removed, by id.
+func (f *Fleet) Controllers() []BrokerInfo { return f.infos(f.controllers) }
+
+func (f *Fleet) infos(nodes map[int32]*node) []BrokerInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]BrokerInfo, 0, len(nodes))
+	for _, n := range nodes {
 		out = append(out, n.info())
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })

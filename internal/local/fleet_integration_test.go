@@ -51,7 +51,7 @@ func TestKilledBrokerLeavesISRAndRejoinsWithEmptyDisk(t *testing.T) {
 	before, _ := c.Fleet.Broker(2)
 	dirIDBefore := directoryID(t, before.DataDir)
 
-	if err := c.Fleet.KillBroker(2); err != nil {
+	if err := c.Fleet.KillNode(2); err != nil {
 		t.Fatal(err)
 	}
 	testbed.Eventually(t, 60*time.Second, func() error {
@@ -96,7 +96,7 @@ func TestNewBrokerJoinsAndGracefulStopExitsCleanly(t *testing.T) {
 
 	c.CreateTopic("events", 3, 3, 2)
 	start := time.Now()
-	if err := c.Fleet.StopBroker(testbed.Context(t), 4); err != nil {
+	if err := c.Fleet.StopNode(testbed.Context(t), 4); err != nil {
 		t.Fatalf("graceful stop: %v", err)
 	}
 	t.Logf("controlled shutdown took %s", time.Since(start))
@@ -106,7 +106,7 @@ func TestNewBrokerJoinsAndGracefulStopExitsCleanly(t *testing.T) {
 			t.Errorf("partition %d still led by stopped broker 4", p.Partition)
 		}
 	}
-	if err := c.Fleet.StopBroker(testbed.Context(t), 4); err == nil {
+	if err := c.Fleet.StopNode(testbed.Context(t), 4); err == nil {
 		t.Error("stopping a stopped broker should fail")
 	}
 }

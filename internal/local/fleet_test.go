@@ -15,10 +15,10 @@ func TestClusterIDNeverLooksLikeAnOption(t *testing.T) {
 }
 
 func TestBrokerPropsOverridesAndRack(t *testing.T) {
-	p := brokerProps(4, "127.0.0.1:9092", "az-b", "/d", []endpoint{{9000, "127.0.0.1:9093"}}, map[string]string{"num.partitions": "3"})
+	p := brokerProps(4, "127.0.0.1:9092", "az-b", "/d", Properties{"controller.quorum.bootstrap.servers": "127.0.0.1:9093"}, map[string]string{"num.partitions": "3"})
 	for k, want := range map[string]string{
 		"node.id": "4", "broker.rack": "az-b", "num.partitions": "3",
-		"controller.quorum.voters": "9000@127.0.0.1:9093", "process.roles": "broker",
+		"controller.quorum.bootstrap.servers": "127.0.0.1:9093", "process.roles": "broker",
 	} {
 		if p[k] != want {
 			t.Errorf("%s = %q, want %q", k, p[k], want)

@@ -32,17 +32,30 @@ func quorumVoters(controllers []endpoint) string {
 	return strings.Join(parts, ",")
 }
 
-type endpoint struct {
-	id   int32
-	addr string
+// initialControllers renders kafka-storage format's --initial-controllers
+// for a dynamic quorum: id@host:port:directory-id, comma separated.
+func initialControllers(controllers []endpoint) string {
+	parts := make([]string, len(controllers))
+	for i, c := range controllers {
+		parts[i] = fmt.Sprintf("%d@%s:%s", c.id, c.addr, c.directoryID)
+	}
+	return strings.Join(parts, ",")
 }
 
-func controllerProps(id int32, addr, dataDir string, voters []endpoint) Properties {
-	return Properties{
+type endpoint struct {
+	id          int32
+	addr        string
+	directoryID string
+}
+
+// controllerProps is a controller's configuration; quorum says how it finds
+// the quorum (Fleet.quorumProps).
+func controllerProps(id int32, addr, dataDir string, quorum Properties) Properties {
+	p := Properties{
 		"process.roles":                         "controller",
 		"node.id":                               fmt.Sprint(id),
-		"controller.quorum.voters":              quorumVoters(voters),
 		"listeners":                             "CONTROLLER://" + addr,
+		"advertised.listeners":                  "CONTROLLER://" + addr,
 		"controller.listener.names":             "CONTROLLER",
 		"listener.security.protocol.map":        "CONTROLLER:PLAINTEXT",
 		"log.dirs":                              dataDir,
@@ -50,15 +63,18 @@ func controllerProps(id int32, addr, dataDir string, voters []endpoint) Properti
 		"num.network.threads":                   "2",
 		"controller.quorum.election.timeout.ms": "1000",
 	}
+	for k, v := range quorum {
+		p[k] = v
+	}
+	return p
 }
 
 // brokerProps is a broker's configuration. extra overrides the defaults, so a
 // test can set anything Kafka accepts.
-func brokerProps(id int32, addr, rack, dataDir string, voters []endpoint, extra map[string]string) Properties {
+func brokerProps(id int32, addr, rack, dataDir string, quorum Properties, extra map[string]string) Properties {
 	p := Properties{
 		"process.roles":                  "broker",
 		"node.id":                        fmt.Sprint(id),
-		"controller.quorum.voters":       quorumVoters(voters),
 		"listeners":                      "PLAINTEXT://" + addr,
 		"advertised.listeners":           "PLAINTEXT://" + addr,
 		"inter.broker.listener.name":     "PLAINTEXT",
@@ -77,6 +93,9 @@ func brokerProps(id int32, addr, rack, dataDir string, voters []endpoint, extra 
 		"transaction.state.log.replication.factor": "3",
 		"transaction.state.log.min.isr":            "2",
 		"unclean.leader.election.enable":           "false",
+	}
+	for k, v := range quorum {
+		p[k] = v
 	}
 	for k, v := range extra {
 		p[k] = v

@@ -113,7 +113,7 @@ func (p *Provider) Stop(ctx context.Context, id string) error {
 	if err != nil || !ok || !b.Running {
 		return err
 	}
-	return p.Fleet.StopBroker(ctx, b.ID)
+	return p.Fleet.StopNode(ctx, b.ID)
 }
 
 // Terminate kills the instance and deletes its data. Idempotent.
@@ -135,5 +135,5 @@ func (p *Provider) Kill(id string) error {
 	if !ok {
 		return fmt.Errorf("no instance %s", id)
 	}
-	return p.Fleet.KillBroker(b.ID)
+	return p.Fleet.KillNode(b.ID)
 }

@@ -27,4 +27,21 @@ type Cluster interface {
 	ReplicaBytes(ctx context.Context, broker int32) (map[health.TP]int64, error)
 	// Unregister removes a shut-down broker's registration (KRaft).
 	Unregister(ctx context.Context, broker int32) error
+	// Quorum reads the controller quorum fresh (DescribeQuorum v2).
+	Quorum(ctx context.Context) (*health.Quorum, error)
+	// AddVoter makes a caught-up observer controller a voter (AddRaftVoter,
+	// answered once the new voter set is committed). A node that is already
+	// a voter with this directory id is not an error.
+	AddVoter(ctx context.Context, v Voter) error
+	// RemoveVoter removes a voter (RemoveRaftVoter). A node that is no
+	// longer a voter is not an error.
+	RemoveVoter(ctx context.Context, id int32, directoryID string) error
+}
+
+// Voter names a controller for AddRaftVoter: its node id, directory id and
+// listener ("NAME://host:port").
+type Voter struct {
+	ID          int32  `json:"id"`
+	DirectoryID string `json:"directory_id"`
+	Endpoint    string `json:"endpoint"`
 }

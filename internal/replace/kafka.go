@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
+	"strings"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -233,6 +235,59 @@ func (k KafkaCluster) Unregister(ctx context.Context, broker int32) error {
 	}
 	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil && !errors.Is(err, kerr.BrokerIDNotRegistered) {
 		return fmt.Errorf("unregister broker %d: %w %s", broker, err, str(resp.ErrorMessage))
+	}
+	return nil
+}
+
+// Quorum reads the controller quorum (see health.ReadQuorum).
+func (k KafkaCluster) Quorum(ctx context.Context) (*health.Quorum, error) {
+	return health.ReadQuorum(ctx, k.Client)
+}
+
+// AddVoter sends AddRaftVoter (brokers forward it to the active controller)
+// and waits for the new voter set to be committed.
+func (k KafkaCluster) AddVoter(ctx context.Context, v Voter) error {
+	dir, err := health.ParseUUID(v.DirectoryID)
+	if err != nil {
+		return fatal("add voter %d: directory id: %w", v.ID, err)
+	}
+	name, hostport, ok := strings.Cut(v.Endpoint, "://")
+	host, portText, perr := net.SplitHostPort(hostport)
+	port, cerr := strconv.ParseUint(portText, 10, 16)
+	if !ok || perr != nil || cerr != nil {
+		return fatal("add voter %d: endpoint %q is not NAME://host:port", v.ID, v.Endpoint)
+	}
+	req := kmsg.NewPtrAddRaftVoterRequest()
+	req.TimeoutMillis = 30_000
+	req.VoterID, req.VoterDirectoryID = v.ID, dir
+	req.AckWhenCommitted = true
+	l := kmsg.NewAddRaftVoterRequestListener()
+	l.Name, l.Host, l.Port = name, host, uint16(port)
+	req.Listeners = append(req.Listeners, l)
+	resp, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return fmt.Errorf("add voter %d: %w", v.ID, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil && !errors.Is(err, kerr.DuplicateVoter) {
+		return fmt.Errorf("add voter %d: %w %s", v.ID, err, str(resp.ErrorMessage))
+	}
+	return nil
+}
+
+// RemoveVoter sends RemoveRaftVoter.
+func (k KafkaCluster) RemoveVoter(ctx context.Context, id int32, directoryID string) error {
+	dir, err := health.ParseUUID(directoryID)
+	if err != nil {
+		return fatal("remove voter %d: directory id: %w", id, err)
+	}
+	req := kmsg.NewPtrRemoveRaftVoterRequest()
+	req.VoterID, req.VoterDirectoryID = id, dir
+	resp, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return fmt.Errorf("remove voter %d: %w", id, err)
+	}
+	if err := kerr.ErrorForCode(resp.ErrorCode); err != nil && !errors.Is(err, kerr.VoterNotFound) {
+		return fmt.Errorf("remove voter %d: %w %s", id, err, str(resp.ErrorMessage))
 	}
 	return nil
 }

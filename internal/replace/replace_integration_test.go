@@ -111,7 +111,7 @@ func TestGateRefusesMoveWhileAnotherBrokerIsDown(t *testing.T) {
 	t.Parallel() // a fleet of its own: runs beside the others
 	c := testbed.NewCluster(t, 4)
 	c.CreateTopic("orders", 4, 3, 2)
-	if err := c.Fleet.KillBroker(3); err != nil {
+	if err := c.Fleet.KillNode(3); err != nil {
 		t.Fatal(err)
 	}
 	ex, _, _ := newExecutor(t, c, fastOptions(t))
@@ -138,7 +138,7 @@ func TestIdentityReplacesDeadBrokerWithSameID(t *testing.T) {
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 20)
 	run := c.StartLedger("orders", 200)
-	if err := c.Fleet.KillBroker(3); err != nil {
+	if err := c.Fleet.KillNode(3); err != nil {
 		t.Fatal(err)
 	}
 	ex, _, _ := newExecutor(t, c, fastOptions(t))
@@ -397,7 +397,7 @@ func TestDryRunNamesDataLostOnADeadBroker(t *testing.T) {
 	if len(onThree) == 0 {
 		t.Fatal("set-up: no RF 1 partition on broker 3")
 	}
-	if err := c.Fleet.KillBroker(3); err != nil {
+	if err := c.Fleet.KillNode(3); err != nil {
 		t.Fatal(err)
 	}
 	ex, _, _ := newExecutor(t, c, fastOptions(t))
@@ -480,7 +480,7 @@ func TestMoveWhileAnotherBrokerIsKilledTakesNothingAway(t *testing.T) {
 		killed = true
 		go func() {
 			time.Sleep(500 * time.Millisecond)
-			if err := c.Fleet.KillBroker(3); err != nil {
+			if err := c.Fleet.KillNode(3); err != nil {
 				t.Errorf("kill broker 3: %v", err)
 			}
 			time.Sleep(12 * time.Second) // longer than the broker session (9 s): Kafka fences it

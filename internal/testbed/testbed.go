@@ -48,6 +48,16 @@ func WithBrokerConfig(kv map[string]string) Option {
 	return func(o *local.Options) { o.BrokerConfig = kv }
 }
 
+// WithControllers runs n controllers (a dynamic quorum unless static).
+func WithControllers(n int) Option {
+	return func(o *local.Options) { o.Controllers = n }
+}
+
+// WithStaticQuorum formats the quorum static (kraft.version 0).
+func WithStaticQuorum() Option {
+	return func(o *local.Options) { o.StaticQuorum = true }
+}
+
 // Logger writes zerolog output through t.Log, so it shows only for failing
 // or verbose tests.
 func Logger(t testing.TB) zerolog.Logger {
