@@ -20,7 +20,7 @@ import (
 //
 //	GET    /v1/cluster                 bootstrap servers and cluster id
 //	GET    /v1/instances               live instances
-//	POST   /v1/instances               launch {token, node_id, zone, replacement_id}
+//	POST   /v1/instances               launch {token, node_id, zone, replacement_id, role}
 //	POST   /v1/instances/{id}/stop     graceful stop
 //	POST   /v1/instances/{id}/kill     SIGKILL (a sudden instance loss)
 //	DELETE /v1/instances/{id}          terminate: kill and delete data
@@ -37,6 +37,8 @@ type launchBody struct {
 	NodeID        int32  `json:"node_id"`
 	Zone          string `json:"zone"`
 	ReplacementID string `json:"replacement_id"`
+	// Role is broker (default) or controller.
+	Role replace.Role `json:"role,omitempty"`
 }
 
 // NewHandler serves the control API for p. Bind it to loopback only: it has
@@ -56,7 +58,7 @@ func NewHandler(p *Provider) http.Handler {
 			writeJSON(w, http.StatusBadRequest, map[string]string{"error": "body must be JSON with token, node_id and zone"})
 			return
 		}
-		in, err := p.Launch(r.Context(), replace.LaunchRequest{Token: b.Token, NodeID: b.NodeID, Like: replace.Instance{Zone: b.Zone}, ReplacementID: b.ReplacementID})
+		in, err := p.Launch(r.Context(), replace.LaunchRequest{Token: b.Token, NodeID: b.NodeID, Like: replace.Instance{Zone: b.Zone, Role: b.Role}, ReplacementID: b.ReplacementID})
 		reply(w, in, err)
 	})
 	mux.HandleFunc("POST /v1/instances/{id}/stop", func(w http.ResponseWriter, r *http.Request) {
@@ -135,7 +137,7 @@ func (r *Remote) Instances(ctx context.Context) ([]replace.Instance, error) {
 
 func (r *Remote) Launch(ctx context.Context, req replace.LaunchRequest) (replace.Instance, error) {
 	var in replace.Instance
-	err := r.do(ctx, http.MethodPost, "/v1/instances", launchBody{Token: req.Token, NodeID: req.NodeID, Zone: req.Like.Zone, ReplacementID: req.ReplacementID}, &in)
+	err := r.do(ctx, http.MethodPost, "/v1/instances", launchBody{Token: req.Token, NodeID: req.NodeID, Zone: req.Like.Zone, ReplacementID: req.ReplacementID, Role: req.Role()}, &in)
 	return in, err
 }
 

@@ -50,41 +50,52 @@ func (p *Provider) toInstance(b BrokerInfo) replace.Instance {
 		state = replace.StateRunning
 	}
 	id := instanceID(b)
-	tags := map[string]string{"fleetd:cluster": ClusterTag, "fleetd:node-id": strconv.Itoa(int(b.ID))}
+	role := replace.Role(b.Role)
+	tags := map[string]string{"fleetd:cluster": ClusterTag, "fleetd:node-id": strconv.Itoa(int(b.ID)), "fleetd:role": string(role)}
 	p.mu.Lock()
 	if r := p.owner[id]; r != "" {
 		tags["fleetd:replacement"] = r
 	}
 	p.mu.Unlock()
-	return replace.Instance{ID: id, NodeID: b.ID, Zone: b.Rack, State: state, LaunchedAt: b.Started, Tags: tags}
+	in := replace.Instance{ID: id, NodeID: b.ID, Role: role, Zone: b.Rack, State: state, LaunchedAt: b.Started, Tags: tags}
+	if role == replace.RoleController {
+		in.Endpoint = b.Addr
+	}
+	return in
 }
 
-// Instances lists every broker incarnation that has not been terminated.
+// Instances lists every broker and controller incarnation that has not
+// been terminated.
 func (p *Provider) Instances(context.Context) ([]replace.Instance, error) {
 	var out []replace.Instance
-	for _, b := range p.Fleet.Brokers() {
+	for _, b := range append(p.Fleet.Brokers(), p.Fleet.Controllers()...) {
 		out = append(out, p.toInstance(b))
 	}
 	return out, nil
 }
 
-// Launch starts broker req.NodeID in req.Like's zone. A repeated token
-// returns the instance the first launch made.
+// Launch starts node req.NodeID (a broker, or a controller joining the
+// quorum as an observer) in req.Like's zone. A repeated token returns the
+// instance the first launch made.
 func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (replace.Instance, error) {
 	p.mu.Lock()
 	prev, seen := p.launched[req.Token]
 	p.mu.Unlock()
 	if seen {
 		node, _, _ := parseInstanceID(prev)
-		if b, ok := p.Fleet.Broker(node); ok && instanceID(b) == prev {
+		if b, ok := p.Fleet.Node(node); ok && instanceID(b) == prev {
 			return p.toInstance(b), nil
 		}
 		return replace.Instance{}, fmt.Errorf("instance %s of launch %s no longer exists", prev, req.Token)
 	}
-	if b, ok := p.Fleet.Broker(req.NodeID); ok {
+	if b, ok := p.Fleet.Node(req.NodeID); ok {
 		return replace.Instance{}, fmt.Errorf("node id %d already has instance %s", req.NodeID, instanceID(b))
 	}
-	b, err := p.Fleet.StartBroker(ctx, req.NodeID, req.Like.Zone)
+	start := p.Fleet.StartBroker
+	if req.Role() == replace.RoleController {
+		start = p.Fleet.AddController
+	}
+	b, err := start(ctx, req.NodeID, req.Like.Zone)
 	if err != nil {
 		return replace.Instance{}, err
 	}
@@ -102,12 +113,12 @@ func (p *Provider) current(id string) (BrokerInfo, bool, error) {
 	if err != nil {
 		return BrokerInfo{}, false, err
 	}
-	b, ok := p.Fleet.Broker(node)
+	b, ok := p.Fleet.Node(node)
 	return b, ok && instanceID(b) == id, nil
 }
 
-// Stop stops the broker gracefully (controlled shutdown). Stopping a stopped
-// or gone instance is not an error.
+// Stop stops the node gracefully (a broker's controlled shutdown). Stopping
+// a stopped or gone instance is not an error.
 func (p *Provider) Stop(ctx context.Context, id string) error {
 	b, ok, err := p.current(id)
 	if err != nil || !ok || !b.Running {
@@ -125,7 +136,7 @@ func (p *Provider) Terminate(_ context.Context, id string) error {
 	return p.Fleet.Remove(b.ID)
 }
 
-// Kill sends SIGKILL to the instance's broker, as a sudden instance loss
+// Kill sends SIGKILL to the instance's node, as a sudden instance loss
 // would, leaving its data in place.
 func (p *Provider) Kill(id string) error {
 	b, ok, err := p.current(id)

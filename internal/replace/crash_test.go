@@ -1,8 +1,10 @@
 package replace
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -20,6 +22,21 @@ type crashCase struct {
 	abortAfter string
 	// flows replaces the executor's tables (a test-only workflow).
 	flows map[Strategy]*Workflow
+	// node is the node replaced (default broker 2).
+	node int32
+}
+
+func (cc crashCase) request() Request {
+	return Request{Broker: cmp.Or(cc.node, 2), Strategy: cc.strategy}
+}
+
+// quorumWatch fails t when a durable event finds fewer caught-up voters than
+// the fake quorum started with: a controller replacement adds before it
+// removes, so there is no instant with fewer.
+func quorumWatch(t *testing.T, c *fakeCluster, ev string) {
+	if n := c.caughtUpVoters(); n < len(fakeControllers) {
+		t.Errorf("at %s only %d caught-up voters, started with %d", ev, n, len(fakeControllers))
+	}
 }
 
 func (cc crashCase) executor() (*fakeCluster, *fakeProvider, *Executor) {
@@ -46,14 +63,15 @@ func killPoints(t *testing.T, cc crashCase) []string {
 	t.Helper()
 	var seen []string
 	synctest.Test(t, func(t *testing.T) {
-		_, _, ex := cc.executor()
+		c, _, ex := cc.executor()
 		ex.Opts.OnEvent = func(ev string, _ *Record) {
+			quorumWatch(t, c, ev)
 			seen = append(seen, ev)
 			if ev == cc.abortAfter {
 				ex.Abort("crash test abort")
 			}
 		}
-		r, _ := ex.Begin(context.Background(), Request{Broker: 2, Strategy: cc.strategy})
+		r, _ := ex.Begin(context.Background(), cc.request())
 		_ = ex.Run(context.Background(), r)
 		want := PhaseCompleted
 		if cc.abortAfter != "" {
@@ -87,6 +105,7 @@ func runCrashCases(t *testing.T, cases []crashCase) {
 					c, p, first := cc.executor()
 					ctx, die := context.WithCancel(context.Background())
 					first.Opts.OnEvent = func(e string, _ *Record) {
+						quorumWatch(t, c, e)
 						if e == cc.abortAfter {
 							first.Abort("crash test abort")
 						}
@@ -94,14 +113,15 @@ func runCrashCases(t *testing.T, cases []crashCase) {
 							die()
 						}
 					}
-					r, _ := first.Begin(ctx, Request{Broker: 2, Strategy: cc.strategy})
+					r, _ := first.Begin(ctx, cc.request())
 					_ = first.Run(ctx, r)
 					if r.Phase.Terminal() {
 						return // the last event: nothing left to resume
 					}
 					killedPhase := r.Phase
 					again := New(c, p, first.Store, first.Opts)
-					again.flows, again.Opts.OnEvent = first.flows, nil
+					again.flows = first.flows
+					again.Opts.OnEvent = func(e string, _ *Record) { quorumWatch(t, c, e) }
 					inflight, err := InFlight(context.Background(), first.Store)
 					if err != nil || len(inflight) != 1 {
 						t.Fatalf("after a kill at %s: %d records in flight, err %v", ev, len(inflight), err)
@@ -117,9 +137,19 @@ func runCrashCases(t *testing.T, cases []crashCase) {
 					if len(c.configs) != 0 {
 						t.Errorf("throttles left after resuming from %s: %v", ev, c.configs)
 					}
-					_, oldListed := p.insts["i-2"]
-					if rec.Phase == PhaseCompleted && cc.strategy == StrategyMove && oldListed {
+					quorumWatch(t, c, "the end")
+					_, oldListed := p.insts[fmt.Sprintf("i-%d", rec.OldBroker)]
+					if rec.Phase == PhaseCompleted && cc.strategy != StrategyIdentity && oldListed {
 						t.Errorf("completed, but the old instance was not terminated")
+					}
+					if cc.strategy == StrategyController {
+						want := fakeControllers
+						if rec.Phase == PhaseCompleted {
+							want = intendedVoters(rec)
+						}
+						if q, _ := c.Quorum(context.Background()); !slices.Equal(q.VoterIDs(), want) {
+							t.Errorf("%s, voters %v, want %v", rec.Phase, q.VoterIDs(), want)
+						}
 					}
 					if rec.Phase == PhaseRolledBack {
 						if !oldListed {
@@ -145,6 +175,8 @@ func TestKilledAtEveryStepEventOfEveryWorkflow(t *testing.T) {
 		{name: "move", strategy: StrategyMove},
 		{name: "identity", strategy: StrategyIdentity},
 		{name: "rollback", strategy: StrategyMove, abortAfter: "batch-done:0"},
+		{name: "controller", strategy: StrategyController, node: 9001},
+		{name: "controller-rollback", strategy: StrategyController, node: 9001, abortAfter: "after:" + string(StepAwaitVoter)},
 	})
 }
 
@@ -193,15 +225,31 @@ func TestWorkflowTables(t *testing.T) {
 	if got := identityFlow.NoReturnAt(); got != StepStopOld {
 		t.Errorf("identity: point of no return at %s, want stop-old", got)
 	}
-	for _, w := range []*Workflow{moveFlow, identityFlow, rollbackFlow} {
+	if got := controllerFlow.NoReturnAt(); got != StepRemoveOldVoter {
+		t.Errorf("controller: point of no return at %s, want remove-old-voter", got)
+	}
+	for _, w := range []*Workflow{moveFlow, identityFlow, rollbackFlow, controllerFlow, controllerRollbackFlow} {
 		for _, s := range w.Steps {
 			if s.Run == nil {
 				t.Errorf("%s/%s has no function", w.Name, s.Step)
 			}
-			if s.RetiresOld != (s.Step == StepStopOld || s.Step == StepTerminateOld) {
+			retires := s.Step == StepStopOld || s.Step == StepTerminateOld
+			if w == controllerFlow {
+				// The controller is retired from the quorum first; stopping a
+				// node that is no longer a voter takes nothing away.
+				retires = s.Step == StepRemoveOldVoter
+			}
+			if s.RetiresOld != retires {
 				t.Errorf("%s/%s: RetiresOld %v", w.Name, s.Step, s.RetiresOld)
 			}
+			if (w == controllerFlow || w == controllerRollbackFlow) && s.TakesAway != nil && s.Voters == VoterNone {
+				t.Errorf("%s/%s takes a controller away but is judged by the partitions' blast radius", w.Name, s.Step)
+			}
 		}
+	}
+	r0 := &Record{}
+	if got := controllerFlow.onFailure(r0, StepRemoveOldVoter); got != RollBack {
+		t.Errorf("controller remove-old-voter before the removal was recorded: %s, want roll-back", got)
 	}
 	r := &Record{}
 	if got := identityFlow.onFailure(r, StepStopOld); got != NothingToUndo {
@@ -258,6 +306,8 @@ func TestEveryStepThatTakesNodesAwayAsksTheGuard(t *testing.T) {
 		{crashCase{name: "move", strategy: StrategyMove}, moveFlow},
 		{crashCase{name: "identity", strategy: StrategyIdentity}, identityFlow},
 		{crashCase{name: "rollback", strategy: StrategyMove, abortAfter: "batch-done:0"}, rollbackFlow},
+		{crashCase{name: "controller", strategy: StrategyController, node: 9001}, controllerFlow},
+		{crashCase{name: "controller-rollback", strategy: StrategyController, node: 9001, abortAfter: "after:" + string(StepAwaitVoter)}, controllerRollbackFlow},
 	}
 	guarded := 0
 	for _, c := range cases {
@@ -266,10 +316,13 @@ func TestEveryStepThatTakesNodesAwayAsksTheGuard(t *testing.T) {
 				continue
 			}
 			guarded++
-			before := "after:" + string(c.w.Steps[i-1].Step)
+			before := "rollback-begun"
+			if i > 0 {
+				before = "after:" + string(c.w.Steps[i-1].Step)
+			}
 			t.Run(c.cc.name+"/"+string(s.Step), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
-					_, p, ex := c.cc.executor()
+					fc, p, ex := c.cc.executor()
 					ex.Opts.GuardWait = 5 * time.Minute
 					ctx, die := context.WithCancel(context.Background())
 					ex.Opts.OnEvent = func(e string, _ *Record) {
@@ -280,19 +333,22 @@ func TestEveryStepThatTakesNodesAwayAsksTheGuard(t *testing.T) {
 							die()
 						}
 					}
-					r, _ := ex.Begin(ctx, Request{Broker: 2, Strategy: c.cc.strategy})
+					r, _ := ex.Begin(ctx, c.cc.request())
 					_ = ex.Run(ctx, r)
 					if r.Step != s.Step {
 						t.Fatalf("set-up: record at %s, want %s", r.Step, s.Step)
 					}
-					stops, terms := p.stops, p.terminations
+					stops, terms, changes := p.stops, p.terminations, fc.voterChanges
 					p.mu.Lock()
 					p.instancesErr = errCloud
 					p.mu.Unlock()
+					fc.mu.Lock()
+					fc.quorumErr = errCloud
+					fc.mu.Unlock()
 					ex.Opts.OnEvent = nil
 					_ = ex.Run(context.Background(), r)
-					if p.stops != stops || p.terminations != terms {
-						t.Fatalf("%s acted while the guard could not evaluate: stops %d->%d terminations %d->%d", s.Step, stops, p.stops, terms, p.terminations)
+					if p.stops != stops || p.terminations != terms || fc.voterChanges != changes {
+						t.Fatalf("%s acted while the guard could not evaluate: stops %d->%d terminations %d->%d voter changes %d->%d", s.Step, stops, p.stops, terms, p.terminations, changes, fc.voterChanges)
 					}
 					if !strings.Contains(r.Error, "blast-radius guard") {
 						t.Fatalf("%s ended %s (%s), want the guard's refusal", s.Step, r.Phase, r.Error)
@@ -301,7 +357,7 @@ func TestEveryStepThatTakesNodesAwayAsksTheGuard(t *testing.T) {
 			})
 		}
 	}
-	if guarded != 5 {
-		t.Fatalf("%d steps declare what they take away, want 5 (stop-old and terminate-old of move and of identity, rollback-remove-new)", guarded)
+	if guarded != 10 {
+		t.Fatalf("%d steps declare what they take away, want 10 (stop-old and terminate-old of move and of identity, rollback-remove-new; the controller's remove-old-voter, stop-old, terminate-old and both rollback steps)", guarded)
 	}
 }

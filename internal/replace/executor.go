@@ -173,8 +173,8 @@ func (e *Executor) abortReason() string {
 // CLI ask it before sending, Begin and Preview before recording.
 func CheckRequest(req Request) error {
 	switch {
-	case req.Strategy != "" && req.Strategy != StrategyMove && req.Strategy != StrategyIdentity:
-		return fmt.Errorf("strategy %q: want move, identity or none (fleetd chooses)", req.Strategy)
+	case req.Strategy != "" && req.Strategy != StrategyMove && req.Strategy != StrategyIdentity && req.Strategy != StrategyController:
+		return fmt.Errorf("strategy %q: want move, identity, controller or none (fleetd chooses)", req.Strategy)
 	case req.Order != "" && !slices.Contains(Orders, req.Order):
 		return fmt.Errorf("order %q: want one of %v", req.Order, Orders)
 	case req.Concurrency < 0:
@@ -399,6 +399,12 @@ func (e *Executor) beginRollback(ctx context.Context, r *Record, cause error, ab
 			break
 		}
 		r.Phase, r.Step = PhaseRollingBack, w.Rollback.Steps[0].Step
+		log.Warn().Err(cause).Msg("rolling back")
+		if err := e.save(ctx, r); err != nil {
+			return err
+		}
+		e.event("rollback-begun", r)
+		return nil
 	case NoReturn:
 		if aborted {
 			// The old broker is already going: finishing is the only safe way.

@@ -113,7 +113,7 @@ func TestGateRefusalChangesNothing(t *testing.T) {
 		ex := fakeExecutor(c, p)
 		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
 		_ = ex.Run(context.Background(), r)
-		if r.Phase != PhaseRefused || len(p.insts) != 3 || c.reassign != 0 {
+		if r.Phase != PhaseRefused || len(p.insts) != 3+len(fakeControllers) || c.reassign != 0 {
 			t.Fatalf("phase %s instances %d reassignments %d; want refused with nothing changed", r.Phase, len(p.insts), c.reassign)
 		}
 	})

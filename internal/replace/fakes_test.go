@@ -18,10 +18,23 @@ type fakeCluster struct {
 	snap     health.Snapshot
 	configs  map[ConfigKey]*string
 	reassign int
+	// quorum is a dynamic quorum of three caught-up controllers; launched
+	// controllers join it as caught-up observers.
+	quorum       health.Quorum
+	voterChanges int
+	quorumErr    error // the quorum cannot be read
 }
 
+// fakeControllers are the fake quorum's voters at the start.
+var fakeControllers = []int32{9000, 9001, 9002}
+
+func fakeDirectory(id int32) string { return fmt.Sprintf("dir%019d", id) }
+
 func newFakeCluster(brokers ...int32) *fakeCluster {
-	c := &fakeCluster{configs: map[ConfigKey]*string{}}
+	c := &fakeCluster{configs: map[ConfigKey]*string{}, quorum: health.Quorum{Kind: health.QuorumDynamic, KRaftVersion: 1, Leader: 9000}}
+	for _, id := range fakeControllers {
+		c.quorum.Voters = append(c.quorum.Voters, health.Replica{ID: id, DirectoryID: fakeDirectory(id), CaughtUp: true})
+	}
 	for _, b := range brokers {
 		c.snap.Brokers = append(c.snap.Brokers, health.Broker{ID: b, Rack: fmt.Sprintf("az-%d", b)})
 	}
@@ -98,6 +111,82 @@ func (c *fakeCluster) Unregister(_ context.Context, broker int32) error {
 	return nil
 }
 
+func (c *fakeCluster) Quorum(context.Context) (*health.Quorum, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.quorumErr != nil {
+		return nil, c.quorumErr
+	}
+	q := c.quorum
+	q.Voters, q.Observers = slices.Clone(q.Voters), slices.Clone(q.Observers)
+	return &q, nil
+}
+
+func (c *fakeCluster) AddVoter(_ context.Context, v Voter) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.quorum.Voter(v.ID); ok {
+		return nil
+	}
+	o, ok := c.quorum.Observer(v.ID)
+	if !ok || !o.CaughtUp || o.DirectoryID != v.DirectoryID {
+		return fmt.Errorf("add voter %d: not a caught-up observer with directory %s", v.ID, v.DirectoryID)
+	}
+	c.voterChanges++
+	c.quorum.Observers = slices.DeleteFunc(c.quorum.Observers, func(r health.Replica) bool { return r.ID == v.ID })
+	c.quorum.Voters = append(c.quorum.Voters, o)
+	slices.SortFunc(c.quorum.Voters, func(a, b health.Replica) int { return int(a.ID - b.ID) })
+	return nil
+}
+
+func (c *fakeCluster) RemoveVoter(_ context.Context, id int32, dir string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v, ok := c.quorum.Voter(id)
+	if !ok {
+		return nil
+	}
+	if v.DirectoryID != dir {
+		return fmt.Errorf("remove voter %d: directory %s, want %s", id, dir, v.DirectoryID)
+	}
+	c.voterChanges++
+	c.quorum.Voters = slices.DeleteFunc(c.quorum.Voters, func(r health.Replica) bool { return r.ID == id })
+	c.quorum.Observers = append(c.quorum.Observers, v)
+	if c.quorum.Leader == id && len(c.quorum.Voters) > 0 {
+		c.quorum.Leader = c.quorum.Voters[0].ID
+	}
+	return nil
+}
+
+// caughtUpVoters counts the voters that are caught up.
+func (c *fakeCluster) caughtUpVoters() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, v := range c.quorum.Voters {
+		if v.CaughtUp {
+			n++
+		}
+	}
+	return n
+}
+
+// setController joins (or, gone, leaves) the quorum as a controller
+// process would: a new one is a caught-up observer; a stopped voter stays a
+// voter that no longer catches up.
+func (c *fakeCluster) setController(id int32, alive bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if i := slices.IndexFunc(c.quorum.Voters, func(r health.Replica) bool { return r.ID == id }); i >= 0 {
+		c.quorum.Voters[i].CaughtUp = alive
+		return
+	}
+	c.quorum.Observers = slices.DeleteFunc(c.quorum.Observers, func(r health.Replica) bool { return r.ID == id })
+	if alive {
+		c.quorum.Observers = append(c.quorum.Observers, health.Replica{ID: id, DirectoryID: fakeDirectory(id), CaughtUp: true})
+	}
+}
+
 func (c *fakeCluster) setAlive(id int32, rack string, alive bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -122,9 +211,22 @@ func newFakeProvider(c *fakeCluster) *fakeProvider {
 	p := &fakeProvider{cluster: c, insts: map[string]Instance{}}
 	for _, b := range c.snap.Brokers {
 		id := fmt.Sprintf("i-%d", b.ID)
-		p.insts[id] = Instance{ID: id, NodeID: b.ID, Zone: b.Rack, State: StateRunning}
+		p.insts[id] = Instance{ID: id, NodeID: b.ID, Zone: b.Rack, State: StateRunning, Role: RoleBroker}
+	}
+	for i, n := range fakeControllers {
+		id := fmt.Sprintf("i-%d", n)
+		p.insts[id] = Instance{ID: id, NodeID: n, Zone: fmt.Sprintf("az-%d", i+1), State: StateRunning, Role: RoleController, Endpoint: fmt.Sprintf("10.0.0.%d:9093", i+1)}
 	}
 	return p
+}
+
+// setNode tells the fake cluster that in's node came or went.
+func (p *fakeProvider) setNode(in Instance, alive bool) {
+	if in.IsController() {
+		p.cluster.setController(in.NodeID, alive)
+		return
+	}
+	p.cluster.setAlive(in.NodeID, in.Zone, alive)
 }
 
 func (p *fakeProvider) Instances(context.Context) ([]Instance, error) {
@@ -144,9 +246,12 @@ func (p *fakeProvider) Launch(_ context.Context, req LaunchRequest) (Instance, e
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	id := "i-" + req.Token
-	in := Instance{ID: id, NodeID: req.NodeID, Zone: req.Like.Zone, State: StateRunning}
+	in := Instance{ID: id, NodeID: req.NodeID, Zone: req.Like.Zone, State: StateRunning, Role: req.Role()}
+	if in.IsController() {
+		in.Endpoint = fmt.Sprintf("10.0.1.%d:9093", req.NodeID%250)
+	}
 	p.insts[id] = in
-	p.cluster.setAlive(req.NodeID, req.Like.Zone, true)
+	p.setNode(in, true)
 	return in, nil
 }
 
@@ -154,8 +259,9 @@ func (p *fakeProvider) Stop(_ context.Context, id string) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.stops++
-	in := p.insts[id]
-	p.cluster.setAlive(in.NodeID, in.Zone, false)
+	if in, ok := p.insts[id]; ok {
+		p.setNode(in, false)
+	}
 	return nil
 }
 
@@ -167,7 +273,7 @@ func (p *fakeProvider) Terminate(_ context.Context, id string) error {
 		return p.terminateErr
 	}
 	if in, ok := p.insts[id]; ok {
-		p.cluster.setAlive(in.NodeID, in.Zone, false)
+		p.setNode(in, false)
 	}
 	delete(p.insts, id)
 	return nil

@@ -35,10 +35,10 @@ func InfraDown(insts []Instance) []int32 {
 // read the cluster, the workflow waits, bounded by Opts.GuardWait, with the
 // reason in the record (status shows it); then the step fails with a
 // guardError, never proceeds.
-func (e *Executor) guard(ctx context.Context, r *Record, act string, nodes ...int32) error {
+func (e *Executor) guard(ctx context.Context, r *Record, act string, check func(context.Context) health.Verdict) error {
 	var last health.Verdict
 	err := e.poll(ctx, r, "guard before "+act, e.Opts.GuardWait, func(ctx context.Context) (bool, error) {
-		last = e.WhatIf(ctx, nodes)
+		last = check(ctx)
 		if last.Safe {
 			return true, e.setWaiting(ctx, r, "")
 		}
@@ -109,6 +109,10 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 	if err != nil {
 		return &refusedError{health.NotEvaluated(fmt.Errorf("list instances: %w", err))}
 	}
+	if _, isBroker := snap.Broker(r.OldBroker); !isBroker && slices.Contains(snap.Controllers, r.OldBroker) {
+		return &refusedError{health.Verdict{Blockers: []health.Reason{{Code: "is-a-controller", Brokers: []int32{r.OldBroker},
+			Message: fmt.Sprintf("node %d is a KRaft controller, not a broker: replace it with the controller workflow (fleetd replace --controller %d)", r.OldBroker, r.OldBroker)}}}}
+	}
 	var inst Instance
 	found := false
 	for _, in := range insts {
@@ -166,7 +170,7 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 	for _, in := range insts {
 		if in.NodeID != r.OldBroker && in.State != StateRunning && in.State != StatePending && in.State != StateTerminated {
 			return &refusedError{health.Verdict{Blockers: []health.Reason{{Code: health.CodeBrokerDown, Brokers: []int32{in.NodeID},
-				Message: fmt.Sprintf("broker %d's instance %s is %s (Kafka may not have noticed yet)", in.NodeID, in.ID, in.State)}}}}
+				Message: fmt.Sprintf("node %d's instance %s is %s (Kafka may not have noticed yet)", in.NodeID, in.ID, in.State)}}}}
 		}
 	}
 	// Data that is already gone is said first, by name: a plan must never
@@ -220,8 +224,9 @@ func partitionOf(s *health.Snapshot, tp health.TP) *health.Partition {
 	return nil
 }
 
-// nextNodeID picks a node id above every broker, replica, controller and
-// instance id ever seen, so a new broker never inherits an old identity.
+// nextNodeID picks a node id above every broker, replica and broker
+// instance id ever seen, and clear of every controller and instance, so a
+// new broker never inherits an old identity.
 func nextNodeID(s *health.Snapshot, insts []Instance) int32 {
 	var top int32
 	for _, b := range s.Brokers {
@@ -232,11 +237,18 @@ func nextNodeID(s *health.Snapshot, insts []Instance) int32 {
 			top = max(top, id)
 		}
 	}
+	used := map[int32]bool{}
+	for _, id := range s.Controllers {
+		used[id] = true
+	}
 	for _, in := range insts {
-		top = max(top, in.NodeID)
+		used[in.NodeID] = true
+		if !in.IsController() {
+			top = max(top, in.NodeID)
+		}
 	}
 	id := top + 1
-	for slices.Contains(s.Controllers, id) {
+	for used[id] {
 		id++
 	}
 	return id

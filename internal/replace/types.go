@@ -22,10 +22,24 @@ const (
 	StateTerminated   InstanceState = "terminated"
 )
 
-// Instance is the machine a broker runs on.
+// Role is what a node runs as (process.roles).
+type Role string
+
+const (
+	RoleBroker     Role = "broker"
+	RoleController Role = "controller"
+)
+
+// Instance is the machine a broker or a KRaft controller runs on.
 type Instance struct {
 	ID     string `json:"id"`
 	NodeID int32  `json:"node_id"`
+	// Role is the node's role ("" is read as broker: instances tagged before
+	// roles were).
+	Role Role `json:"role,omitempty"`
+	// Endpoint is a controller's listener, host:port (the provider knows
+	// the address; Kafka learns it from AddRaftVoter).
+	Endpoint string `json:"endpoint,omitempty"`
 	Zone   string `json:"zone"` // availability zone, which is the broker's rack
 	// Subnet is where the instance runs (EC2); a replacement goes in the same.
 	Subnet     string            `json:"subnet,omitempty"`
@@ -35,7 +49,10 @@ type Instance struct {
 	Tags       map[string]string `json:"tags,omitempty"`
 }
 
-// LaunchRequest asks for a broker like Like (same zone), with NodeID.
+// IsController reports whether the instance runs a KRaft controller.
+func (in Instance) IsController() bool { return in.Role == RoleController }
+
+// LaunchRequest asks for a node like Like (same zone and role), with NodeID.
 type LaunchRequest struct {
 	// Token makes the launch idempotent: a repeated request with the same
 	// token returns the instance the first one started, never a second one.
@@ -43,6 +60,14 @@ type LaunchRequest struct {
 	Like          Instance
 	NodeID        int32
 	ReplacementID string
+}
+
+// Role is the role the new node takes: the one it replaces.
+func (r LaunchRequest) Role() Role {
+	if r.Like.Role == "" {
+		return RoleBroker
+	}
+	return r.Like.Role
 }
 
 // Provider is what a replacement needs from the infrastructure. Launch may
@@ -87,6 +112,10 @@ const (
 	// StrategyIdentity (break-before-make): for a dead broker; a new instance
 	// takes the old node id with an empty disk and Kafka re-replicates.
 	StrategyIdentity Strategy = "identity"
+	// StrategyController replaces a KRaft controller of a dynamic quorum: a
+	// new controller joins as an observer, is added as a voter, and the old
+	// one is removed, one voter change at a time (controller.go).
+	StrategyController Strategy = "controller"
 )
 
 // Phase is where a replacement stands overall.
@@ -131,6 +160,14 @@ const (
 	StepRollbackUnthr Step = "rollback-unthrottle"
 	StepRemoveNew     Step = "rollback-remove-new"
 	StepRolledBack    Step = "rolled-back"
+
+	// The controller workflow's own steps.
+	StepAwaitObserver  Step = "await-observer"
+	StepAddVoter       Step = "add-voter"
+	StepAwaitVoter     Step = "await-voter"
+	StepRemoveOldVoter Step = "remove-old-voter"
+	StepAwaitVoters    Step = "await-voters"
+	StepRemoveNewVoter Step = "rollback-remove-new-voter"
 )
 
 // StepTiming records when a step ran.
@@ -207,7 +244,8 @@ type Record struct {
 	Order       Order    `json:"order,omitempty"`
 	Reason      string   `json:"reason,omitempty"`
 	// OldBroker is the node id being replaced; NewBroker the node id taking
-	// over (equal for the identity strategy).
+	// over (equal for the identity strategy). For the controller strategy
+	// they are controllers' node ids.
 	OldBroker   int32  `json:"old_broker"`
 	NewBroker   int32  `json:"new_broker"`
 	OldInstance string `json:"old_instance,omitempty"`
@@ -223,10 +261,22 @@ type Record struct {
 	// dead brokers at the gate: their data is gone, and no plan brings it back.
 	Lost []health.TP `json:"lost,omitempty"`
 
-	// OldStopped: fleetd has begun stopping or terminating the old broker
-	// (recorded before the act). Until then an identity replacement has
-	// changed nothing and can roll back.
+	// OldStopped: fleetd has begun retiring the old node: stopping or
+	// terminating it, or removing it from the voters (recorded before the
+	// act). Until then an identity replacement has changed nothing and a
+	// controller replacement can roll back.
 	OldStopped bool `json:"old_stopped,omitempty"`
+
+	// The controller strategy's state. OldDirectory and NewDirectory are
+	// the voters' directory ids, NewEndpoint the new controller's listener
+	// (NAME://host:port), Voters the voter set at the gate. VoterAdded is
+	// recorded before AddRaftVoter is sent, so that a rollback knows the new
+	// node may be a voter.
+	OldDirectory string  `json:"old_directory,omitempty"`
+	NewDirectory string  `json:"new_directory,omitempty"`
+	NewEndpoint  string  `json:"new_endpoint,omitempty"`
+	Voters       []int32 `json:"voters,omitempty"`
+	VoterAdded   bool    `json:"voter_added,omitempty"`
 	// Waiting says why the workflow is waiting (the blast-radius guard
 	// refuses its next act), since WaitingSince; empty when it is not.
 	Waiting      string    `json:"waiting,omitempty"`

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/fleetd/fleetd/internal/health"
 )
 
 // OnFailure says what a failure (or an operator's abort) at a step leads to.
@@ -44,6 +46,9 @@ type StepSpec struct {
 	// right before acting (guardStep). A step that takes nothing away has
 	// none, and cannot ask.
 	TakesAway func(r *Record) (act string, nodes []int32)
+	// Voters says the act is judged by the controller quorum (it removes
+	// or stops voters) instead of by the partitions' blast radius.
+	Voters VoterAct
 }
 
 // takesOld and takesNew are the TakesAway declarations of the steps that
@@ -154,7 +159,7 @@ var (
 
 // DefaultWorkflows are the forward workflows by strategy.
 func DefaultWorkflows() map[Strategy]*Workflow {
-	return map[Strategy]*Workflow{StrategyMove: moveFlow, StrategyIdentity: identityFlow}
+	return map[Strategy]*Workflow{StrategyMove: moveFlow, StrategyIdentity: identityFlow, StrategyController: controllerFlow}
 }
 
 // workflow is the table r is moving through now: the rollback of its
@@ -189,5 +194,9 @@ func (e *Executor) guardStep(ctx context.Context, r *Record) error {
 		return &personError{fmt.Errorf("step %s acts on a node without declaring it in its table (TakesAway): refusing to act unguarded", r.Step)}
 	}
 	act, nodes := s.TakesAway(r)
-	return e.guard(ctx, r, act, nodes...)
+	check := func(ctx context.Context) health.Verdict { return e.WhatIf(ctx, nodes) }
+	if s.Voters != VoterNone {
+		check = func(ctx context.Context) health.Verdict { return e.quorumWhatIf(ctx, nodes, s.Voters) }
+	}
+	return e.guard(ctx, r, act, check)
 }
