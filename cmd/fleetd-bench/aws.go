@@ -272,7 +272,7 @@ func eventToLaunch(ctx context.Context, bin, dir string, env []string, ec2c *ec2
 	mirror := &ec2mirror.Mirror{EC2: ec2c, Fleet: fleet, Cluster: "lat"}
 	go mirror.Run(mctx, first, func(err error) { fmt.Fprintln(os.Stderr, "mirror:", err) })
 	<-first
-	cl, _, closeClients, err := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.ControllerAddrs()}.Clients()
+	cl, _, closeClients, err := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.QuorumBootstrap()}.Clients()
 	if err != nil {
 		return nil, err
 	}
@@ -302,7 +302,7 @@ chaos:
   hours: "00:00-24:00"
 api:
   listen: 127.0.0.1:0
-`, filepath.Join(dir, "lat-state"), strings.Join(fleet.Bootstrap(), ", "), strings.Join(fleet.ControllerAddrs(), ", "), seed.LaunchTemplate, aws.ToString(q.QueueUrl))
+`, filepath.Join(dir, "lat-state"), strings.Join(fleet.Bootstrap(), ", "), strings.Join(fleet.QuorumBootstrap(), ", "), seed.LaunchTemplate, aws.ToString(q.QueueUrl))
 	daemon, err := startFleetd(ctx, bin, dir, "lat", cfg, env)
 	if err != nil {
 		return nil, err

@@ -75,7 +75,7 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		return err
 	}
 	defer fleet.Close()
-	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.ControllerAddrs()}
+	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.QuorumBootstrap()}
 	cl, cc, closeClients, err := conn.Clients()
 	if err != nil {
 		return err

@@ -330,7 +330,7 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 		return &codeError{code: exitError}
 	}
 	fmt.Fprintln(w)
-	renderStatus(w, *st.Health)
+	renderStatus(w, *st.Health, st.Fleet)
 	return nil
 }
 

@@ -82,7 +82,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data int64, throttle re
 	for _, b := range fleet.Brokers() {
 		say("  broker %d  rack %s  %s", b.ID, b.Rack, b.Addr)
 	}
-	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.ControllerAddrs()}
+	conn := kclient.Settings{Bootstrap: fleet.Bootstrap(), Controllers: fleet.QuorumBootstrap()}
 	cl, cc, closeClients, err := conn.Clients()
 	if err != nil {
 		return err

@@ -68,9 +68,9 @@ Everything stops, and the data is deleted, when this command is interrupted.`,
 			}()
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "local fleet up: cluster %s\n  bootstrap:   %s\n  controllers: %s\n  control API: http://%s\n\n", fleet.ClusterID(),
-				strings.Join(fleet.Bootstrap(), ","), strings.Join(fleet.ControllerAddrs(), ","), ln.Addr())
+				strings.Join(fleet.Bootstrap(), ","), strings.Join(fleet.QuorumBootstrap(), ","), ln.Addr())
 			cfgPath := filepath.Join(fleet.Dir(), "fleetd.yaml")
-			if err := os.WriteFile(cfgPath, []byte(localConfig(fleet.ClusterID(), fleet.Dir(), fleet.Bootstrap(), fleet.ControllerAddrs(), "http://"+ln.Addr().String())), 0o600); err != nil {
+			if err := os.WriteFile(cfgPath, []byte(localConfig(fleet.ClusterID(), fleet.Dir(), fleet.Bootstrap(), fleet.QuorumBootstrap(), "http://"+ln.Addr().String())), 0o600); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "  export FLEETD_LOCAL_FLEET=http://%s\n  fleetd status --bootstrap %s\n  fleetd replace --broker 2 --dry-run\n\n", ln.Addr(), fleet.Bootstrap()[0])

@@ -27,7 +27,7 @@ import (
 // dead at that durable event so a test can SIGKILL it there.
 var pauseAtEvent string
 
-const replaceLong = `Replace one broker end to end.
+const replaceLong = `Replace one broker, or one KRaft controller, end to end.
 
 Strategy "move" (the default for a serving broker) launches a new broker with a
 new node id in the same zone, moves the old broker's replicas to it one for
@@ -41,6 +41,13 @@ instance and launches a new one with the same node id and an empty disk; Kafka
 re-replicates. Asked for a serving broker, it is allowed only when stopping it
 takes no partition below min.insync.replicas.
 
+--controller N replaces a KRaft controller of a dynamic quorum (kraft.version
+1): a new controller in the same zone joins as an observer, is added as a voter
+once caught up (AddRaftVoter), then the old one is removed (RemoveRaftVoter) and
+its instance stopped and terminated. One voter change at a time, and never one
+that leaves fewer caught-up voters than a majority. A static quorum is refused
+with the upgrade path.
+
 Every step is recorded in --state-dir before the next begins. If fleetd is
 killed, run the same command again: it resumes the replacement in flight (or
 finishes rolling it back). Throttles left by a crashed run are removed at
@@ -53,6 +60,7 @@ printed), 2 error or failed (a person should look; the record says where),
 type replaceFlags struct {
 	kf          kafkaFlags
 	broker      int32
+	controller  int32
 	strategy    string
 	dryRun      bool
 	localFleet  string
@@ -87,17 +95,21 @@ func defaultStateDir() string {
 func newReplaceCmd() *cobra.Command {
 	var f replaceFlags
 	cmd := &cobra.Command{
-		Use:   "replace --broker N",
-		Short: "Replace a broker (move its replicas to a new one, or restore a dead one's identity)",
+		Use:   "replace --broker N | --controller N",
+		Short: "Replace a broker (move its replicas to a new one, or restore a dead one's identity) or a KRaft controller",
 		Long:  replaceLong,
 		Example: `  fleetd local up &                       # a local fleet to practise on
   fleetd replace --broker 2 --dry-run     # show the plan, change nothing
   fleetd replace --broker 2 --throttle 20MiB
   fleetd replace --broker 3 --strategy identity
+  fleetd replace --controller 9001 --dry-run   # a KRaft controller: gate and voters
   fleetd replace --broker 2 --api http://127.0.0.1:7080   # queue it with the daemon`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			fs := cmd.Flags()
+			if err := f.nodeFromFlags(fs); err != nil {
+				return err
+			}
 			if f.api.useDaemon(fs, []string{"local-fleet"}, "FLEETD_LOCAL_FLEET") {
 				req, err := f.apiRequest(fs)
 				if err != nil {
@@ -106,13 +118,14 @@ func newReplaceCmd() *cobra.Command {
 				f.api.asJSON = f.asJSON
 				return daemonReplace(cmd, f.api, req)
 			}
-			return runReplace(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, fs.Changed("broker"))
+			return runReplace(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, nodeSet(fs))
 		},
 	}
 	fs := cmd.Flags()
 	f.kf.register(fs)
 	fs.Int32Var(&f.broker, "broker", -1, "node id of the broker to replace")
-	fs.StringVar(&f.strategy, "strategy", "", `"move" or "identity" (default: move if the broker serves, identity if it is dead)`)
+	fs.Int32Var(&f.controller, "controller", -1, "node id of the KRaft controller to replace (dynamic quorum)")
+	fs.StringVar(&f.strategy, "strategy", "", `"move" or "identity" (default: move if the broker serves, identity if it is dead); a controller has its own workflow`)
 	fs.BoolVar(&f.dryRun, "dry-run", false, "run the gate and print the plan; change nothing")
 	fs.StringVar(&f.localFleet, "local-fleet", os.Getenv("FLEETD_LOCAL_FLEET"), "control API URL of a local fleet (fleetd local up prints it; env FLEETD_LOCAL_FLEET)")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where replacement records are kept (env FLEETD_STATE_DIR)")
@@ -127,6 +140,24 @@ func newReplaceCmd() *cobra.Command {
 	return cmd
 }
 
+// nodeFromFlags reads --controller: the node to replace and the controller
+// workflow, instead of --broker and a broker strategy.
+func (f *replaceFlags) nodeFromFlags(fs *pflag.FlagSet) error {
+	if !fs.Changed("controller") {
+		return nil
+	}
+	if fs.Changed("broker") {
+		return errors.New("--broker and --controller name the node to replace: give one")
+	}
+	if fs.Changed("strategy") && f.strategy != string(replace.StrategyController) {
+		return fmt.Errorf("--strategy %s is for brokers; a controller is replaced by its own workflow", f.strategy)
+	}
+	f.broker, f.strategy = f.controller, string(replace.StrategyController)
+	return nil
+}
+
+func nodeSet(fs *pflag.FlagSet) bool { return fs.Changed("broker") || fs.Changed("controller") }
+
 func orderNames() string {
 	s := make([]string, len(replace.Orders))
 	for i, o := range replace.Orders {
@@ -138,8 +169,8 @@ func orderNames() string {
 // apiRequest is the request --api sends: every flag given that the daemon
 // can carry out, and an error for one it cannot (never silence).
 func (f *replaceFlags) apiRequest(fs *pflag.FlagSet) (api.ReplaceRequest, error) {
-	if !fs.Changed("broker") {
-		return api.ReplaceRequest{}, errors.New("--broker is required")
+	if !nodeSet(fs) {
+		return api.ReplaceRequest{}, errors.New("--broker or --controller is required")
 	}
 	for _, name := range localOnly {
 		if fs.Changed(name) {
@@ -248,7 +279,7 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	}
 	if f.dryRun {
 		if !brokerSet {
-			return errors.New("--broker is required")
+			return errors.New("--broker or --controller is required")
 		}
 		rec, err := ex.Preview(ctx, replace.Request{Broker: f.broker, Strategy: replace.Strategy(f.strategy), Reason: f.reason})
 		if err != nil {
@@ -265,17 +296,17 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	case len(inflight) > 0:
 		rec = inflight[0]
 		if brokerSet && rec.OldBroker != f.broker {
-			return fmt.Errorf("replacement %s of broker %d is in flight (step %s); one replacement at a time: run again without --broker to resume it", rec.ID, rec.OldBroker, rec.Step)
+			return fmt.Errorf("replacement %s of %s is in flight (step %s); one replacement at a time: run again without --broker or --controller to resume it", rec.ID, nodeName(rec), rec.Step)
 		}
-		fmt.Fprintf(out, "resuming replacement %s of broker %d at step %s (%s)\n", rec.ID, rec.OldBroker, rec.Step, rec.Phase)
+		fmt.Fprintf(out, "resuming replacement %s of %s at step %s (%s)\n", rec.ID, nodeName(rec), rec.Step, rec.Phase)
 	case !brokerSet:
-		return errors.New("--broker is required (no replacement is in flight to resume)")
+		return errors.New("--broker or --controller is required (no replacement is in flight to resume)")
 	default:
 		rec, err = ex.Begin(ctx, replace.Request{Broker: f.broker, Strategy: replace.Strategy(f.strategy), Reason: f.reason})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "replacement %s of broker %d started\n", rec.ID, rec.OldBroker)
+		fmt.Fprintf(out, "replacement %s of %s started\n", rec.ID, nodeName(rec))
 	}
 	runErr := ex.Run(ctx, rec)
 	if ctx.Err() != nil {
@@ -310,6 +341,11 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 		fmt.Fprintf(w, "refused: %s\n", r.Error)
 		return
 	}
+	if r.Strategy == replace.StrategyController {
+		fmt.Fprintf(w, "plan: replace controller %d (%s, zone %s, directory %s)\n", r.OldBroker, r.OldInstance, r.Zone, r.OldDirectory)
+		fmt.Fprintf(w, "  voters now %v; a new controller joins as an observer, is added once caught up, then %d is removed\n", r.Voters, r.OldBroker)
+		return
+	}
 	fmt.Fprintf(w, "plan: replace broker %d (%s, zone %s) with strategy %s\n", r.OldBroker, r.OldInstance, r.Zone, r.Strategy)
 	if r.Plan == nil {
 		fmt.Fprintf(w, "  a new instance takes node id %d with an empty disk; Kafka re-replicates its partitions\n", r.NewBroker)
@@ -329,6 +365,14 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 		}
 	}
 	tw.Flush()
+}
+
+// nodeName is "broker N" or "controller N".
+func nodeName(r *replace.Record) string {
+	if r.Strategy == replace.StrategyController {
+		return fmt.Sprintf("controller %d", r.OldBroker)
+	}
+	return fmt.Sprintf("broker %d", r.OldBroker)
 }
 
 func printSummary(w io.Writer, r *replace.Record, asJSON bool) {

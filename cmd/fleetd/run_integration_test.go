@@ -88,7 +88,7 @@ kafka:
   controllers: [%s]
 %sapi:
   listen: %s
-%s`, stateDir, strings.Join(c.Fleet.Bootstrap(), ", "), strings.Join(c.Fleet.ControllerAddrs(), ", "), provider, listen, extra)
+%s`, stateDir, strings.Join(c.Fleet.Bootstrap(), ", "), strings.Join(c.Fleet.QuorumBootstrap(), ", "), provider, listen, extra)
 	p := filepath.Join(t.TempDir(), "fleetd.yaml")
 	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/health"
+	"github.com/fleetd/fleetd/internal/replace"
 )
 
 const statusLong = `Show the cluster's brokers, problem partitions and in-flight reassignments,
@@ -78,7 +79,7 @@ func newStatusCmd() *cobra.Command {
 					return err
 				}
 			} else {
-				renderStatus(cmd.OutOrStdout(), rep)
+				renderStatus(cmd.OutOrStdout(), rep, nil)
 			}
 			if !rep.Verdict.Safe {
 				return &codeError{code: exitNotSafe}
@@ -94,8 +95,9 @@ func newStatusCmd() *cobra.Command {
 
 const maxRows = 20
 
-// renderStatus prints the report as compact tables.
-func renderStatus(w io.Writer, r health.Report) {
+// renderStatus prints the report as compact tables; fleet, when known,
+// names the instance each node runs on.
+func renderStatus(w io.Writer, r health.Report, fleet []replace.Instance) {
 	fmt.Fprintf(w, "cluster %s  controller %d  brokers %d  partitions %d\n\n", r.ClusterID, r.Controller, len(r.Brokers), r.Partitions)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "BROKER\tRACK\tADDRESS\tSTATE\tREPLICAS\tLEADERS\tBYTES")
@@ -110,6 +112,9 @@ func renderStatus(w io.Writer, r health.Report) {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\t%s\n", b.ID, dash(b.Rack), addr, b.State, b.Replicas, b.Leaders, bytes)
 	}
 	tw.Flush()
+	if r.Quorum != nil {
+		renderQuorum(w, r.Quorum, fleet)
+	}
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(w, "\nproblem partitions (%d)\n", len(r.Problems))
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -148,6 +153,49 @@ func renderStatus(w io.Writer, r health.Report) {
 	for _, wr := range r.Verdict.Warnings {
 		fmt.Fprintf(w, "  warning %s: %s\n", wr.Code, wr.Message)
 	}
+}
+
+// renderQuorum prints the controller quorum: its kind, leader, and each
+// voter (and controller observer) with its lag and instance.
+func renderQuorum(w io.Writer, q *health.Quorum, fleet []replace.Instance) {
+	kind := string(q.Kind)
+	if q.KRaftVersion >= 0 {
+		kind += fmt.Sprintf(" (kraft.version %d)", q.KRaftVersion)
+	}
+	if q.Kind == health.QuorumStatic {
+		kind += ": voters cannot change; see `fleetd replace --controller --help`"
+	}
+	fmt.Fprintf(w, "\ncontroller quorum %s  leader %d  epoch %d\n", kind, q.Leader, q.Epoch)
+	instance := map[int32]string{}
+	for _, in := range fleet {
+		instance[in.NodeID] = in.ID
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "NODE	ROLE	ENDPOINT	DIRECTORY	LAG	CAUGHT UP	INSTANCE")
+	row := func(r health.Replica, role string) {
+		if r.ID == q.Leader {
+			role = "leader"
+		}
+		ep := "-"
+		if len(r.Endpoints) > 0 {
+			ep = strings.Join(r.Endpoints, ",")
+		}
+		up := "yes"
+		if !r.CaughtUp {
+			up = "no"
+			if r.SinceCaughtUp >= 0 {
+				up = fmt.Sprintf("no (%s ago)", r.SinceCaughtUp.Round(time.Second))
+			}
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s\t%s\n", r.ID, role, ep, dash(r.DirectoryID), r.Lag, up, dash(instance[r.ID]))
+	}
+	for _, v := range q.Voters {
+		row(v, "voter")
+	}
+	for _, o := range q.Observers {
+		row(o, "observer")
+	}
+	tw.Flush()
 }
 
 func dash(s string) string {

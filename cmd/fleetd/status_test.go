@@ -19,7 +19,7 @@ func TestRenderStatusShowsBrokersProblemsAndReasons(t *testing.T) {
 		Partitions: []health.Partition{{TP: health.TP{Topic: "orders", Partition: 0}, Leader: 1, Replicas: []int32{1, 2}, ISR: []int32{1}, MinISR: 2}},
 	}
 	var out bytes.Buffer
-	renderStatus(&out, health.NewReport(s, health.CanDisrupt(s, health.Policy{})))
+	renderStatus(&out, health.NewReport(s, health.CanDisrupt(s, health.Policy{})), nil)
 	for _, want := range []string{
 		"1       az-a  h1:9092  up",
 		"2       -     -        down",
@@ -88,5 +88,32 @@ func TestPreviewSaysDataLostBeforeAnythingElse(t *testing.T) {
 	printPreview(&out, r, false)
 	if want := "DATA LOST: 1 partitions had every in-sync replica on dead brokers; no replacement brings their data back: single-2\n"; !strings.HasPrefix(out.String(), want) {
 		t.Fatalf("preview starts:\n%s\nwant it to start with %q", out.String(), want)
+	}
+}
+
+func TestRenderStatusShowsTheQuorumWithInstances(t *testing.T) {
+	q := &health.Quorum{Kind: health.QuorumDynamic, KRaftVersion: 1, Leader: 9000, Epoch: 3, Voters: []health.Replica{
+		{ID: 9000, DirectoryID: "dirA", Endpoints: []string{"CONTROLLER://10.0.0.1:9093"}, CaughtUp: true},
+		{ID: 9001, DirectoryID: "dirB", Lag: 420, SinceCaughtUp: 12 * time.Second},
+	}, Observers: []health.Replica{{ID: 1, CaughtUp: true}, {ID: 9003, DirectoryID: "dirC", CaughtUp: true}}}
+	s := &health.Snapshot{ClusterID: "c1", Controller: 9000, Brokers: []health.Broker{{ID: 1}}, Quorum: q}
+	var out bytes.Buffer
+	renderStatus(&out, health.NewReport(s, health.CanDisrupt(s, health.Policy{})), []replace.Instance{{ID: "i-0aaa", NodeID: 9000}, {ID: "i-0ccc", NodeID: 9003}})
+	for _, want := range []string{
+		"controller quorum dynamic (kraft.version 1)  leader 9000  epoch 3",
+		"9000  leader    CONTROLLER://10.0.0.1:9093  dirA       0    yes",
+		"i-0aaa",
+		"9001  voter",
+		"no (12s ago)",
+		"9003  observer",
+		"i-0ccc",
+		"- voter-lagging: controller voter 9001 is down or not caught up",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "\n1     observer") {
+		t.Errorf("a broker is listed among the quorum's observers:\n%s", out.String())
 	}
 }

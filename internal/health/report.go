@@ -39,7 +39,10 @@ type Report struct {
 	Problems      []PartitionProblem `json:"problem_partitions"`
 	Reassignments []Partition        `json:"reassignments"`
 	Incomplete    []string           `json:"incomplete,omitempty"`
-	Verdict       Verdict            `json:"verdict"`
+	// Quorum is the controller quorum: its voters, and the observers that
+	// are not brokers (a controller not yet added as a voter).
+	Quorum  *Quorum `json:"quorum,omitempty"`
+	Verdict Verdict `json:"verdict"`
 }
 
 // NewReport builds the report of s with the verdict v.
@@ -85,5 +88,13 @@ func NewReport(s *Snapshot, v Verdict) Report {
 		}
 	}
 	slices.SortStableFunc(r.Problems, func(a, b PartitionProblem) int { return len(b.Problems) - len(a.Problems) })
+	if s.Quorum != nil {
+		q := *s.Quorum
+		q.Observers = slices.DeleteFunc(slices.Clone(q.Observers), func(o Replica) bool {
+			_, isBroker := s.Broker(o.ID)
+			return isBroker
+		})
+		r.Quorum = &q
+	}
 	return r
 }

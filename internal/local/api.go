@@ -46,7 +46,7 @@ type launchBody struct {
 func NewHandler(p *Provider) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/cluster", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, ClusterInfo{ClusterID: p.Fleet.ClusterID(), Bootstrap: p.Fleet.Bootstrap(), Controllers: p.Fleet.ControllerAddrs()})
+		writeJSON(w, http.StatusOK, ClusterInfo{ClusterID: p.Fleet.ClusterID(), Bootstrap: p.Fleet.Bootstrap(), Controllers: p.Fleet.QuorumBootstrap()})
 	})
 	mux.HandleFunc("GET /v1/instances", func(w http.ResponseWriter, r *http.Request) {
 		in, err := p.Instances(r.Context())

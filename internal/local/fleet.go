@@ -166,6 +166,8 @@ type Fleet struct {
 	dynamic   bool
 	// initial are the controllers the quorum was formatted with.
 	initial []endpoint
+	// proxy is the dynamic quorum's stable bootstrap address.
+	proxy *bootstrapProxy
 
 	mu           sync.Mutex
 	controllers  map[int32]*node
@@ -199,6 +201,11 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 			f.Close()
 		}
 	}()
+	if f.dynamic {
+		if f.proxy, err = startBootstrapProxy(f.ControllerAddrs); err != nil {
+			return nil, fmt.Errorf("local fleet: quorum bootstrap address: %w", err)
+		}
+	}
 	var initial []*node
 	for i := 0; i < opts.Controllers; i++ {
 		port, err := freePort()
@@ -252,13 +259,23 @@ func (f *Fleet) initialControllers() []string {
 func (f *Fleet) Dynamic() bool { return f.dynamic }
 
 // quorumProps is how a node finds the quorum: the voters themselves for a
-// static quorum; for a dynamic one any running controller, from which it
-// learns the voters.
+// static quorum; for a dynamic one the stable bootstrap address, from which
+// it learns the voters (see bootstrapProxy).
 func (f *Fleet) quorumProps() Properties {
 	if !f.dynamic {
 		return Properties{"controller.quorum.voters": quorumVoters(f.initial)}
 	}
-	return Properties{"controller.quorum.bootstrap.servers": strings.Join(f.ControllerAddrs(), ",")}
+	return Properties{"controller.quorum.bootstrap.servers": f.proxy.addr()}
+}
+
+// QuorumBootstrap is where a client finds the controllers whatever
+// replacements happened: the stable bootstrap address of a dynamic quorum,
+// the voters of a static one.
+func (f *Fleet) QuorumBootstrap() []string {
+	if f.proxy != nil {
+		return []string{f.proxy.addr()}
+	}
+	return f.ControllerAddrs()
 }
 
 func (f *Fleet) controllerProps(n *node) Properties {
@@ -697,6 +714,9 @@ func (f *Fleet) Close() {
 		if p != nil {
 			p.Kill()
 		}
+	}
+	if f.proxy != nil {
+		f.proxy.close()
 	}
 	if f.tempDir != "" {
 		_ = os.RemoveAll(f.tempDir)

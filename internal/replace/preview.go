@@ -15,7 +15,9 @@ func (e *Executor) Preview(ctx context.Context, req Request) (*Record, error) {
 	r := &Record{ID: "preview", OldBroker: req.Broker, NewBroker: -1, Strategy: req.Strategy, Triggers: triggersOr(req.Triggers),
 		Throttle: req.Throttle.Or(e.Opts.Throttle), Concurrency: req.Concurrency, Order: req.Order, Reason: req.Reason,
 		Phase: PhaseRunning, Step: StepGate}
-	if err := e.gate(ctx, r); err != nil {
+	// The first step of every table is its gate (the controller workflow
+	// has its own).
+	if err := e.workflow(r).Steps[0].Run(e, ctx, r); err != nil {
 		var ref *refusedError
 		if errors.As(err, &ref) {
 			r.Phase, r.Error = PhaseRefused, ref.v.Summary()

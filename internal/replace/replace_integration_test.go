@@ -537,7 +537,7 @@ func TestMoveOverSASLSSLWithSeparateControllerSettings(t *testing.T) {
 		secure = append(secure, b.SecureAddr)
 	}
 	settings := func(pw, caFile string) kclient.Settings {
-		return kclient.Settings{Bootstrap: secure, Controllers: c.Fleet.ControllerAddrs(), DialTimeout: 3 * time.Second,
+		return kclient.Settings{Bootstrap: secure, Controllers: c.Fleet.QuorumBootstrap(), DialTimeout: 3 * time.Second,
 			TLS:                kclient.TLS{Enabled: true, CAFile: caFile},
 			SASL:               kclient.SASL{Mechanism: "SCRAM-SHA-512", Username: "fleetd", Password: pw},
 			ControllerSecurity: &kclient.Security{}}

@@ -128,7 +128,7 @@ func newCluster(t testing.TB, up func(context.Context, local.Options) (*local.Fl
 		t.Fatalf("admin client: %v", err)
 	}
 	t.Cleanup(cl.Close)
-	cc, err := kgo.NewClient(kgo.SeedBrokers(f.ControllerAddrs()...))
+	cc, err := kgo.NewClient(kgo.SeedBrokers(f.QuorumBootstrap()...))
 	if err != nil {
 		t.Fatalf("controller client: %v", err)
 	}
