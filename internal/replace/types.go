@@ -40,7 +40,7 @@ type Instance struct {
 	// Endpoint is a controller's listener, host:port (the provider knows
 	// the address; Kafka learns it from AddRaftVoter).
 	Endpoint string `json:"endpoint,omitempty"`
-	Zone   string `json:"zone"` // availability zone, which is the broker's rack
+	Zone     string `json:"zone"` // availability zone, which is the broker's rack
 	// Subnet is where the instance runs (EC2); a replacement goes in the same.
 	Subnet     string            `json:"subnet,omitempty"`
 	State      InstanceState     `json:"state"`
