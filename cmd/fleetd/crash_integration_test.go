@@ -170,6 +170,15 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 				t.Fatalf("replacement ended %s: %s", last.Phase, last.Error)
 			}
 			assertConsistent(t, c, store)
+			if ev == "batch-submitted:0" {
+				// The move cordoned the victim first; killed mid-move and
+				// resumed, nothing of it may stay in the cluster's metadata.
+				for _, kv := range c.DynamicBrokerConfigs(victim) {
+					if strings.HasPrefix(kv, "cordoned.log.dirs=") {
+						t.Errorf("broker %d still cordoned after the replacement ended %s: %s", victim, last.Phase, kv)
+					}
+				}
+			}
 		})
 		if t.Failed() {
 			break

@@ -23,6 +23,10 @@ type Cluster interface {
 	Configs(ctx context.Context, keys []ConfigKey) (map[ConfigKey]*string, error)
 	// SetConfigs sets (or, for a nil value, deletes) dynamic configs.
 	SetConfigs(ctx context.Context, values map[ConfigKey]*string) error
+	// KnowsConfig reports whether the resource's Kafka knows the config at
+	// all (set or not): how a feature newer than the cluster is detected,
+	// since Kafka accepts a dynamic broker config of any name.
+	KnowsConfig(ctx context.Context, key ConfigKey) (bool, error)
 	// ReplicaBytes reports the size of every replica on broker.
 	ReplicaBytes(ctx context.Context, broker int32) (map[health.TP]int64, error)
 	// Unregister removes a shut-down broker's registration (KRaft).

@@ -1,5 +1,5 @@
-// Package replace replaces one Kafka broker end to end, never losing data and
-// never leaving the cluster worse than it found it.
+// Package replace replaces one Kafka broker, or one KRaft controller, end to
+// end, never losing data and never leaving the cluster worse than it found it.
 //
 // A replacement is a Record moved through a declared table of idempotent
 // steps (workflow.go) by one goroutine (Executor.Run). Each step's outcome is
@@ -10,25 +10,32 @@
 //
 // Strategy move (make-before-break), for a serving broker:
 //
-//  1. gate: the cluster may be disrupted now (health.CanDisrupt); else refused.
+//  1. gate: the cluster may be disrupted now (health.CanDisrupt, the
+//     controller quorum included); else refused.
 //  2. plan: a pure 1:1 substitution of the old node id by a new one.
-//  3. launch a broker like the old one (same zone) with the new node id.
-//  4. await-registration of the new broker in the old one's rack.
-//  5. throttle: record, then set, the replication throttles.
-//  6. move the replicas in batches; done only when every target is in the ISR.
-//  7. elect-leaders: restore preferred leadership (a timeout only warns).
-//  8. unthrottle: put back what was there before fleetd's throttles.
-//  9. verify-empty: the cluster's metadata shows the old broker holding nothing.
-//  10. stop-old — the point of no return — asks the blast-radius guard, records
+//  3. cordon-old: record, then set, cordoned.log.dirs=* on the old broker
+//     (KIP-1066, Kafka 4.3+), so partitions created during the move are not
+//     placed on it; skipped, and said why, on an older Kafka.
+//  4. launch a broker like the old one (same zone) with the new node id.
+//  5. await-registration of the new broker in the old one's rack.
+//  6. throttle: record, then set, the replication throttles.
+//  7. move the replicas in batches; done only when every target is in the ISR.
+//  8. elect-leaders: restore preferred leadership (a timeout only warns).
+//  9. unthrottle: put back what was there before fleetd's throttles.
+//  10. verify-empty: the cluster's metadata shows the old broker holding nothing.
+//  11. stop-old — the point of no return — asks the blast-radius guard, records
 //     old_stopped, then shuts the old broker down.
-//  11. terminate-old, after the guard again.
-//  12. unregister-old: its id leaves the cluster's metadata.
+//  12. terminate-old, after the guard again.
+//  13. uncordon-old: the cordon goes while the id is still registered (the
+//     controllers refuse configs of an unregistered id).
+//  14. unregister-old: its id leaves the cluster's metadata.
 //
-// A failure in steps 1-2 changes nothing (rolled back); in 3-9 it runs the
+// A failure in steps 1-2 changes nothing (rolled back); in 3-10 it runs the
 // rollback table: cancel our reassignments, move back what arrived, remove
-// our throttles, and terminate the new broker once it holds nothing (the
-// guard asked first). From step 10 on, a failure needs a person and an
-// abort is declined: finishing is the only way back to full redundancy.
+// our throttles, uncordon the old broker, and terminate the new broker once
+// it holds nothing (the guard asked first). From step 11 on, a failure needs
+// a person and an abort is declined: finishing is the only way back to full
+// redundancy.
 //
 // Strategy identity (break-before-make), for a dead broker:
 //
@@ -43,6 +50,29 @@
 //
 // A failure before old_stopped is recorded changes nothing (rolled back);
 // after it, it needs a person and an abort is declined.
+//
+// Strategy controller, for a KRaft controller of a dynamic quorum
+// (kraft.version 1, KIP-853), one voter change at a time (controller.go):
+//
+//  1. gate: the quorum is dynamic, has a leader, every voter is caught up
+//     (the old one excused when it is already dead), no voter change is
+//     half done (an even voter count), and the brokers are healthy. A static
+//     quorum is refused with the upgrade path.
+//  2. launch a controller like the old one (same zone) with a new node id.
+//  3. await-observer: it fetches the metadata log as a caught-up observer;
+//     its directory id and endpoint are recorded.
+//  4. add-voter: voter_added is recorded, then AddRaftVoter is sent.
+//  5. await-voter: the new voter is listed and caught up.
+//  6. remove-old-voter — the point of no return once old_stopped is
+//     recorded — asks the quorum guard (the voters left must keep a
+//     caught-up majority), records old_stopped, sends RemoveRaftVoter.
+//  7. await-voters: the quorum lists exactly the intended voters, caught up.
+//  8. stop-old and 9. terminate-old, each after the quorum guard.
+//
+// A failure in 2-6 before old_stopped runs the controller rollback table:
+// remove the new voter if it may have been added (guarded), then terminate
+// the new instance. Every act that takes a controller away is judged by the
+// quorum (health.WithoutVoter), not by the partitions' blast radius.
 //
 // The planner (plan.go) is pure. The executor knows nothing of EC2 or
 // processes (it asks a Provider) and nothing of kadm (it asks a Cluster);

@@ -372,6 +372,9 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 		if err := RemoveThrottles(ctx, e.Cluster, r); err != nil {
 			log.Error().Err(err).Msg("could not remove throttles; the next start-up sweep will")
 		}
+		if err := RemoveCordon(ctx, e.Cluster, r); err != nil {
+			log.Error().Err(err).Msg("could not remove the old broker's cordon; the next start-up sweep will")
+		}
 	}
 	e.endTiming(r, step, err)
 	return e.save(ctx, r)

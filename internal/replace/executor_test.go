@@ -131,7 +131,7 @@ func TestGateRefusesWhenAnotherInstanceIsStopped(t *testing.T) {
 		ex := fakeExecutor(c, p)
 		r, _ := ex.Begin(context.Background(), Request{Broker: 1})
 		_ = ex.Run(context.Background(), r)
-		if r.Phase != PhaseRefused || !strings.Contains(r.Error, "broker-down: broker 3's instance i-3 is stopped") ||
+		if r.Phase != PhaseRefused || !strings.Contains(r.Error, "broker-down: node 3's instance i-3 is stopped") ||
 			!slices.Equal(r.Refusals, []health.Code{health.CodeBrokerDown}) {
 			t.Fatalf("phase %s error %q refusals %v", r.Phase, r.Error, r.Refusals)
 		}
@@ -151,6 +151,42 @@ func TestAbortDoesNotCarryOverToTheNextReplacement(t *testing.T) {
 		second, _ := ex.Begin(context.Background(), Request{Broker: 3})
 		if err := ex.Run(context.Background(), second); err != nil || second.Phase != PhaseCompleted {
 			t.Fatalf("second: phase %s err %v; the first abort leaked into it", second.Phase, err)
+		}
+	})
+}
+
+// A move cordons the old broker before anything else changes, keeps the
+// cordon while the old broker lives, and removes it before its registration
+// goes; on a Kafka without cordoning the move goes on and says why.
+func TestMoveCordonsOldBrokerOrSaysWhyNot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, p, ex := fakes()
+		var atLaunch, atStop bool
+		ex.Opts.OnEvent = func(ev string, _ *Record) {
+			_, cordoned := c.configs[cordonKey(2)]
+			switch ev {
+			case "after:" + string(StepCordon):
+				atLaunch = cordoned && len(p.insts) == 3+len(fakeControllers)
+			case "after:" + string(StepStopOld):
+				atStop = cordoned
+			}
+		}
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2})
+		if err := ex.Run(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if !atLaunch || !atStop || r.Cordon == nil || !r.CordonRemoved || len(c.configs) != 0 {
+			t.Fatalf("cordoned before launch %v, still at stop %v, record %+v removed %v, left %v", atLaunch, atStop, r.Cordon, r.CordonRemoved, c.configs)
+		}
+
+		c, p, ex = fakes()
+		c.noCordon = true
+		r, _ = ex.Begin(context.Background(), Request{Broker: 2})
+		if err := ex.Run(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		if r.Cordon != nil || !strings.Contains(r.CordonSkipped, "KIP-1066, Kafka 4.3") {
+			t.Fatalf("older Kafka: cordon %+v, skipped %q", r.Cordon, r.CordonSkipped)
 		}
 	})
 }

@@ -23,6 +23,7 @@ type fakeCluster struct {
 	quorum       health.Quorum
 	voterChanges int
 	quorumErr    error // the quorum cannot be read
+	noCordon     bool  // a Kafka older than 4.3
 }
 
 // fakeControllers are the fake quorum's voters at the start.
@@ -98,6 +99,11 @@ func (c *fakeCluster) SetConfigs(_ context.Context, values map[ConfigKey]*string
 		}
 	}
 	return nil
+}
+
+// KnowsConfig: the fake is a Kafka with cordoning unless noCordon.
+func (c *fakeCluster) KnowsConfig(_ context.Context, key ConfigKey) (bool, error) {
+	return key.Name != cordonedLogDirs || !c.noCordon, nil
 }
 
 func (c *fakeCluster) ReplicaBytes(context.Context, int32) (map[health.TP]int64, error) {

@@ -134,18 +134,44 @@ func (k KafkaCluster) SetConfigs(ctx context.Context, values map[ConfigKey]*stri
 	if k.Controllers == nil {
 		return k.alterConfigs(ctx, values, k.Client.Request)
 	}
-	brokers, topics := map[ConfigKey]*string{}, map[ConfigKey]*string{}
+	brokers, direct := map[ConfigKey]*string{}, map[ConfigKey]*string{}
 	for key, v := range values {
-		if key.Kind == BrokerConfig {
+		// Topic configs go to any broker. A cordon is set on the broker
+		// itself: controllers only let a cordon shrink, as they do not know
+		// the broker's log directories (KAFKA-20441).
+		if key.Kind == BrokerConfig && (key.Name != cordonedLogDirs || v == nil) {
 			brokers[key] = v
 		} else {
-			topics[key] = v
+			direct[key] = v
 		}
 	}
-	if err := k.alterConfigs(ctx, topics, k.Client.Request); err != nil {
+	if err := k.alterConfigs(ctx, direct, k.Client.Request); err != nil {
 		return err
 	}
 	return k.alterConfigs(ctx, brokers, k.controllerRequest)
+}
+
+// KnowsConfig asks the resource whether it knows the config's name.
+func (k KafkaCluster) KnowsConfig(ctx context.Context, key ConfigKey) (bool, error) {
+	req := kmsg.NewPtrDescribeConfigsRequest()
+	rr := kmsg.NewDescribeConfigsRequestResource()
+	rr.ResourceType, rr.ResourceName, rr.ConfigNames = resourceType(key.Kind), key.Resource, []string{key.Name}
+	req.Resources = append(req.Resources, rr)
+	resp, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return false, fmt.Errorf("describe configs: %w", err)
+	}
+	for _, r := range resp.Resources {
+		if err := kerr.ErrorForCode(r.ErrorCode); err != nil {
+			return false, fmt.Errorf("describe configs of %s: %w", r.ResourceName, err)
+		}
+		for _, c := range r.Configs {
+			if c.Name == key.Name {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // controllerRequest sends req to the first controller that answers.

@@ -18,6 +18,7 @@ import (
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/testbed"
+	"github.com/fleetd/fleetd/internal/workload"
 )
 
 // fastOptions poll quickly so tests on a laptop-sized cluster stay short; the
@@ -604,4 +605,55 @@ func TestMoveOverSASLSSLWithSeparateControllerSettings(t *testing.T) {
 func mustOtherCA(t *testing.T) string {
 	_, other := testbed.SASLSSL(t)
 	return other
+}
+
+// A move cordons the old broker first (KIP-1066): a topic created in the
+// middle of the move gets no replica on it. After the move no cordon is left
+// in the cluster's metadata for the retired id.
+func TestMoveCordonsTheOldBroker(t *testing.T) {
+	t.Parallel()
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 12)
+	o := fastOptions(t)
+	o.Throttle = replace.Rate(4 << 20)
+	o.Plan.Concurrency = 2
+	ex, _, _ := newExecutor(t, c, o)
+	ctx := testbed.Context(t)
+	created := false
+	ex.Opts.OnEvent = func(ev string, r *replace.Record) {
+		if ev != "batch-submitted:0" || created {
+			return
+		}
+		created = true
+		// Kafka 4.4 sometimes answers this CreateTopics with
+		// UNKNOWN_TOPIC_OR_PARTITION while a reassignment runs, though the
+		// controller created the topic; asking again settles it.
+		testbed.Eventually(t, 30*time.Second, func() error {
+			return workload.CreateTopic(ctx, c.Admin, workload.Topic{Name: "created-mid-move", Partitions: 12, ReplicationFactor: 2}, 20*time.Second)
+		})
+		for _, p := range c.Partitions("created-mid-move") {
+			if slices.Contains(p.Replicas, 2) {
+				t.Errorf("created-mid-move-%d placed on cordoned broker 2: replicas %v", p.Partition, p.Replicas)
+			}
+		}
+	}
+	rec, err := ex.Begin(ctx, replace.Request{Broker: 2, Strategy: replace.StrategyMove})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Run(ctx, rec); err != nil {
+		t.Fatalf("replacement failed: %v", err)
+	}
+	if !created {
+		t.Fatal("the move never submitted a batch")
+	}
+	if rec.Cordon == nil || !rec.CordonRemoved || rec.Cordon.Value != "*" || rec.CordonSkipped != "" {
+		t.Errorf("record's cordon %+v removed %v skipped %q, want * set and removed", rec.Cordon, rec.CordonRemoved, rec.CordonSkipped)
+	}
+	for _, kv := range c.DynamicBrokerConfigs(2) {
+		if strings.HasPrefix(kv, "cordoned.log.dirs=") {
+			t.Errorf("retired broker 2 still cordoned in the metadata: %s", kv)
+		}
+	}
 }

@@ -145,9 +145,10 @@ func RemoveThrottles(ctx context.Context, c Cluster, r *Record) error {
 	return nil
 }
 
-// SweepThrottles removes throttles that finished replacements left behind (a
-// fleetd that crashed after failing). Only configs fleetd recorded as its own
-// are touched. In-flight replacements are left to their resumption.
+// SweepThrottles removes throttles and cordons that finished replacements
+// left behind (a fleetd that crashed after failing). Only configs fleetd
+// recorded as its own are touched. In-flight replacements are left to their
+// resumption.
 func SweepThrottles(ctx context.Context, c Cluster, s Store) (int, error) {
 	all, err := s.List(ctx)
 	if err != nil {
@@ -155,10 +156,15 @@ func SweepThrottles(ctx context.Context, c Cluster, s Store) (int, error) {
 	}
 	n := 0
 	for _, r := range all {
-		if !r.Phase.Terminal() || len(r.Throttles) == 0 || r.ThrottlesRemoved {
+		leftThrottles := len(r.Throttles) > 0 && !r.ThrottlesRemoved
+		leftCordon := r.Cordon != nil && !r.CordonRemoved
+		if !r.Phase.Terminal() || !leftThrottles && !leftCordon {
 			continue
 		}
 		if err := RemoveThrottles(ctx, c, r); err != nil {
+			return n, err
+		}
+		if err := RemoveCordon(ctx, c, r); err != nil {
 			return n, err
 		}
 		if err := s.Save(ctx, r); err != nil {

@@ -153,6 +153,9 @@ const (
 	StepStopOld       Step = "stop-old"
 	StepTerminateOld  Step = "terminate-old"
 	StepUnregisterOld Step = "unregister-old"
+	StepCordon        Step = "cordon-old"
+	StepUncordonOld   Step = "uncordon-old"
+	StepUncordon      Step = "rollback-uncordon"
 	StepAwaitInSync   Step = "await-in-sync"
 	StepDone          Step = "done"
 	StepCancelMoves   Step = "rollback-cancel"
@@ -290,6 +293,12 @@ type Record struct {
 	// Throttles are exactly the configs fleetd set (recorded before setting).
 	Throttles        []ThrottleEntry `json:"throttles,omitempty"`
 	ThrottlesRemoved bool            `json:"throttles_removed,omitempty"`
+	// Cordon is the old broker's cordon (KIP-1066) fleetd set, recorded
+	// with what it replaced before it is set; CordonSkipped says why a
+	// move went without one.
+	Cordon        *ThrottleEntry `json:"cordon,omitempty"`
+	CordonRemoved bool           `json:"cordon_removed,omitempty"`
+	CordonSkipped string         `json:"cordon_skipped,omitempty"`
 
 	// Attempts counts the gate's refusals of this record's request (a
 	// refused request is retried by reopening its one record).

@@ -127,11 +127,13 @@ var (
 		{Step: StepCancelMoves, Run: (*Executor).cancelMoves, OnFailure: NoReturn},
 		{Step: StepMoveBack, Run: (*Executor).moveBack, OnFailure: NoReturn},
 		{Step: StepRollbackUnthr, Run: (*Executor).unthrottle, OnFailure: NoReturn},
+		{Step: StepUncordon, Run: (*Executor).uncordon, OnFailure: NoReturn},
 		{Step: StepRemoveNew, Run: (*Executor).removeNew, OnFailure: NoReturn, TakesAway: takesNew},
 	}}
 	moveFlow = &Workflow{Name: "move", End: StepDone, EndPhase: PhaseCompleted, Rollback: rollbackFlow, Steps: []StepSpec{
 		{Step: StepGate, Run: (*Executor).gate, OnFailure: NothingToUndo},
 		{Step: StepPlan, Run: (*Executor).plan, OnFailure: NothingToUndo},
+		{Step: StepCordon, Run: (*Executor).cordon, OnFailure: RollBack},
 		{Step: StepLaunch, Run: (*Executor).launch, OnFailure: RollBack},
 		{Step: StepAwaitRegister, Run: (*Executor).awaitRegister, OnFailure: RollBack},
 		{Step: StepThrottle, Run: (*Executor).throttle, OnFailure: RollBack},
@@ -142,6 +144,9 @@ var (
 		// The old broker is empty: from here finishing is the way forward.
 		{Step: StepStopOld, Run: (*Executor).stopOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn, TakesAway: takesOld("stop")},
 		{Step: StepTerminateOld, Run: (*Executor).terminateOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn, TakesAway: takesOld("terminate")},
+		// Controllers change a broker's configs only while it is
+		// registered: the cordon goes before the registration does.
+		{Step: StepUncordonOld, Run: (*Executor).uncordonOld, OnFailure: NoReturn},
 		{Step: StepUnregisterOld, Run: (*Executor).unregisterOld, OnFailure: NoReturn},
 	}}
 	identityFlow = &Workflow{Name: "identity", End: StepDone, EndPhase: PhaseCompleted, Steps: []StepSpec{

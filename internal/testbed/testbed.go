@@ -8,6 +8,7 @@ package testbed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -320,6 +321,72 @@ func (c *Cluster) Settled() error {
 	return nil
 }
 
+// DynamicBrokerConfigs lists the dynamic configs the cluster's metadata
+// holds for broker id ("name=value"). Only a broker describes its own
+// configs, so a retired id is started again for the question (a new, empty
+// incarnation, which loads the metadata before it serves) and removed after.
+func (c *Cluster) DynamicBrokerConfigs(id int32) []string {
+	c.t.Helper()
+	ctx := Context(c.t)
+	if b, ok := c.Fleet.Broker(id); !ok || !b.Running {
+		if _, err := c.Fleet.StartBroker(ctx, id, ""); err != nil {
+			c.t.Fatalf("start broker %d to read its configs: %v", id, err)
+		}
+		defer func() {
+			if err := c.Fleet.Remove(id); err != nil {
+				c.t.Errorf("remove broker %d again: %v", id, err)
+			}
+			// Its registration goes too, as fleetd's unregister-old did.
+			Eventually(c.t, 60*time.Second, func() error {
+				req := kmsg.NewPtrUnregisterBrokerRequest()
+				req.BrokerID = id
+				resp, err := req.RequestWith(ctx, c.Client)
+				if err != nil {
+					return err
+				}
+				if err := kerr.ErrorForCode(resp.ErrorCode); err != nil && !errors.Is(err, kerr.BrokerIDNotRegistered) {
+					return err
+				}
+				md, err := c.Metadata()
+				if err != nil {
+					return err
+				}
+				for _, b := range md.Brokers {
+					if b.NodeID == id {
+						return fmt.Errorf("broker %d still listed", id)
+					}
+				}
+				return nil
+			})
+		}()
+		Eventually(c.t, 90*time.Second, func() error {
+			m, err := c.Metadata()
+			if err != nil {
+				return err
+			}
+			for _, b := range m.Brokers {
+				if b.NodeID == id {
+					return nil
+				}
+			}
+			return fmt.Errorf("broker %d not listed yet", id)
+		})
+	}
+	rcs, err := c.Admin.DescribeBrokerConfigs(ctx, id)
+	if err != nil {
+		c.t.Fatalf("describe configs of broker %d: %v", id, err)
+	}
+	var out []string
+	for _, rc := range rcs {
+		for _, cfg := range rc.Configs {
+			if cfg.Source == kmsg.ConfigSourceDynamicBrokerConfig {
+				out = append(out, cfg.Key+"="+cfg.MaybeValue())
+			}
+		}
+	}
+	return out
+}
+
 // NoThrottles returns nil when no replication-throttle config is set on any
 // running broker or topic. Broker configs propagate through the metadata log,
 // so use it with Eventually.
@@ -358,8 +425,7 @@ func (c *Cluster) ThrottleConfigs() []string {
 	}
 	// A broker describes only its own configs (a controller answers for
 	// itself, with an error code per resource for any other id), so ask each
-	// running broker. A dead broker's configs are checked by starting its id
-	// again (see BrokerThrottleConfigs).
+	// running broker. A retired id's configs: DynamicBrokerConfigs.
 	var ids []int32
 	for _, b := range c.Fleet.Brokers() {
 		if b.Running {
