@@ -43,17 +43,28 @@ func Collect(ctx context.Context, cl *kgo.Client) (*Snapshot, error) {
 	if err := minISRs(ctx, cl, s); err != nil {
 		s.Incomplete = append(s.Incomplete, "min.insync.replicas: "+err.Error())
 	}
-	eligibleLeaders(ctx, cl, s, index)
+	if err := eligibleLeaders(ctx, cl, s, index); err != nil {
+		s.Incomplete = append(s.Incomplete, "eligible leader replicas (DescribeTopicPartitions): "+err.Error())
+	}
 	logDirSizes(ctx, cl, s, index)
 	return s, nil
 }
 
 // eligibleLeaders adds each partition's eligible leader replicas (KIP-966)
-// from DescribeTopicPartitions. Best effort: ELR only ever lets the
-// blast-radius guard count one more safe copy, so a cluster that cannot say
-// (older than 3.8, or a failed request) is judged without them, which is
-// stricter, never looser.
-func eligibleLeaders(ctx context.Context, cl *kgo.Client, s *Snapshot, index map[TP]int) {
+// from DescribeTopicPartitions, on a cluster that has it (Kafka 3.8+, asked
+// with ApiVersions). There, a failed read makes the snapshot incomplete: a
+// gate must not judge partitions whose ELR it could not see. A cluster
+// without the request has no ELR to see.
+func eligibleLeaders(ctx context.Context, cl *kgo.Client, s *Snapshot, index map[TP]int) error {
+	if v, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, cl); err == nil && kerr.ErrorForCode(v.ErrorCode) == nil {
+		supported := false
+		for _, k := range v.ApiKeys {
+			supported = supported || k.ApiKey == kmsg.DescribeTopicPartitions.Int16()
+		}
+		if !supported {
+			return nil
+		}
+	}
 	req := kmsg.NewPtrDescribeTopicPartitionsRequest()
 	req.ResponsePartitionLimit = 2000
 	seen := map[string]bool{}
@@ -70,11 +81,11 @@ func eligibleLeaders(ctx context.Context, cl *kgo.Client, s *Snapshot, index map
 	for page := 0; len(req.Topics) > 0 && page < 1+len(s.Partitions)/1000; page++ {
 		resp, err := req.RequestWith(ctx, cl)
 		if err != nil {
-			return
+			return err
 		}
 		for _, t := range resp.Topics {
-			if kerr.ErrorForCode(t.ErrorCode) != nil {
-				continue
+			if err := kerr.ErrorForCode(t.ErrorCode); err != nil {
+				return fmt.Errorf("topic %s: %w", str(t.Topic), err)
 			}
 			for _, p := range t.Partitions {
 				if i, ok := index[TP{str(t.Topic), p.Partition}]; ok {
@@ -83,10 +94,11 @@ func eligibleLeaders(ctx context.Context, cl *kgo.Client, s *Snapshot, index map
 			}
 		}
 		if resp.NextCursor == nil {
-			return
+			return nil
 		}
 		req.Cursor = &kmsg.DescribeTopicPartitionsRequestCursor{Topic: resp.NextCursor.Topic, Partition: resp.NextCursor.Partition}
 	}
+	return nil
 }
 
 func metadataBrokers(meta *kmsg.MetadataResponse) []Broker {

@@ -174,7 +174,7 @@ func CanDisrupt(s *Snapshot, pol Policy) Verdict {
 		v.block(Reason{Code: CodeOffline, Partitions: offline, Message: fmt.Sprintf("%d partitions have no leader (%s)", len(offline), tps(offline))})
 	}
 	if len(underMin) > 0 {
-		v.block(Reason{Code: CodeUnderMinISR, Partitions: underMin, Message: fmt.Sprintf("%d partitions are below min.insync.replicas, acks=all writes fail (%s)", len(underMin), tps(underMin))})
+		v.block(Reason{Code: CodeUnderMinISR, Partitions: underMin, Message: fmt.Sprintf("%d partitions are below min.insync.replicas, acks=all writes fail (%s)%s", len(underMin), tps(underMin), elrNote(s, underMin))})
 	}
 	if len(urp) > 0 {
 		v.block(Reason{Code: CodeUnderReplicated, Partitions: urp, Message: fmt.Sprintf("%d partitions are under-replicated (%s)", len(urp), tps(urp))})
@@ -196,6 +196,36 @@ func CanDisrupt(s *Snapshot, pol Policy) Verdict {
 		v.warn(Reason{Code: CodeLeaderSkew, Partitions: skew, Message: fmt.Sprintf("%d partitions are not led by their preferred replica (%s)", len(skew), tps(skew))})
 	}
 	return v.done()
+}
+
+// elrNote says which of the partitions keep eligible leader replicas
+// (KIP-966): out of the ISR yet holding every committed record. They are
+// why such a partition can still elect a clean leader, and exactly the
+// copies a further disruption must not touch until they rejoin the ISR.
+func elrNote(s *Snapshot, l []TP) string {
+	var with []TP
+	holders := map[int32]bool{}
+	byTP := make(map[TP]*Partition, len(s.Partitions))
+	for i := range s.Partitions {
+		byTP[s.Partitions[i].TP] = &s.Partitions[i]
+	}
+	for _, tp := range l {
+		if p := byTP[tp]; p != nil && len(p.ELR) > 0 {
+			with = append(with, tp)
+			for _, b := range p.ELR {
+				holders[b] = true
+			}
+		}
+	}
+	if len(with) == 0 {
+		return ""
+	}
+	idList := make([]int32, 0, len(holders))
+	for b := range holders {
+		idList = append(idList, b)
+	}
+	slices.Sort(idList)
+	return fmt.Sprintf("; %d of them keep eligible leader replicas (ELR, KIP-966) on broker %s (%s): the last clean copies outside the ISR, not safe to disrupt further until they rejoin the ISR", len(with), ids(idList), tps(with))
 }
 
 // SafeToStop answers whether broker may stop now without taking any partition

@@ -124,3 +124,25 @@ func TestUUIDRoundTrip(t *testing.T) {
 		t.Fatal("a bad id parsed")
 	}
 }
+
+func TestUnderMinISRReasonNamesEligibleLeaderReplicas(t *testing.T) {
+	elr := p(0, 1, []int32{1, 2, 3}, []int32{1})
+	elr.MinISR, elr.ELR = 2, []int32{3}
+	plain := p(1, 1, []int32{1, 2, 3}, []int32{1})
+	plain.MinISR = 2
+	s := &Snapshot{Brokers: brokers(1, 2, 3), Partitions: []Partition{elr, plain}}
+	v := CanDisrupt(s, Policy{})
+	var msg string
+	for _, b := range v.Blockers {
+		if b.Code == CodeUnderMinISR {
+			msg = b.Message
+		}
+	}
+	if !strings.Contains(msg, "1 of them keep eligible leader replicas (ELR, KIP-966) on broker 3 (t-0)") {
+		t.Fatalf("under-min-ISR reason %q does not name t-0's ELR on broker 3", msg)
+	}
+	s.Partitions[0].ELR = nil
+	if msg := CanDisrupt(s, Policy{}).Summary(); strings.Contains(msg, "ELR") {
+		t.Fatalf("no ELR, yet the reason says so: %s", msg)
+	}
+}
