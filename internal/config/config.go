@@ -92,6 +92,10 @@ type Chaos struct {
 	// CheckInterval is how often the schedule is asked whether a slot has
 	// come (default 15s; a slot is decided at most this late).
 	CheckInterval time.Duration `yaml:"check_interval"`
+	// Controllers lets a slot pick a KRaft controller too (default off),
+	// at most once per ControllerMinInterval (default 720h, 30 days).
+	Controllers           bool          `yaml:"controllers"`
+	ControllerMinInterval time.Duration `yaml:"controller_min_interval"`
 }
 
 // Lease keeps two fleetd processes from both acting on one cluster.
@@ -361,6 +365,7 @@ func (c *Config) Defaults() {
 	c.Chaos.Hours = cmp.Or(c.Chaos.Hours, "09:00-15:00")
 	c.Chaos.MinInterval = cmp.Or(c.Chaos.MinInterval, 24*time.Hour)
 	c.Chaos.CheckInterval = cmp.Or(c.Chaos.CheckInterval, 15*time.Second)
+	c.Chaos.ControllerMinInterval = cmp.Or(c.Chaos.ControllerMinInterval, 30*24*time.Hour)
 	c.Chaos.Pick = cmp.Or(c.Chaos.Pick, string(schedule.PickOldest))
 	c.Lease.Kind = cmp.Or(c.Lease.Kind, "file")
 	c.Lease.Path = cmp.Or(c.Lease.Path, c.StateDir+"/lease")
@@ -461,7 +466,7 @@ func (c *Config) Validate() error {
 	if !slices.Contains(replace.Orders, c.Replace.Order) {
 		return fmt.Errorf("replace.order: %q is not one of %s", c.Replace.Order, joinNames(replace.Orders))
 	}
-	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "chaos.check_interval": c.Chaos.CheckInterval, "lease.ttl": c.Lease.TTL, "events.wait": c.Events.Wait, "events.poll_interval": c.Events.PollInterval, "events.lead_time": c.Events.LeadTime, "ami_drift.interval": c.AMIDrift.Interval} {
+	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "chaos.check_interval": c.Chaos.CheckInterval, "chaos.controller_min_interval": c.Chaos.ControllerMinInterval, "lease.ttl": c.Lease.TTL, "events.wait": c.Events.Wait, "events.poll_interval": c.Events.PollInterval, "events.lead_time": c.Events.LeadTime, "ami_drift.interval": c.AMIDrift.Interval} {
 		if d < 0 {
 			return fmt.Errorf("%s: %s is negative", key, d)
 		}

@@ -194,6 +194,7 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		return fail(err)
 	}
 	d.chaos = &trigger.Chaos{Schedule: sched, Ctl: d.ctl, Fleet: d.prov, Records: d.store, Guard: d.exec,
+		Controllers: cfg.Chaos.Controllers, ControllerMinInterval: cfg.Chaos.ControllerMinInterval,
 		Path: filepath.Join(cfg.StateDir, chaosFile), Counted: d.metrics.ChaosDecision, Log: d.log}
 	if d.aws != nil {
 		d.chaos.Images = d.aws.provider

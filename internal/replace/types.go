@@ -52,6 +52,14 @@ type Instance struct {
 // IsController reports whether the instance runs a KRaft controller.
 func (in Instance) IsController() bool { return in.Role == RoleController }
 
+// RoleOf is in's role, broker when it carries none.
+func RoleOf(in Instance) Role {
+	if in.Role == "" {
+		return RoleBroker
+	}
+	return in.Role
+}
+
 // LaunchRequest asks for a node like Like (same zone and role), with NodeID.
 type LaunchRequest struct {
 	// Token makes the launch idempotent: a repeated request with the same
@@ -63,12 +71,7 @@ type LaunchRequest struct {
 }
 
 // Role is the role the new node takes: the one it replaces.
-func (r LaunchRequest) Role() Role {
-	if r.Like.Role == "" {
-		return RoleBroker
-	}
-	return r.Like.Role
-}
+func (r LaunchRequest) Role() Role { return RoleOf(r.Like) }
 
 // Provider is what a replacement needs from the infrastructure. Launch may
 // return before the broker runs (EC2 is asynchronous): the executor waits for

@@ -142,6 +142,9 @@ type Candidate struct {
 	LaunchedAt time.Time `json:"launched_at,omitzero"`
 	// Outdated: its image is older than the newest matching one.
 	Outdated bool `json:"outdated,omitempty"`
+	// Controller: a KRaft controller (candidates only where chaos is
+	// allowed to pick controllers).
+	Controller bool `json:"controller,omitempty"`
 }
 
 // Chaos is the weekly chaos schedule.

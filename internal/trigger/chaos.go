@@ -54,6 +54,10 @@ type Chaos struct {
 	Images  Images
 	Records Records
 	Guard   Guard
+	// Controllers lets the schedule pick a KRaft controller too (opt-in),
+	// at most once per ControllerMinInterval.
+	Controllers           bool
+	ControllerMinInterval time.Duration
 	// Path is the state file.
 	Path string
 	// Counted sees each decision's outcome: skipped, leashed or fired.
@@ -111,7 +115,8 @@ func (c *Chaos) Decisions() []ChaosDecision {
 	return slices.Clone(c.state.Decisions)
 }
 
-// candidates are the brokers the schedule may pick: running ones.
+// candidates are the nodes the schedule may pick: running brokers, and
+// running controllers when allowed and their own interval has passed.
 func (c *Chaos) candidates(ctx context.Context) ([]schedule.Candidate, error) {
 	ictx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -126,26 +131,64 @@ func (c *Chaos) candidates(ctx context.Context) ([]schedule.Candidate, error) {
 			return nil, err
 		}
 	}
+	controllers := false
+	if c.Controllers {
+		now := time.Now()
+		last := LastControllerChaos(ctx, c.Records, now)
+		controllers = last.IsZero() || now.Sub(last) >= c.ControllerMinInterval
+	}
 	var out []schedule.Candidate
 	for _, in := range insts {
-		if in.State == replace.StateRunning {
-			out = append(out, schedule.Candidate{NodeID: in.NodeID, InstanceID: in.ID, LaunchedAt: in.LaunchedAt, Outdated: newest != "" && in.Image != newest})
+		if in.State == replace.StateRunning && (!in.IsController() || controllers) {
+			out = append(out, schedule.Candidate{NodeID: in.NodeID, InstanceID: in.ID, LaunchedAt: in.LaunchedAt,
+				Outdated: newest != "" && in.Image != newest, Controller: in.IsController()})
 		}
 	}
 	return out, nil
+}
+
+// chaosRequest is the request a pick makes.
+func chaosRequest(dec schedule.Decision) replace.Request {
+	st := replace.StrategyMove
+	if dec.Broker.Controller {
+		st = replace.StrategyController
+	}
+	return replace.Request{Broker: dec.Broker.NodeID, Strategy: st, Triggers: []replace.Trigger{replace.TriggerChaos}}
+}
+
+// guard asks, for a pick, what every act asks: the blast-radius guard for a
+// broker; for a controller the controller workflow's own gate (a healthy,
+// dynamic quorum), since a controller holds no partition.
+func (c *Chaos) guard(ctx context.Context, dec schedule.Decision) (ok bool, why string) {
+	if dec.Broker.Controller {
+		rec, err := c.Guard.Preview(ctx, chaosRequest(dec))
+		switch {
+		case err != nil:
+			return false, err.Error()
+		case rec.Phase == replace.PhaseRefused:
+			return false, rec.Error
+		}
+		return true, ""
+	}
+	v := c.Guard.WhatIf(ctx, []int32{dec.Broker.NodeID})
+	return v.Safe, v.Summary()
 }
 
 // Decided records a decided slot and, unless leashed, queues the pick. The
 // pick first passes the blast-radius guard: a chaos exercise must never be
 // the act that hurts a partition.
 func (c *Chaos) Decided(ctx context.Context, dec schedule.Decision) {
+	role := "broker"
+	if dec.Broker.Controller {
+		role = "controller"
+	}
 	if dec.Fire {
 		gctx, cancel := context.WithTimeout(ctx, time.Minute)
-		v := c.Guard.WhatIf(gctx, []int32{dec.Broker.NodeID})
+		ok, why := c.guard(gctx, dec)
 		cancel()
-		if !v.Safe {
+		if !ok {
 			dec.Fire, dec.Act = false, false
-			dec.Reason = fmt.Sprintf("chaos pick of broker %d refused by the blast-radius guard: %s; slot skipped", dec.Broker.NodeID, v.Summary())
+			dec.Reason = fmt.Sprintf("chaos pick of %s %d refused by the blast-radius guard: %s; slot skipped", role, dec.Broker.NodeID, why)
 		}
 	}
 	entry := ChaosDecision{Decision: dec, At: time.Now()}
@@ -162,21 +205,22 @@ func (c *Chaos) Decided(ctx context.Context, dec schedule.Decision) {
 	case !dec.Act:
 		count("leashed")
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		plan, err := c.Guard.Preview(pctx, replace.Request{Broker: dec.Broker.NodeID, Strategy: replace.StrategyMove, Triggers: []replace.Trigger{replace.TriggerChaos}})
+		plan, err := c.Guard.Preview(pctx, chaosRequest(dec))
 		cancel()
 		if err != nil {
 			entry.PlanError = err.Error()
 		} else {
 			entry.Plan = plan
 		}
-		log.Info().Int32("broker", dec.Broker.NodeID).Str("instance", dec.Broker.InstanceID).Msg("chaos (leashed): would replace this broker; plan recorded, nothing done")
+		log.Info().Int32("node", dec.Broker.NodeID).Str("role", role).Str("instance", dec.Broker.InstanceID).Msg("chaos (leashed): would replace this node; plan recorded, nothing done")
 	default:
 		count("fired")
-		sub, err := c.Ctl.Submit(ctx, controller.Request{Broker: dec.Broker.NodeID, Strategy: replace.StrategyMove, Triggers: []replace.Trigger{replace.TriggerChaos}})
+		req := chaosRequest(dec)
+		sub, err := c.Ctl.Submit(ctx, controller.Request{Broker: req.Broker, Strategy: req.Strategy, Triggers: req.Triggers})
 		if err != nil {
 			log.Error().Err(err).Msg("chaos: could not queue the replacement")
 		} else {
-			log.Info().Int32("broker", dec.Broker.NodeID).Str("instance", dec.Broker.InstanceID).Str("request", sub.Request.ID).
+			log.Info().Int32("node", dec.Broker.NodeID).Str("role", role).Str("instance", dec.Broker.InstanceID).Str("request", sub.Request.ID).
 				Str("outcome", string(sub.Outcome)).Msg("chaos: replacement requested")
 		}
 	}

@@ -46,7 +46,8 @@ func (d *Drift) Run(ctx context.Context, interval time.Duration, active func() b
 	}
 }
 
-// Once queues the oldest broker whose image is not the newest, if the time
+// Once queues the oldest node (broker or controller: one AMI serves both)
+// whose image is not the newest, if the time
 // is right and nothing else is running, queued or paused.
 func (d *Drift) Once(ctx context.Context, now time.Time) error {
 	if !d.Window.Contains(now) {
@@ -71,9 +72,9 @@ func (d *Drift) Once(ctx context.Context, now time.Time) error {
 	}
 	for _, in := range insts { // oldest first
 		if in.State == replace.StateRunning && in.Image != newest {
-			sub, err := d.Ctl.Submit(ctx, controller.Request{Broker: in.NodeID, Strategy: replace.StrategyMove, Triggers: []replace.Trigger{replace.TriggerAMIDrift}})
+			sub, err := d.Ctl.Submit(ctx, controller.Request{Broker: in.NodeID, Strategy: StrategyFor(in, replace.StrategyMove), Triggers: []replace.Trigger{replace.TriggerAMIDrift}})
 			if err == nil {
-				d.Log.Info().Int32("broker", in.NodeID).Str("instance", in.ID).Str("image", in.Image).Str("newest", newest).
+				d.Log.Info().Int32("node", in.NodeID).Str("role", string(replace.RoleOf(in))).Str("instance", in.ID).Str("image", in.Image).Str("newest", newest).
 					Str("request", sub.Request.ID).Str("outcome", string(sub.Outcome)).Msg("AMI drift: replacement requested")
 			}
 			return err

@@ -52,7 +52,7 @@ func (h *Events) Handle(ctx context.Context, ev events.Event) error {
 		return err
 	}
 	if !ok {
-		log.Info().Msg("event for an instance that is not a broker of this cluster; ignored")
+		log.Info().Msg("event for an instance that is not a node of this cluster; ignored")
 		return nil
 	}
 	// Counted once known to be about this cluster: a flood of other
@@ -60,7 +60,7 @@ func (h *Events) Handle(ctx context.Context, ev events.Event) error {
 	if h.Counted != nil {
 		h.Counted(ev.Kind)
 	}
-	log = log.With().Int32("broker", inst.NodeID).Logger()
+	log = log.With().Int32("node", inst.NodeID).Str("role", string(replace.RoleOf(inst))).Logger()
 	if ev.Kind == events.KindInstanceLost && !lostState(inst.State) {
 		log.Warn().Str("said", ev.State).Str("state", string(inst.State)).
 			Msg("an event says the instance is lost but EC2 says it is not; not believed, nothing queued")
@@ -78,9 +78,12 @@ func (h *Events) Handle(ctx context.Context, ev events.Event) error {
 			return nil
 		}
 	}
-	req := controller.Request{Broker: inst.NodeID, Triggers: []replace.Trigger{replace.Trigger(ev.Kind)}}
+	// A controller's instance goes to the controller workflow, a lost one
+	// too: there the dead voter is excused by the gate and replaced by a new
+	// voter; a broker's lost instance gets its identity back.
+	req := controller.Request{Broker: inst.NodeID, Triggers: []replace.Trigger{replace.Trigger(ev.Kind)}, Strategy: StrategyFor(inst, "")}
 	if ev.Kind == events.KindInstanceLost {
-		req.Emergency, req.Strategy, req.Instance = true, replace.StrategyIdentity, ev.InstanceID
+		req.Emergency, req.Strategy, req.Instance = true, StrategyFor(inst, replace.StrategyIdentity), ev.InstanceID
 	} else {
 		now := time.Now
 		if h.Now != nil {
@@ -91,7 +94,7 @@ func (h *Events) Handle(ctx context.Context, ev events.Event) error {
 	}
 	sub, err := h.Ctl.Submit(ctx, req)
 	if err != nil {
-		return fmt.Errorf("queue a replacement of broker %d: %w", inst.NodeID, err)
+		return fmt.Errorf("queue a replacement of %s %d: %w", replace.RoleOf(inst), inst.NodeID, err)
 	}
 	log.Warn().Str("request", sub.Request.ID).Str("outcome", string(sub.Outcome)).Str("into", sub.Into).Time("deadline", req.Deadline).
 		Time("not_before", req.NotBefore).Bool("emergency", req.Emergency).Msg("replacement requested for an AWS event")

@@ -8,6 +8,7 @@ package trigger
 
 import (
 	"context"
+	"slices"
 	"time"
 
 	"github.com/fleetd/fleetd/internal/controller"
@@ -35,6 +36,38 @@ type Fleet interface {
 // Records reads replacement records (a replace.Store).
 type Records interface {
 	List(ctx context.Context) ([]*replace.Record, error)
+}
+
+// StrategyFor is the workflow a trigger asks for the node on in: the
+// controller workflow for a KRaft controller's instance, else broker's
+// (dflt: move for a serving broker, identity for a lost one).
+func StrategyFor(in replace.Instance, dflt replace.Strategy) replace.Strategy {
+	if in.IsController() {
+		return replace.StrategyController
+	}
+	return dflt
+}
+
+// LastControllerChaos is when a chaos replacement of a controller last
+// finished (zero: never; now while one runs or the records cannot be read).
+func LastControllerChaos(ctx context.Context, recs Records, now time.Time) time.Time {
+	all, err := recs.List(ctx)
+	if err != nil {
+		return now
+	}
+	var last time.Time
+	for _, r := range all {
+		if r.Strategy != replace.StrategyController || !slices.Contains(r.Triggers, replace.TriggerChaos) {
+			continue
+		}
+		if !r.Phase.Terminal() {
+			return now
+		}
+		if r.Phase == replace.PhaseCompleted && r.Finished.After(last) {
+			last = r.Finished
+		}
+	}
+	return last
 }
 
 // LastDisruption is when the cluster was last disrupted by a replacement

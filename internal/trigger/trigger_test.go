@@ -217,3 +217,115 @@ func TestLastDisruptionIsNowWhileOneIsInFlight(t *testing.T) {
 type failing struct{}
 
 func (failing) List(context.Context) ([]*replace.Record, error) { return nil, errors.New("disk") }
+
+// withControllers is fleetOf plus a running controller (9001), a lost one
+// (9002) and one on an old image (9000, oldest).
+func withControllers() *fleet {
+	f := fleetOf()
+	f.insts = append([]replace.Instance{
+		{ID: "i-c0", NodeID: 9000, Role: replace.RoleController, State: replace.StateRunning, Image: "ami-old"},
+		{ID: "i-c1", NodeID: 9001, Role: replace.RoleController, State: replace.StateRunning, Image: "ami-new"},
+		{ID: "i-c2", NodeID: 9002, Role: replace.RoleController, State: replace.StateTerminated, Image: "ami-new"},
+	}, f.insts...)
+	return f
+}
+
+// Every trigger routes a controller's instance to the controller workflow.
+func TestTriggersRouteControllersToTheControllerWorkflow(t *testing.T) {
+	for _, c := range []struct {
+		ev       events.Event
+		strategy replace.Strategy
+		emerg    bool
+	}{
+		{events.Event{Kind: events.KindRetirement, InstanceID: "i-c1"}, replace.StrategyController, false},
+		{events.Event{Kind: events.KindInstanceLost, InstanceID: "i-c2"}, replace.StrategyController, true},
+		{events.Event{Kind: events.KindInstanceLost, InstanceID: "i-2"}, replace.StrategyIdentity, true},
+		{events.Event{Kind: events.KindRetirement, InstanceID: "i-1"}, "", false},
+	} {
+		ctl := &fakeCtl{}
+		h := &Events{Ctl: ctl, Lookup: withControllers(), Records: records{}, ReplaceOn: events.DefaultReplaceOn, Log: zerolog.Nop()}
+		if err := h.Handle(context.Background(), c.ev); err != nil || len(ctl.subs) != 1 {
+			t.Fatalf("%s of %s: err %v, submitted %v", c.ev.Kind, c.ev.InstanceID, err, ctl.subs)
+		}
+		if r := ctl.subs[0]; r.Strategy != c.strategy || r.Emergency != c.emerg {
+			t.Errorf("%s of %s: strategy %q emergency %v, want %q %v", c.ev.Kind, c.ev.InstanceID, r.Strategy, r.Emergency, c.strategy, c.emerg)
+		}
+	}
+
+	w, _ := schedule.ParseWindow("mon-sun", "00:00-23:59", "UTC")
+	ctl := &fakeCtl{status: controller.Status{LeaseHeld: true}}
+	f := withControllers()
+	d := &Drift{Ctl: ctl, Fleet: f, Images: f, Records: records{}, Window: w, Log: zerolog.Nop()}
+	if err := d.Once(context.Background(), time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	if len(ctl.subs) != 1 || ctl.subs[0].Broker != 9000 || ctl.subs[0].Strategy != replace.StrategyController {
+		t.Errorf("drift of controller 9000: submitted %+v", ctl.subs)
+	}
+}
+
+// Chaos picks controllers only when opted in, at most once per its own
+// interval, and a controller pick goes through the controller gate.
+func TestChaosPicksControllersOnlyWhenAllowed(t *testing.T) {
+	now := time.Now()
+	picked := func(ch *Chaos) []int32 {
+		cs, err := ch.candidates(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []int32
+		for _, c := range cs {
+			if c.Controller {
+				ids = append(ids, c.NodeID)
+			}
+		}
+		return ids
+	}
+	base := func() *Chaos {
+		return &Chaos{Schedule: &schedule.Chaos{Enabled: true}, Fleet: withControllers(), Records: records{}, ControllerMinInterval: 30 * 24 * time.Hour, Log: zerolog.Nop()}
+	}
+	if ids := picked(base()); len(ids) != 0 {
+		t.Errorf("controllers %v are candidates without chaos.controllers", ids)
+	}
+	ch := base()
+	ch.Controllers = true
+	if ids := picked(ch); len(ids) != 2 {
+		t.Errorf("opted in: controller candidates %v, want the two running ones", ids)
+	}
+	ch.Records = records{{Strategy: replace.StrategyController, Triggers: []replace.Trigger{replace.TriggerChaos}, Phase: replace.PhaseCompleted, Finished: now.Add(-24 * time.Hour)}}
+	if ids := picked(ch); len(ids) != 0 {
+		t.Errorf("a controller chaos replacement a day ago, yet controllers %v are candidates", ids)
+	}
+
+	dec := schedule.Decision{Slot: now, Fire: true, Act: true, Broker: schedule.Candidate{NodeID: 9001, InstanceID: "i-c1", Controller: true}}
+	ctl := &fakeCtl{}
+	ch = base()
+	ch.Ctl, ch.Path, ch.Guard = ctl, filepath.Join(t.TempDir(), "chaos.json"), gatedGuard{refuse: "voter-lagging: controller voter 9000 is down"}
+	ch.Decided(context.Background(), dec)
+	if len(ctl.subs) != 0 || !strings.Contains(ch.Decisions()[0].Reason, "chaos pick of controller 9001 refused") || !strings.Contains(ch.Decisions()[0].Reason, "voter-lagging") {
+		t.Errorf("refused controller pick: queued %v, decision %+v", ctl.subs, ch.Decisions()[0])
+	}
+	ch.Guard = gatedGuard{}
+	ch.Decided(context.Background(), dec)
+	if len(ctl.subs) != 1 || ctl.subs[0].Strategy != replace.StrategyController {
+		t.Errorf("allowed controller pick: queued %+v", ctl.subs)
+	}
+}
+
+// gatedGuard answers Preview with the controller gate's verdict; WhatIf
+// (the partitions' blast radius) must not be what judges a controller.
+type gatedGuard struct{ refuse string }
+
+func (gatedGuard) WhatIf(context.Context, []int32) health.Verdict {
+	return health.Verdict{Blockers: []health.Reason{{Code: "wrong-guard", Message: "a controller was judged by the partitions"}}}
+}
+
+func (g gatedGuard) Preview(_ context.Context, req replace.Request) (*replace.Record, error) {
+	if req.Strategy != replace.StrategyController {
+		return nil, errors.New("not previewed as a controller")
+	}
+	if g.refuse != "" {
+		return &replace.Record{Phase: replace.PhaseRefused, Error: g.refuse}, nil
+	}
+	return &replace.Record{Phase: replace.PhaseRunning}, nil
+}
