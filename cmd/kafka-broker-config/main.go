@@ -1,13 +1,16 @@
-// Command kafka-broker-config runs at boot on a broker instance (the
+// Command kafka-broker-config runs at boot on a Kafka instance (the
 // kafka-config systemd unit): it reads the instance's identity and tags from
 // IMDSv2 and renders Kafka's server.properties and the JVM settings, so one
-// AMI serves every broker of every cluster. It is built for linux/arm64 into
-// packer/files/bin before `packer build`.
+// AMI serves every broker and every KRaft controller of every cluster. It is
+// built for linux/arm64 into packer/files/bin before `packer build`.
 //
-// Tags read (the launch template and fleetd write them): the cluster tag,
-// the node id tag, fleetd:cluster-id (the KRaft cluster id) and
-// fleetd:controller-quorum (controller.quorum.bootstrap.servers). The rack
-// is the instance's availability zone.
+// Tags read (the launch templates and fleetd write them): the cluster tag,
+// the node id tag, fleetd:role (broker, the default, or controller),
+// fleetd:cluster-id (the KRaft cluster id) and fleetd:controller-quorum
+// (controller.quorum.bootstrap.servers). A broker's rack is the instance's
+// availability zone. A controller formats its empty disk with
+// --no-initial-controllers: it joins the dynamic quorum as an observer and
+// fleetd adds it as a voter (AddRaftVoter) once it has caught up.
 //
 // Tags are data, never configuration: anyone with ec2:CreateTags on the
 // instance writes them. Only these keys are read; each value is checked
@@ -25,6 +28,7 @@ import (
 	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -33,6 +37,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 func main() {
@@ -76,9 +81,22 @@ const (
 // jaas.properties with the key inter.broker.jaas (a ScramLoginModule line).
 const TLSDir = "/etc/kafka/tls"
 
+// Role is what the instance runs (process.roles).
+type Role string
+
+const (
+	RoleBroker     Role = "broker"
+	RoleController Role = "controller"
+)
+
+// ControllerPort is the controller listener's port (the Terraform module's
+// controller_port default; brokers reach the quorum on it).
+const ControllerPort = 9093
+
 // Identity is what the renderer needs from IMDS.
 type Identity struct {
 	NodeID      int
+	Role        Role
 	Cluster     string
 	ClusterID   string
 	Quorum      string
@@ -92,6 +110,7 @@ const (
 	TagNodeID    = "fleetd:node-id"
 	TagClusterID = "fleetd:cluster-id"
 	TagQuorum    = "fleetd:controller-quorum"
+	TagRole      = "fleetd:role"
 )
 
 func get(ctx context.Context, c *imds.Client, path string) (string, error) {
@@ -122,6 +141,16 @@ func ReadIdentity(ctx context.Context, c *imds.Client) (Identity, error) {
 	fetch(&node, "tags/instance/"+TagNodeID)
 	fetch(&id.ClusterID, "tags/instance/"+TagClusterID)
 	fetch(&id.Quorum, "tags/instance/"+TagQuorum)
+	role, err := get(ctx, c, "tags/instance/"+TagRole)
+	var re *smithyhttp.ResponseError
+	switch {
+	case errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound:
+		id.Role = RoleBroker // instances tagged before roles were
+	case err != nil:
+		errs = append(errs, err)
+	default:
+		id.Role = Role(role)
+	}
 	if len(errs) > 0 {
 		return id, fmt.Errorf("%w (are instance tags in metadata enabled in the launch template?)", errors.Join(errs...))
 	}
@@ -160,6 +189,9 @@ func Validate(id Identity) error {
 	var errs []error
 	if id.NodeID < 0 || id.NodeID > math.MaxInt32 {
 		errs = append(errs, fmt.Errorf("tag %s=%d is out of range", TagNodeID, id.NodeID))
+	}
+	if id.Role != "" && id.Role != RoleBroker && id.Role != RoleController {
+		errs = append(errs, fmt.Errorf("tag %s=%q is not a role (broker or controller)", TagRole, id.Role))
 	}
 	if !clusterName.MatchString(id.Cluster) {
 		errs = append(errs, fmt.Errorf("tag %s=%q is not a cluster name (letters, digits, '.', '_', '-'; at most 63)", TagCluster, id.Cluster))
@@ -251,6 +283,9 @@ func Properties(id Identity, logDirs string, sec Security) (string, error) {
 	default:
 		return "", fmt.Errorf("--security %q: want plaintext or sasl_ssl", sec)
 	}
+	if id.Role == RoleController {
+		return controllerProperties(id, logDirs, sec)
+	}
 	kv := [][2]string{
 		{"process.roles", "broker"},
 		{"node.id", strconv.Itoa(id.NodeID)},
@@ -273,6 +308,50 @@ func Properties(id Identity, logDirs string, sec Security) (string, error) {
 		{"transaction.state.log.replication.factor", "3"},
 		{"transaction.state.log.min.isr", "2"},
 	}...))
+}
+
+// controllerProperties renders a KRaft controller's server.properties: the
+// CONTROLLER listener on ControllerPort, advertised at the private address
+// (fleetd names it in AddRaftVoter), and the quorum's bootstrap servers.
+// Under sasl_ssl the listener is SSL, as the brokers expect it.
+func controllerProperties(id Identity, logDirs string, sec Security) (string, error) {
+	port := strconv.Itoa(ControllerPort)
+	kv := [][2]string{
+		{"process.roles", "controller"},
+		{"node.id", strconv.Itoa(id.NodeID)},
+		{"controller.quorum.bootstrap.servers", id.Quorum},
+		{"controller.listener.names", "CONTROLLER"},
+		{"listeners", "CONTROLLER://0.0.0.0:" + port},
+		{"advertised.listeners", "CONTROLLER://" + id.PrivateIPv4 + ":" + port},
+	}
+	switch sec {
+	case Plaintext:
+		kv = append(kv, [2]string{"listener.security.protocol.map", "CONTROLLER:PLAINTEXT"})
+	case SASLSSL:
+		kv = append(kv, [][2]string{
+			{"listener.security.protocol.map", "CONTROLLER:SSL"},
+			{"ssl.keystore.type", "PEM"},
+			{"ssl.keystore.location", TLSDir + "/broker.pem"},
+			{"ssl.truststore.type", "PEM"},
+			{"ssl.truststore.location", TLSDir + "/ca.pem"},
+		}...)
+	default:
+		return "", fmt.Errorf("--security %q: want plaintext or sasl_ssl", sec)
+	}
+	return render("# Rendered at boot by kafka-broker-config from IMDS; do not edit.", "=", append(kv, [][2]string{
+		{"log.dirs", logDirs},
+		{"num.network.threads", "4"},
+		{"num.io.threads", "8"},
+	}...))
+}
+
+// formatArgs are kafka-storage format's role arguments: a controller
+// formats to join the quorum as an observer (fleetd adds it as a voter).
+func formatArgs(id Identity) string {
+	if id.Role == RoleController {
+		return "--no-initial-controllers"
+	}
+	return ""
 }
 
 // safeValue: printable ASCII without the characters that end, continue or
@@ -318,6 +397,7 @@ func Env(id Identity, heapMB int64) (string, error) {
 		{"KAFKA_HEAP_OPTS", fmt.Sprintf("-Xms%[1]dm -Xmx%[1]dm", heapMB)},
 		{"KAFKA_JVM_PERFORMANCE_OPTS", "-server -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:InitiatingHeapOccupancyPercent=35 -XX:+ExplicitGCInvokesConcurrent -XX:+AlwaysPreTouch -Djava.awt.headless=true"},
 		{"KAFKA_CLUSTER_ID", id.ClusterID},
+		{"KAFKA_FORMAT_ARGS", formatArgs(id)},
 	})
 }
 

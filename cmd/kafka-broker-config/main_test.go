@@ -173,15 +173,15 @@ func TestValidateAcceptsRealValuesAndNamesBadOnes(t *testing.T) {
 // FuzzTagValues: whatever the tags say, either the boot is refused or the
 // rendered files have exactly the keys the renderer writes, one per line.
 func FuzzTagValues(f *testing.F) {
-	f.Add("7", "orders-prod", "q1Sh-9_ISia_zwGINzRvyQ", "10.0.1.5:9093,10.0.2.5:9093", "us-east-1b", "10.0.2.17")
-	f.Add("7\nlog.retention.ms=1", "x", "q1Sh-9_ISia_zwGINzRvyQ\nKAFKA_OPTS=x", "h:1\nlisteners=x", "us-east-1b", "10.0.0.1")
-	f.Add("2147483647", "a", "AAAAAAAAAAAAAAAAAAAAAA", "[::1]:9093", "eu-west-3c", "192.168.0.1")
-	f.Fuzz(func(t *testing.T, node, cluster, clusterID, quorum, zone, ip string) {
+	f.Add("7", "orders-prod", "q1Sh-9_ISia_zwGINzRvyQ", "10.0.1.5:9093,10.0.2.5:9093", "us-east-1b", "10.0.2.17", "")
+	f.Add("7\nlog.retention.ms=1", "x", "q1Sh-9_ISia_zwGINzRvyQ\nKAFKA_OPTS=x", "h:1\nlisteners=x", "us-east-1b", "10.0.0.1", "broker\nprocess.roles=x")
+	f.Add("2147483647", "a", "AAAAAAAAAAAAAAAAAAAAAA", "[::1]:9093", "eu-west-3c", "192.168.0.1", "controller")
+	f.Fuzz(func(t *testing.T, node, cluster, clusterID, quorum, zone, ip, role string) {
 		n, err := parseNodeID(node)
 		if err != nil {
 			return
 		}
-		id := Identity{NodeID: n, Cluster: cluster, ClusterID: clusterID, Quorum: quorum, Zone: zone, PrivateIPv4: ip}
+		id := Identity{NodeID: n, Role: Role(role), Cluster: cluster, ClusterID: clusterID, Quorum: quorum, Zone: zone, PrivateIPv4: ip}
 		if Validate(id) != nil {
 			return
 		}
@@ -193,13 +193,18 @@ func FuzzTagValues(f *testing.F) {
 		if err != nil {
 			t.Fatalf("validated values refused by the sasl_ssl renderer: %v", err)
 		}
-		checkKeys(t, secure, 30)
 		env, err := Env(id, 1024)
 		if err != nil {
 			t.Fatalf("validated values refused by the renderer: %v", err)
 		}
+		checkKeys(t, env, 4)
+		if id.Role == RoleController {
+			checkKeys(t, props, 10)
+			checkKeys(t, secure, 14)
+			return
+		}
+		checkKeys(t, secure, 30)
 		checkKeys(t, props, 21)
-		checkKeys(t, env, 3)
 	})
 }
 
@@ -240,5 +245,61 @@ func TestSASLSSLListenersKeepTheSecretInItsFile(t *testing.T) {
 	}
 	if err := run(context.Background(), srv.URL, t.TempDir(), "/data", writeMeminfo(t), "ssl-ish"); err == nil {
 		t.Error("an unknown --security was accepted")
+	}
+}
+
+// One AMI serves both roles: an instance tagged fleetd:role=controller
+// renders a controller that joins the quorum as an observer; an unknown
+// role refuses the boot.
+func TestRendersAControllerFromItsRoleTag(t *testing.T) {
+	meta := map[string]string{}
+	for k, v := range brokerMeta {
+		meta[k] = v
+	}
+	meta["tags/instance/fleetd:role"] = "controller"
+	meta["tags/instance/fleetd:node-id"] = "9003"
+	srv, _ := fakeIMDS(t, meta)
+	dir := t.TempDir()
+	meminfo := filepath.Join(dir, "meminfo")
+	os.WriteFile(meminfo, []byte("MemTotal:       8000000 kB\n"), 0o644)
+	if err := run(context.Background(), srv.URL, dir, "/var/lib/kafka/data", meminfo, Plaintext); err != nil {
+		t.Fatal(err)
+	}
+	props, _ := os.ReadFile(filepath.Join(dir, "server.properties"))
+	for _, want := range []string{"process.roles=controller\n", "node.id=9003\n", "listeners=CONTROLLER://0.0.0.0:9093\n",
+		"advertised.listeners=CONTROLLER://10.0.2.17:9093\n", "controller.quorum.bootstrap.servers=10.0.1.5:9093,10.0.2.5:9093,10.0.3.5:9093\n",
+		"listener.security.protocol.map=CONTROLLER:PLAINTEXT\n"} {
+		if !strings.Contains(string(props), want) {
+			t.Errorf("controller server.properties lacks %q:\n%s", want, props)
+		}
+	}
+	if strings.Contains(string(props), "broker.rack") || strings.Contains(string(props), "PLAINTEXT://") {
+		t.Errorf("controller server.properties has broker settings:\n%s", props)
+	}
+	env, _ := os.ReadFile(filepath.Join(dir, "kafka.env"))
+	if !strings.Contains(string(env), "KAFKA_FORMAT_ARGS=--no-initial-controllers\n") {
+		t.Errorf("kafka.env does not format the controller as an observer:\n%s", env)
+	}
+
+	// A broker (no role tag) formats without role arguments.
+	srv, _ = fakeIMDS(t, brokerMeta)
+	dir = t.TempDir()
+	os.WriteFile(filepath.Join(dir, "meminfo"), []byte("MemTotal:       8000000 kB\n"), 0o644)
+	if err := run(context.Background(), srv.URL, dir, "/var/lib/kafka/data", filepath.Join(dir, "meminfo"), Plaintext); err != nil {
+		t.Fatal(err)
+	}
+	if env, _ := os.ReadFile(filepath.Join(dir, "kafka.env")); !strings.Contains(string(env), "KAFKA_FORMAT_ARGS=\n") {
+		t.Errorf("broker kafka.env:\n%s", env)
+	}
+
+	meta["tags/instance/fleetd:role"] = "broker,controller"
+	srv, _ = fakeIMDS(t, meta)
+	dir = t.TempDir()
+	err := run(context.Background(), srv.URL, dir, "/var/lib/kafka/data", meminfo, Plaintext)
+	if err == nil || !strings.Contains(err.Error(), `tag fleetd:role="broker,controller" is not a role`) {
+		t.Fatalf("a combined role was not refused: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "server.properties")); err == nil {
+		t.Error("a refused boot wrote server.properties")
 	}
 }
