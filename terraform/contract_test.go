@@ -158,7 +158,7 @@ func TestRunInstancesOnlyFromTheLaunchTemplate(t *testing.T) {
 // CreateTags names the keys it may write; after launch, only the progress
 // tags: the identity tags a broker reads at boot are never writable then.
 func TestCreateTagsIsLimitedToKnownKeys(t *testing.T) {
-	identity := []string{"fleetd:node-id", "fleetd:cluster", "fleetd:cluster-id", "fleetd:controller-quorum"}
+	identity := []string{"fleetd:node-id", "fleetd:cluster", "fleetd:role", "fleetd:cluster-id", "fleetd:controller-quorum"}
 	for _, st := range fleetdPolicy(t) {
 		if !grants(st, "ec2:CreateTags") {
 			continue
@@ -248,20 +248,27 @@ func TestEventsQueueDeniesOtherSenders(t *testing.T) {
 }
 
 func TestLaunchTemplateEncryptsTheRootVolumeAndEgressIsNotOpen(t *testing.T) {
-	lt := moduleBlocks(t, "resource", "aws_launch_template")["broker"]
-	encrypted := false
-	for _, b := range lt.Body.Blocks {
-		if b.Type != "block_device_mappings" {
+	templates := moduleBlocks(t, "resource", "aws_launch_template")
+	for _, name := range []string{"broker", "controller"} {
+		lt, ok := templates[name]
+		if !ok {
+			t.Errorf("no %s launch template", name)
 			continue
 		}
-		for _, e := range b.Body.Blocks {
-			if v := literal(t, e, "encrypted"); e.Type == "ebs" && v != cty.NilVal && v.True() {
-				encrypted = true
+		encrypted := false
+		for _, b := range lt.Body.Blocks {
+			if b.Type != "block_device_mappings" {
+				continue
+			}
+			for _, e := range b.Body.Blocks {
+				if v := literal(t, e, "encrypted"); e.Type == "ebs" && v != cty.NilVal && v.True() {
+					encrypted = true
+				}
 			}
 		}
-	}
-	if !encrypted {
-		t.Error("the launch template does not encrypt the root volume")
+		if !encrypted {
+			t.Errorf("the %s launch template does not encrypt the root volume", name)
+		}
 	}
 	for name, b := range moduleBlocks(t, "resource", "aws_vpc_security_group_egress_rule") {
 		if p := literal(t, b, "ip_protocol"); p != cty.NilVal && p.AsString() == "-1" {

@@ -5,6 +5,8 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -295,4 +297,84 @@ chaos:
 	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
 	c.StopLedger(ledgerRun)
 	d.stop(t)
+}
+
+// A retirement notice for a KRaft controller's instance reaches the
+// controller workflow: a new controller is launched from the controller
+// launch template in the old one's subnet, joins the quorum, and the old
+// instance is terminated. Controllers run at the loopback addresses moto
+// gave their instances (ec2mirror.SeedControllers).
+func TestControllerRetirementOnAWS(t *testing.T) {
+	t.Parallel() // a fleet of its own: runs beside the others
+	awsCfg, _, awsEnv := testbed.MotoConfig(t)
+	ec2c, sq, eb := ec2.NewFromConfig(awsCfg), sqs.NewFromConfig(awsCfg), eventbridge.NewFromConfig(awsCfg)
+	seed := testbed.SeedEC2(t, ec2c, "test", 3)
+	ctls := testbed.SeedControllers(t, ec2c, "test", seed, 3)
+	queueURL, _ := awsQueues(t, sq, eb)
+	port := freePort(t)
+	c := testbed.NewClusterFromWith(t, []testbed.Option{testbed.WithControllerHosts(ctls.Hosts, port)},
+		func(f *local.Fleet) { testbed.MirrorEC2(t, f, ec2c, "test") }, 1, 2, 3)
+	c.CreateTopic("orders", 3, 3, 2)
+	ledgerRun := c.StartLedger("orders", 100)
+
+	listen := freeAddr(t)
+	cfg := writeConfig(t, c, "", t.TempDir(), listen, fmt.Sprintf(`ec2:
+  launch_template: %s
+  controller_launch_template: %s
+  controller_port: %d
+events:
+  queue_url: %s
+  wait: 1s
+replace:
+  poll: 500ms
+chaos:
+  days: sun-sat
+  hours: "00:00-24:00"
+`, seed.LaunchTemplate, ctls.LaunchTemplate, port, queueURL))
+	d := startDaemon(t, cfg, listen, awsEnv...)
+	d.waitFor(t, "the lease", 30*time.Second, func(st api.Status) bool { return st.Active })
+
+	victim := ctls.Instances[9001]
+	arn := "arn:aws:health:us-east-1::event/EC2/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED/AWS_EC2_INSTANCE_RETIREMENT_SCHEDULED_ctl"
+	publish(t, sq, queueURL, "aws.health", "AWS Health Event", []string{victim}, retirement(arn, victim, time.Now().Add(14*24*time.Hour)))
+	rep := waitReplacement(t, d, func(h api.HistoryEntry) bool { return h.OldInstance == victim })
+	if rep.Phase != replace.PhaseCompleted || rep.Strategy != replace.StrategyController || rep.TriggerList() != "instance-retirement" {
+		t.Fatalf("controller retirement: %s strategy %s trigger %q (%s)", rep.Phase, rep.Strategy, rep.TriggerList(), rep.Error)
+	}
+	c.StopLedger(ledgerRun)
+	old, nw := testbed.EC2Instance(t, ec2c, victim), testbed.EC2Instance(t, ec2c, rep.NewInstance)
+	if old.State.Name != ec2types.InstanceStateNameTerminated {
+		t.Errorf("old controller instance %s: %s, want terminated", victim, old.State.Name)
+	}
+	tags := map[string]string{}
+	for _, tg := range nw.Tags {
+		tags[aws.ToString(tg.Key)] = aws.ToString(tg.Value)
+	}
+	if tags["fleetd:role"] != "controller" || tags["fleetd:node-id"] != fmt.Sprint(rep.NewBroker) || tags["fleetd:replacement"] != rep.ID {
+		t.Errorf("new controller instance tags %v", tags)
+	}
+	if aws.ToString(nw.SubnetId) != aws.ToString(old.SubnetId) || nw.InstanceType != ec2types.InstanceTypeM7gLarge || aws.ToString(nw.ImageId) != seed.Image {
+		t.Errorf("new controller %s in %s, type %s, AMI %s; want the old one's subnet %s, the controller template's m7g.large, AMI %s",
+			aws.ToString(nw.InstanceId), aws.ToString(nw.SubnetId), nw.InstanceType, aws.ToString(nw.ImageId), aws.ToString(old.SubnetId), seed.Image)
+	}
+	q, err := replace.KafkaCluster{Client: c.Client}.Quorum(testbed.Context(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int32{9000, 9002, rep.NewBroker}; !slices.Equal(q.VoterIDs(), want) {
+		t.Errorf("voters %v, want %v", q.VoterIDs(), want)
+	}
+	if v, _ := q.Voter(rep.NewBroker); len(v.Endpoints) != 1 || !strings.HasPrefix(v.Endpoints[0], "CONTROLLER://"+aws.ToString(nw.PrivateIpAddress)+":") {
+		t.Errorf("new voter's endpoint %v, want its instance's private address %s", v.Endpoints, aws.ToString(nw.PrivateIpAddress))
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

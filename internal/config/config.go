@@ -129,6 +129,13 @@ type EC2 struct {
 	// SubnetsByAZ places a replacement whose old instance's subnet is
 	// unknown (the Terraform module's subnets_by_az output).
 	SubnetsByAZ map[string]string `yaml:"subnets_by_az"`
+	// ControllerLaunchTemplate launches KRaft controllers (the module's
+	// controller_launch_template_id output); empty: controllers are not
+	// replaced. ControllerInstanceType overrides the template's type;
+	// ControllerPort is the controller listener's port (default 9093).
+	ControllerLaunchTemplate string `yaml:"controller_launch_template"`
+	ControllerInstanceType   string `yaml:"controller_instance_type"`
+	ControllerPort           int    `yaml:"controller_port"`
 }
 
 // Events configures the AWS event sources (provider.kind ec2).
@@ -332,6 +339,7 @@ func (c *Config) ApplyOutputs(o tfoutputs.Outputs) {
 	}
 	set(&c.Cluster, o.Cluster)
 	set(&c.EC2.LaunchTemplate, o.LaunchTemplateID)
+	set(&c.EC2.ControllerLaunchTemplate, o.ControllerLaunchTemplateID)
 	set(&c.EC2.ClusterTag, o.ClusterTag)
 	set(&c.EC2.NodeIDTag, o.NodeIDTag)
 	set(&c.Events.QueueURL, o.EventsQueueURL)

@@ -38,6 +38,7 @@ func (d *Daemon) newEC2(ctx context.Context) (*awsParts, error) {
 		Cluster: d.cfg.Cluster, ClusterTag: e.ClusterTag, NodeIDTag: e.NodeIDTag,
 		LaunchTemplate: e.LaunchTemplate, LaunchTemplateVersion: e.LaunchTemplateVersion, InstanceType: e.InstanceType,
 		ImageOwners: e.AMIOwners, ImageTags: e.AMITags, SubnetsByAZ: e.SubnetsByAZ,
+		ControllerLaunchTemplate: e.ControllerLaunchTemplate, ControllerInstanceType: e.ControllerInstanceType, ControllerPort: e.ControllerPort,
 	})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
 	"strings"
@@ -27,6 +28,11 @@ const (
 	// TagStep is the replacement's last recorded step, for a fleetd on
 	// another host to see where it stands.
 	TagStep = "fleetd:step"
+	// TagRole says what the instance runs: broker (also when absent, as on
+	// instances tagged before roles were) or controller. The AMI reads it at
+	// boot (kafka-broker-config); fleetd routes a controller's events to the
+	// controller workflow.
+	TagRole = "fleetd:role"
 	// TagLaunchToken makes a launch idempotent: before launching, fleetd
 	// looks for an instance carrying the token (EC2's own ClientToken
 	// protects as well; moto does not implement it).
@@ -64,6 +70,14 @@ type Options struct {
 	// SubnetsByAZ places a replacement whose old instance's subnet is
 	// unknown (from the Terraform module's outputs).
 	SubnetsByAZ map[string]string
+	// ControllerLaunchTemplate launches KRaft controllers (process.roles
+	// controller); empty: controllers cannot be replaced. Their instance
+	// type is the template's unless ControllerInstanceType is set.
+	ControllerLaunchTemplate string
+	ControllerInstanceType   string
+	// ControllerPort is the controllers' listener port (default 9093): a
+	// controller's endpoint is its private address and this port.
+	ControllerPort int
 }
 
 // Provider is replace.Provider on EC2.
@@ -95,6 +109,9 @@ func NewProvider(api API, o Options) (*Provider, error) {
 	if len(o.ImageOwners) == 0 {
 		o.ImageOwners = []string{"self"}
 	}
+	if o.ControllerPort == 0 {
+		o.ControllerPort = 9093
+	}
 	return &Provider{API: api, Opts: o}, nil
 }
 
@@ -111,16 +128,29 @@ func tagsOf(ts []types.Tag) map[string]string {
 }
 
 // toInstance translates an EC2 instance; ok is false for one without a
-// valid node id tag (not a broker fleetd manages).
+// valid node id tag or with a role tag that is neither broker nor
+// controller (not a node fleetd manages: a tag is data anyone with
+// ec2:CreateTags writes, never trusted to mean more).
 func (p *Provider) toInstance(in types.Instance) (replace.Instance, bool) {
 	tags := tagsOf(in.Tags)
 	id, err := strconv.ParseInt(tags[p.Opts.NodeIDTag], 10, 32)
 	if err != nil || id < 0 || tags[p.Opts.ClusterTag] != p.Opts.Cluster {
 		return replace.Instance{}, false
 	}
+	role := replace.Role(tags[TagRole])
+	switch role {
+	case "", replace.RoleBroker:
+		role = replace.RoleBroker
+	case replace.RoleController:
+	default:
+		return replace.Instance{}, false
+	}
 	out := replace.Instance{
-		ID: aws.ToString(in.InstanceId), NodeID: int32(id), Image: aws.ToString(in.ImageId),
+		ID: aws.ToString(in.InstanceId), NodeID: int32(id), Role: role, Image: aws.ToString(in.ImageId),
 		LaunchedAt: aws.ToTime(in.LaunchTime), Tags: tags, Subnet: aws.ToString(in.SubnetId),
+	}
+	if ip := aws.ToString(in.PrivateIpAddress); role == replace.RoleController && ip != "" {
+		out.Endpoint = net.JoinHostPort(ip, strconv.Itoa(p.Opts.ControllerPort))
 	}
 	if in.Placement != nil {
 		out.Zone = aws.ToString(in.Placement.AvailabilityZone)
@@ -152,7 +182,8 @@ func (p *Provider) describe(ctx context.Context, extra ...types.Filter) ([]repla
 	return out, nil
 }
 
-// Instances lists the cluster's brokers that are not terminated.
+// Instances lists the cluster's brokers and controllers that are not
+// terminated.
 func (p *Provider) Instances(ctx context.Context) ([]replace.Instance, error) {
 	all, err := p.describe(ctx, types.Filter{Name: aws.String("instance-state-name"),
 		Values: []string{"pending", "running", "stopping", "stopped", "shutting-down"}})
@@ -194,9 +225,11 @@ func (p *Provider) NewestImage(ctx context.Context) (types.Image, error) {
 	return best, nil
 }
 
-// Launch starts a broker like req.Like (same subnet, so the same AZ) from the
-// newest AMI. It is idempotent by req.Token: an instance already carrying
-// the token is returned instead of launching a second one.
+// Launch starts a node like req.Like (same role; same subnet, so the same
+// AZ) from the newest AMI: a broker from the launch template, a controller
+// from the controller launch template. It is idempotent by req.Token: an
+// instance already carrying the token is returned instead of launching a
+// second one.
 func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (replace.Instance, error) {
 	if req.Token == "" {
 		return replace.Instance{}, errors.New("launch: a token is required for an idempotent launch")
@@ -217,6 +250,13 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 	if subnet == "" {
 		return replace.Instance{}, fmt.Errorf("launch like %s: its subnet is unknown and ec2.subnets_by_az has none for zone %q, so the AZ cannot be kept", req.Like.ID, req.Like.Zone)
 	}
+	role, template, instanceType := req.Role(), p.Opts.LaunchTemplate, p.Opts.InstanceType
+	if role == replace.RoleController {
+		if p.Opts.ControllerLaunchTemplate == "" {
+			return replace.Instance{}, errors.New("launch a controller: ec2.controller_launch_template is not set (the Terraform module's controller_launch_template_id output)")
+		}
+		template, instanceType = p.Opts.ControllerLaunchTemplate, p.Opts.ControllerInstanceType
+	}
 	img, err := p.NewestImage(ctx)
 	if err != nil {
 		return replace.Instance{}, err
@@ -225,14 +265,15 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 		{Key: aws.String(p.Opts.ClusterTag), Value: aws.String(p.Opts.Cluster)},
 		{Key: aws.String(p.Opts.NodeIDTag), Value: aws.String(strconv.Itoa(int(req.NodeID)))},
 		{Key: aws.String(TagReplacement), Value: aws.String(req.ReplacementID)},
+		{Key: aws.String(TagRole), Value: aws.String(string(role))},
 		{Key: aws.String(TagLaunchToken), Value: aws.String(req.Token)},
-		{Key: aws.String("Name"), Value: aws.String(fmt.Sprintf("%s-broker-%d", p.Opts.Cluster, req.NodeID))},
+		{Key: aws.String("Name"), Value: aws.String(fmt.Sprintf("%s-%s-%d", p.Opts.Cluster, role, req.NodeID))},
 	}
 	lt := &types.LaunchTemplateSpecification{Version: aws.String(p.Opts.LaunchTemplateVersion)}
-	if strings.HasPrefix(p.Opts.LaunchTemplate, "lt-") {
-		lt.LaunchTemplateId = aws.String(p.Opts.LaunchTemplate)
+	if strings.HasPrefix(template, "lt-") {
+		lt.LaunchTemplateId = aws.String(template)
 	} else {
-		lt.LaunchTemplateName = aws.String(p.Opts.LaunchTemplate)
+		lt.LaunchTemplateName = aws.String(template)
 	}
 	token := req.Token
 	if len(token) > 64 {
@@ -242,7 +283,7 @@ func (p *Provider) Launch(ctx context.Context, req replace.LaunchRequest) (repla
 		MinCount: aws.Int32(1), MaxCount: aws.Int32(1),
 		LaunchTemplate: lt,
 		ImageId:        img.ImageId,
-		InstanceType:   types.InstanceType(p.Opts.InstanceType),
+		InstanceType:   types.InstanceType(instanceType), // "": the template's
 		SubnetId:       aws.String(subnet),
 		ClientToken:    aws.String(token),
 		TagSpecifications: []types.TagSpecification{

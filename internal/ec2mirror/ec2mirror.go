@@ -1,8 +1,11 @@
 // Package ec2mirror makes moto's EC2 instances real for end-to-end tests and
 // benchmarks: every running instance tagged as a broker of a cluster gets a
-// local Kafka broker process with the instance's node id and its AZ as rack;
-// stopping the instance stops the process (controlled shutdown), terminating
-// it removes the process and its data. So the real daemon, the real AWS SDK
+// local Kafka broker process with the instance's node id and its AZ as rack,
+// and one tagged fleetd:role=controller a KRaft controller listening on the
+// instance's private address (SeedControllers puts controllers in subnets of
+// 127.0.0.0/16, which moto accepts and loopback serves); stopping the
+// instance stops the process (controlled shutdown), terminating it removes
+// the process and its data. So the real daemon, the real AWS SDK
 // and real Kafka meet in one test. Seed makes in moto what Packer and
 // Terraform make in an account. fleetd itself never uses this package.
 package ec2mirror
@@ -100,6 +103,52 @@ func SeedEC2(ctx context.Context, c *ec2.Client, cluster string, n int) (Seed, e
 	return s, nil
 }
 
+// Controllers is what SeedControllers made: a controller launch template,
+// a subnet of 127.0.0.0/16 per zone, and controller instances 9000.. with
+// their private (loopback) addresses.
+type Controllers struct {
+	LaunchTemplate string
+	Subnets        []string
+	Instances      map[int32]string
+	Hosts          []string // by node id order, for local.Options.ControllerHosts
+}
+
+// SeedControllers makes n controller instances (fleetd:role=controller,
+// node ids 9000..) of cluster, one per zone in turn, in a VPC whose
+// addresses are loopback ones, and a controller launch template.
+func SeedControllers(ctx context.Context, c *ec2.Client, cluster string, zones []string, image string, n int) (Controllers, error) {
+	out := Controllers{Instances: map[int32]string{}}
+	vpc, err := c.CreateVpc(ctx, &ec2.CreateVpcInput{CidrBlock: aws.String("127.0.0.0/16")})
+	if err != nil {
+		return out, err
+	}
+	for i, z := range zones {
+		sn, err := c.CreateSubnet(ctx, &ec2.CreateSubnetInput{VpcId: vpc.Vpc.VpcId, AvailabilityZone: aws.String(z), CidrBlock: aws.String(fmt.Sprintf("127.0.%d.0/24", 32+i))})
+		if err != nil {
+			return out, err
+		}
+		out.Subnets = append(out.Subnets, aws.ToString(sn.Subnet.SubnetId))
+	}
+	out.LaunchTemplate = cluster + "-controller"
+	if _, err := c.CreateLaunchTemplate(ctx, &ec2.CreateLaunchTemplateInput{LaunchTemplateName: aws.String(out.LaunchTemplate),
+		LaunchTemplateData: &types.RequestLaunchTemplateData{ImageId: aws.String(image), InstanceType: types.InstanceTypeM7gLarge}}); err != nil {
+		return out, err
+	}
+	for i := 0; i < n; i++ {
+		node := int32(9000 + i)
+		run, err := c.RunInstances(ctx, &ec2.RunInstancesInput{MinCount: aws.Int32(1), MaxCount: aws.Int32(1), ImageId: aws.String(image),
+			InstanceType: types.InstanceTypeM7gLarge, SubnetId: aws.String(out.Subnets[i%len(out.Subnets)]),
+			TagSpecifications: []types.TagSpecification{{ResourceType: types.ResourceTypeInstance, Tags: toTags(map[string]string{
+				"fleetd:cluster": cluster, "fleetd:node-id": strconv.Itoa(int(node)), "fleetd:role": "controller"})}}})
+		if err != nil {
+			return out, err
+		}
+		out.Instances[node] = aws.ToString(run.Instances[0].InstanceId)
+		out.Hosts = append(out.Hosts, aws.ToString(run.Instances[0].PrivateIpAddress))
+	}
+	return out, nil
+}
+
 // Mirror keeps a local fleet in step with moto's instances of a cluster.
 type Mirror struct {
 	EC2     *ec2.Client
@@ -133,9 +182,10 @@ func (m *Mirror) Run(ctx context.Context, first chan<- struct{}, onErr func(erro
 }
 
 type inst struct {
-	id, zone string
-	node     int32
-	state    types.InstanceStateName
+	id, zone, ip string
+	node         int32
+	controller   bool
+	state        types.InstanceStateName
 }
 
 func (m *Mirror) reconcile(ctx context.Context) error {
@@ -147,13 +197,18 @@ func (m *Mirror) reconcile(ctx context.Context) error {
 	for _, r := range out.Reservations {
 		for _, i := range r.Instances {
 			var node int64 = -1
+			controller := false
 			for _, t := range i.Tags {
-				if aws.ToString(t.Key) == "fleetd:node-id" {
+				switch aws.ToString(t.Key) {
+				case "fleetd:node-id":
 					node, _ = strconv.ParseInt(aws.ToString(t.Value), 10, 32)
+				case "fleetd:role":
+					controller = aws.ToString(t.Value) == "controller"
 				}
 			}
 			if node >= 0 {
-				all = append(all, inst{aws.ToString(i.InstanceId), aws.ToString(i.Placement.AvailabilityZone), int32(node), i.State.Name})
+				all = append(all, inst{id: aws.ToString(i.InstanceId), zone: aws.ToString(i.Placement.AvailabilityZone), ip: aws.ToString(i.PrivateIpAddress),
+					node: int32(node), controller: controller, state: i.State.Name})
 			}
 		}
 	}
@@ -171,8 +226,17 @@ func (m *Mirror) reconcile(ctx context.Context) error {
 		if in.state != types.InstanceStateNameRunning || skip {
 			continue
 		}
-		if _, err := m.Fleet.StartBroker(ctx, in.node, in.zone); err != nil {
-			return fmt.Errorf("start broker %d for %s: %w", in.node, in.id, err)
+		switch n, exists := m.Fleet.Node(in.node); {
+		case in.controller && exists && n.Running:
+			// One of the fleet's initial controllers, seeded at its address.
+		case in.controller:
+			if _, err := m.Fleet.AddControllerAt(ctx, in.node, in.zone, in.ip); err != nil {
+				return fmt.Errorf("start controller %d for %s at %s: %w", in.node, in.id, in.ip, err)
+			}
+		default:
+			if _, err := m.Fleet.StartBroker(ctx, in.node, in.zone); err != nil {
+				return fmt.Errorf("start broker %d for %s: %w", in.node, in.id, err)
+			}
 		}
 		m.mu.Lock()
 		m.running[in.id] = in.node

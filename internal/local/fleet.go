@@ -1,6 +1,7 @@
 package local
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -50,6 +51,12 @@ type Options struct {
 	StartTimeout time.Duration
 	// StopTimeout bounds a graceful stop before SIGKILL (default 60 s).
 	StopTimeout time.Duration
+	// ControllerHosts, if set, are the loopback addresses (127.x.y.z) the
+	// initial controllers listen on, one each, and ControllerPort the port
+	// every controller listens on (0: a free port each): how a test gives
+	// controllers the addresses moto assigned their instances.
+	ControllerHosts []string
+	ControllerPort  int
 	// StaticQuorum formats the controllers with a static voter set
 	// (controller.quorum.voters, kraft.version 0), which cannot change its
 	// voters. The default is a dynamic quorum (KIP-853, kraft.version 1:
@@ -135,6 +142,7 @@ type BrokerInfo struct {
 
 type node struct {
 	id          int32
+	host        string // listen address ("": 127.0.0.1)
 	role        string
 	directoryID string
 	incarnation int
@@ -147,7 +155,7 @@ type node struct {
 	starting    bool
 }
 
-func (n *node) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(n.port)) }
+func (n *node) addr() string { return net.JoinHostPort(cmp.Or(n.host, "127.0.0.1"), strconv.Itoa(n.port)) }
 func (n *node) secureAddr() string {
 	if n.securePort == 0 {
 		return ""
@@ -206,9 +214,12 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 			return nil, fmt.Errorf("local fleet: quorum bootstrap address: %w", err)
 		}
 	}
+	if len(opts.ControllerHosts) > 0 && len(opts.ControllerHosts) != opts.Controllers {
+		return nil, fmt.Errorf("local fleet: %d controller hosts for %d controllers", len(opts.ControllerHosts), opts.Controllers)
+	}
 	var initial []*node
 	for i := 0; i < opts.Controllers; i++ {
-		port, err := freePort()
+		port, err := f.controllerPort()
 		if err != nil {
 			return nil, err
 		}
@@ -216,6 +227,9 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		f.incarnations[id]++
 		n := &node{id: id, role: RoleController, incarnation: 1, rack: opts.Racks[i%len(opts.Racks)], port: port,
 			dir: filepath.Join(opts.Dir, fmt.Sprintf("controller-%d-1", id))}
+		if len(opts.ControllerHosts) > 0 {
+			n.host = opts.ControllerHosts[i]
+		}
 		if f.dynamic {
 			n.directoryID = newClusterID() // the same form: a Kafka Uuid
 		}
@@ -447,15 +461,29 @@ func (f *Fleet) StartBrokers(ctx context.Context, ids ...int32) error {
 	return first
 }
 
+// controllerPort is Options.ControllerPort, else a free port.
+func (f *Fleet) controllerPort() (int, error) {
+	if f.opts.ControllerPort > 0 {
+		return f.opts.ControllerPort, nil
+	}
+	return freePort()
+}
+
 // AddController starts a new controller, node id, in rack ("": the next in
 // the rotation). It joins a dynamic quorum as an observer (formatted with
 // --no-initial-controllers, so with a new directory id) and becomes a voter
 // only when someone sends AddRaftVoter. A static quorum cannot take one.
 func (f *Fleet) AddController(ctx context.Context, id int32, rack string) (BrokerInfo, error) {
+	return f.AddControllerAt(ctx, id, rack, "")
+}
+
+// AddControllerAt is AddController listening on host (a loopback address;
+// "": 127.0.0.1).
+func (f *Fleet) AddControllerAt(ctx context.Context, id int32, rack, host string) (BrokerInfo, error) {
 	if !f.dynamic {
 		return BrokerInfo{}, errors.New("local fleet: a static quorum (kraft.version 0) cannot add a controller")
 	}
-	port, err := freePort()
+	port, err := f.controllerPort()
 	if err != nil {
 		return BrokerInfo{}, err
 	}
@@ -473,7 +501,7 @@ func (f *Fleet) AddController(ctx context.Context, id int32, rack string) (Broke
 		rack = f.opts.Racks[f.rotation%len(f.opts.Racks)]
 		f.rotation++
 	}
-	n := &node{id: id, role: RoleController, incarnation: f.incarnations[id], rack: rack, port: port, starting: true,
+	n := &node{id: id, host: host, role: RoleController, incarnation: f.incarnations[id], rack: rack, port: port, starting: true,
 		dir: filepath.Join(f.opts.Dir, fmt.Sprintf("controller-%d-%d", id, f.incarnations[id]))}
 	f.controllers[id] = n
 	f.mu.Unlock()

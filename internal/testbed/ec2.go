@@ -64,6 +64,17 @@ func SeedEC2(t *testing.T, c *ec2.Client, cluster string, n int) ec2mirror.Seed 
 	return s
 }
 
+// SeedControllers makes controller instances in moto at loopback addresses
+// (ec2mirror.SeedControllers).
+func SeedControllers(t *testing.T, c *ec2.Client, cluster string, s ec2mirror.Seed, n int) ec2mirror.Controllers {
+	t.Helper()
+	out, err := ec2mirror.SeedControllers(Context(t), c, cluster, s.Zones, s.OldImage, n)
+	if err != nil {
+		t.Fatalf("seed moto controllers: %v", err)
+	}
+	return out
+}
+
 // MirrorEC2 mirrors moto's instances of cluster into f until the test ends
 // (ec2mirror.Mirror), after a first pass.
 func MirrorEC2(t testing.TB, f *local.Fleet, client *ec2.Client, cluster string) *ec2mirror.Mirror {

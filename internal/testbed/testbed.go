@@ -54,6 +54,13 @@ func WithControllers(n int) Option {
 	return func(o *local.Options) { o.Controllers = n }
 }
 
+// WithControllerHosts runs the initial controllers on these loopback
+// addresses, every controller on port (the addresses moto gave their
+// instances: ec2mirror.SeedControllers).
+func WithControllerHosts(hosts []string, port int) Option {
+	return func(o *local.Options) { o.Controllers, o.ControllerHosts, o.ControllerPort = len(hosts), hosts, port }
+}
+
 // WithStaticQuorum formats the quorum static (kraft.version 0).
 func WithStaticQuorum() Option {
 	return func(o *local.Options) { o.StaticQuorum = true }
@@ -98,6 +105,12 @@ func NewCluster(t testing.TB, brokers int, opts ...Option) *Cluster {
 func NewClusterFrom(t testing.TB, start func(*local.Fleet), ids ...int32) *Cluster {
 	t.Helper()
 	return newCluster(t, local.Start, start, ids, nil)
+}
+
+// NewClusterFromWith is NewClusterFrom with options for the fleet.
+func NewClusterFromWith(t testing.TB, opts []Option, start func(*local.Fleet), ids ...int32) *Cluster {
+	t.Helper()
+	return newCluster(t, local.Start, start, ids, opts)
 }
 
 func newCluster(t testing.TB, up func(context.Context, local.Options) (*local.Fleet, error), then func(*local.Fleet), ids []int32, opts []Option) *Cluster {

@@ -14,15 +14,17 @@ import (
 
 // Outputs are the module outputs fleetd uses.
 type Outputs struct {
-	Cluster          string            `json:"cluster"`
-	LaunchTemplateID string            `json:"launch_template_id"`
-	SubnetsByAZ      map[string]string `json:"subnets_by_az"`
-	EventsQueueURL   string            `json:"events_queue_url"`
-	LeaseTable       string            `json:"lease_table"`
-	AMIOwners        []string          `json:"ami_owners"`
-	AMITags          map[string]string `json:"ami_tags"`
-	ClusterTag       string            `json:"cluster_tag"`
-	NodeIDTag        string            `json:"node_id_tag"`
+	Cluster          string `json:"cluster"`
+	LaunchTemplateID string `json:"launch_template_id"`
+	// ControllerLaunchTemplateID launches KRaft controllers (optional).
+	ControllerLaunchTemplateID string            `json:"controller_launch_template_id"`
+	SubnetsByAZ                map[string]string `json:"subnets_by_az"`
+	EventsQueueURL             string            `json:"events_queue_url"`
+	LeaseTable                 string            `json:"lease_table"`
+	AMIOwners                  []string          `json:"ami_owners"`
+	AMITags                    map[string]string `json:"ami_tags"`
+	ClusterTag                 string            `json:"cluster_tag"`
+	NodeIDTag                  string            `json:"node_id_tag"`
 }
 
 // Required are the outputs without which fleetd cannot run on EC2.

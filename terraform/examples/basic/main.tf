@@ -40,6 +40,7 @@ module "kafka_fleet" {
 
 output "cluster" { value = module.kafka_fleet.cluster }
 output "launch_template_id" { value = module.kafka_fleet.launch_template_id }
+output "controller_launch_template_id" { value = module.kafka_fleet.controller_launch_template_id }
 output "subnets_by_az" { value = module.kafka_fleet.subnets_by_az }
 output "events_queue_url" { value = module.kafka_fleet.events_queue_url }
 output "lease_table" { value = module.kafka_fleet.lease_table }

@@ -21,11 +21,12 @@ data "aws_iam_policy_document" "fleetd" {
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:security-group/*",
       "arn:aws:ec2:${data.aws_region.current.name}:${data.aws_caller_identity.current.account_id}:key-pair/*",
       aws_launch_template.broker.arn,
+      aws_launch_template.controller.arn,
     ]
     condition {
       test     = "ArnEquals"
       variable = "ec2:LaunchTemplate"
-      values   = [aws_launch_template.broker.arn]
+      values   = [aws_launch_template.broker.arn, aws_launch_template.controller.arn]
     }
   }
 
@@ -47,13 +48,13 @@ data "aws_iam_policy_document" "fleetd" {
     condition {
       test     = "ArnEquals"
       variable = "ec2:LaunchTemplate"
-      values   = [aws_launch_template.broker.arn]
+      values   = [aws_launch_template.broker.arn, aws_launch_template.controller.arn]
     }
   }
 
   # Tags at launch: only the keys fleetd writes then. The identity tags the
-  # broker reads at boot (node id, cluster id, controller quorum) can be set
-  # by fleetd only here, on an instance it is creating.
+  # node reads at boot (node id, role, cluster id, controller quorum) can be
+  # set by fleetd only here, on an instance it is creating.
   statement {
     sid     = "TagAtLaunch"
     actions = ["ec2:CreateTags"]
@@ -70,7 +71,7 @@ data "aws_iam_policy_document" "fleetd" {
     condition {
       test     = "ForAllValues:StringEquals"
       variable = "aws:TagKeys"
-      values   = concat([var.cluster_tag, var.node_id_tag, "fleetd:replacement", "fleetd:launch-token", "Name", "managed-by", "fleetd:cluster-id", "fleetd:controller-quorum"], keys(var.tags))
+      values   = concat([var.cluster_tag, var.node_id_tag, "fleetd:replacement", "fleetd:role", "fleetd:launch-token", "Name", "managed-by", "fleetd:cluster-id", "fleetd:controller-quorum"], keys(var.tags))
     }
   }
 

@@ -143,6 +143,59 @@ resource "aws_launch_template" "broker" {
     resource_type = "instance"
     # Read at boot through IMDS by kafka-broker-config (see docs/ami.md).
     tags = merge(local.tags, {
+      "fleetd:role"              = "broker"
+      "fleetd:cluster-id"        = var.kafka_cluster_id
+      "fleetd:controller-quorum" = var.controller_quorum
+    })
+  }
+  tag_specifications {
+    resource_type = "volume"
+    tags          = local.tags
+  }
+  tag_specifications {
+    resource_type = "network-interface"
+    tags          = local.tags
+  }
+  tags = local.tags
+}
+
+# ------------------------------------------------------------ controllers --
+
+# KRaft controllers of a dynamic quorum (kraft.version 1) run the same AMI:
+# the fleetd:role tag makes kafka-broker-config render a controller, which
+# formats its disk to join the quorum as an observer; fleetd adds it as a
+# voter (AddRaftVoter) and removes the one it replaces. Same security group
+# (the quorum port is open between its members) and instance profile (a
+# controller reads only its own tags through IMDS).
+resource "aws_launch_template" "controller" {
+  name_prefix            = "${local.name}-controller-"
+  description            = "KRaft controllers of ${var.cluster}; fleetd launches replacements from it with the newest AMI"
+  image_id               = data.aws_ami.broker.id
+  instance_type          = var.controller_instance_type
+  update_default_version = true
+  vpc_security_group_ids = [aws_security_group.broker.id]
+  iam_instance_profile {
+    arn = aws_iam_instance_profile.broker.arn
+  }
+  block_device_mappings {
+    device_name = "/dev/sda1"
+    ebs {
+      encrypted             = true
+      kms_key_id            = var.kms_key_arn
+      volume_type           = "gp3"
+      volume_size           = var.root_volume_gib
+      delete_on_termination = true
+    }
+  }
+  metadata_options {
+    http_tokens                 = "required" # IMDSv2 only
+    http_put_response_hop_limit = 1
+    instance_metadata_tags      = "enabled"
+  }
+  tag_specifications {
+    resource_type = "instance"
+    tags = merge(local.tags, {
+      "fleetd:role"              = "controller"
       "fleetd:cluster-id"        = var.kafka_cluster_id
       "fleetd:controller-quorum" = var.controller_quorum
     })

@@ -11,6 +11,11 @@ output "launch_template_id" {
   value       = aws_launch_template.broker.id
 }
 
+output "controller_launch_template_id" {
+  description = "KRaft controller launch template id (fleetd's ec2.controller_launch_template)."
+  value       = aws_launch_template.controller.id
+}
+
 output "subnets_by_az" {
   description = "Broker subnet ids keyed by availability zone."
   value       = { for s in data.aws_subnet.broker : s.availability_zone => s.id }

@@ -31,6 +31,12 @@ variable "instance_type" {
   default     = "im4gn.4xlarge"
 }
 
+variable "controller_instance_type" {
+  description = "KRaft controller instance type (controllers keep only the metadata log)."
+  type        = string
+  default     = "m7g.large"
+}
+
 variable "ami_owners" {
   description = "Owners of broker AMIs (fleetd's ec2.ami_owners)."
   type        = list(string)
@@ -91,7 +97,7 @@ variable "kafka_cluster_id" {
 }
 
 variable "controller_quorum" {
-  description = "controller.quorum.bootstrap.servers for the brokers, host:port,... (tag fleetd:controller-quorum)."
+  description = "controller.quorum.bootstrap.servers for brokers and controllers, host:port,... (tag fleetd:controller-quorum). Use DNS names (or a load balancer) that follow the controllers: a node that loses the quorum's leader goes back to these, and addresses of replaced controllers would strand it."
   type        = string
 }
 
