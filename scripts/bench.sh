@@ -16,8 +16,12 @@ replacement="$(mktemp)"
 trap 'rm -f "$raw" "$replacement"' EXIT
 log "running the replacement benchmark on a local fleet (about 2 minutes)"
 go run ./cmd/fleetd-bench >"$replacement"
+controllers="$(mktemp)"
+trap 'rm -f "$raw" "$replacement" "$controllers"' EXIT
+log "running the controller replacement benchmark on a local fleet (about 1 minute)"
+go run ./cmd/fleetd-bench -controllers >"$controllers"
 awsbench="$(mktemp)"
-trap 'rm -f "$raw" "$replacement" "$awsbench"' EXIT
+trap 'rm -f "$raw" "$replacement" "$controllers" "$awsbench"' EXIT
 log "running the AWS benchmark: fleetd run against moto (about 4 minutes)"
 go run ./cmd/fleetd-bench -aws >"$awsbench"
 
@@ -37,12 +41,14 @@ go run ./cmd/fleetd-bench -aws >"$awsbench"
   echo "| BenchmarkGates200Brokers200kPartitions | < 100 ms/op, < 200 MB (snapshot-MiB + B/op) | derived view (report) and every gate over 200 brokers, 200,000 partitions |"
   echo "| BenchmarkLedgerRecord | none; bounds the verifiable record rate | ledger bookkeeping per record |"
   echo "| replacement (fleetd-bench) | copy phase close to bytes / throttle | a real move of >= 1 GiB against the all-at-once baseline, and produce p99 |"
+  echo "| controllers (fleetd-bench -controllers) | none yet; fleetd's total within seconds of the bare runbook | each of 3 KRaft controllers replaced in turn, per step, beside the same Kafka calls without gates |"
   echo "| AWS (fleetd-bench -aws) | event to launch < 5 s; idle < 10 AWS calls/min and < 100 MB RSS for 30 brokers | SQS event to RunInstances with real gates; idle API rate and memory of \`fleetd run\` |"
   echo
   echo "Single runs on a 2-core machine that also hosts every broker: differences of"
   echo "a few tens of percent between runs are noise, not findings."
   echo
   cat "$replacement"
+  cat "$controllers"
   cat "$awsbench"
   echo "## Go micro-benchmarks"
   echo

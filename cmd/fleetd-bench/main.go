@@ -6,7 +6,9 @@
 //   - the baseline of submitting the whole reassignment at once (as Kafka's
 //     reassign tool does), on the same data and throttle;
 //   - the ledger producer's p99 produce latency with and without a
-//     replacement in progress.
+//     replacement in progress;
+//   - with -controllers, each of three KRaft controllers replaced in turn,
+//     wall time per step, beside the bare runbook of the same Kafka calls.
 package main
 
 import (
@@ -38,7 +40,15 @@ func main() {
 	data := flag.String("data", "1200MB", "data per broker (RF 3 on 3 brokers: every broker holds it all)")
 	throttle := flag.String("throttle", "50MiB", "replication throttle per second")
 	awsOnly := flag.Bool("aws", false, "run the AWS benchmark (fleetd run against moto) instead")
+	controllers := flag.Bool("controllers", false, "run the controller replacement benchmark instead")
 	flag.Parse()
+	if *controllers {
+		if err := runControllers(ctx, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "fleetd-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *awsOnly {
 		if err := runAWS(ctx, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "fleetd-bench:", err)

@@ -198,8 +198,8 @@ func (t *Throttle) UnmarshalYAML(n *yaml.Node) error {
 // wrote. (events.poll_interval is not here: 0 turns polling off.)
 var positiveKeys = []string{
 	"replace.concurrency", "replace.poll", "replace.register_timeout", "replace.stall_warn", "replace.stall_abort",
-	"gate.retry_base", "gate.retry_max", "gate.give_up_after", "chaos.min_interval", "chaos.check_interval", "lease.ttl",
-	"events.wait", "events.lead_time", "ami_drift.interval", "kafka.dial_timeout",
+	"gate.retry_base", "gate.retry_max", "gate.give_up_after", "chaos.min_interval", "chaos.check_interval", "chaos.controller_min_interval", "lease.ttl",
+	"events.wait", "events.lead_time", "ami_drift.interval", "kafka.dial_timeout", "ec2.controller_port",
 }
 
 // explicitValues refuses a zero or negative value written for a key in
@@ -453,6 +453,9 @@ func (c *Config) Validate() error {
 	case "ec2":
 		if c.EC2.LaunchTemplate == "" {
 			return errors.New("ec2.launch_template: required for provider.kind ec2 (the Terraform module's launch_template_id output; fleetd run --terraform-dir reads it for you)")
+		}
+		if p := c.EC2.ControllerPort; p < 0 || p > 65535 {
+			return fmt.Errorf("ec2.controller_port: %d is not a TCP port (1-65535; 0 means 9093)", p)
 		}
 	default:
 		return fmt.Errorf("provider.kind: %q is not local or ec2", c.Provider.Kind)

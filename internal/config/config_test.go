@@ -86,6 +86,8 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		{"dynamodb lease without table", minimal + "lease:\n  kind: dynamodb\n", []string{"lease.table"}},
 		{"local provider without URL", minimal + "provider:\n  kind: local\n", []string{"provider.local_fleet"}},
 		{"stall limits reversed", minimal + "replace:\n  stall_warn: 10m\n  stall_abort: 1m\n", []string{"replace.stall_abort"}},
+		{"controller port out of range", "cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: lt\n  controller_port: 70000\n", []string{"ec2.controller_port", "70000"}},
+		{"zero controller chaos interval", minimal + "chaos:\n  controller_min_interval: 0s\n", []string{"chaos.controller_min_interval"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -121,7 +123,7 @@ func TestEnvironmentOverridesFileAndCarriesSecrets(t *testing.T) {
 
 func TestTerraformOutputsFillWhatTheFileLeavesOut(t *testing.T) {
 	noEnv(t)
-	outs := &tfoutputs.Outputs{Cluster: "from-tf", LaunchTemplateID: "lt-0abc", SubnetsByAZ: map[string]string{"us-east-1a": "subnet-a"},
+	outs := &tfoutputs.Outputs{Cluster: "from-tf", LaunchTemplateID: "lt-0abc", ControllerLaunchTemplateID: "lt-0ctl", SubnetsByAZ: map[string]string{"us-east-1a": "subnet-a"},
 		EventsQueueURL: "https://sqs/q", LeaseTable: "tf-lease", AMIOwners: []string{"123456789012"}, AMITags: map[string]string{"role": "broker"}}
 	c, err := ParseWith([]byte("cluster: c1\nkafka:\n  bootstrap: [b:9092]\nlease:\n  table: my-own-table\n"), "f.yaml", outs)
 	if err != nil {
@@ -130,7 +132,7 @@ func TestTerraformOutputsFillWhatTheFileLeavesOut(t *testing.T) {
 	if c.Cluster != "c1" || c.Lease.Table != "my-own-table" {
 		t.Errorf("explicit values lost: cluster %q lease table %q", c.Cluster, c.Lease.Table)
 	}
-	if c.EC2.LaunchTemplate != "lt-0abc" || c.Events.QueueURL != "https://sqs/q" || c.EC2.SubnetsByAZ["us-east-1a"] != "subnet-a" ||
+	if c.EC2.LaunchTemplate != "lt-0abc" || c.EC2.ControllerLaunchTemplate != "lt-0ctl" || c.Events.QueueURL != "https://sqs/q" || c.EC2.SubnetsByAZ["us-east-1a"] != "subnet-a" ||
 		c.EC2.AMIOwners[0] != "123456789012" || c.EC2.AMITags["role"] != "broker" {
 		t.Errorf("outputs not applied: %+v %+v", c.EC2, c.Events)
 	}
