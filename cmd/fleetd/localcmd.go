@@ -27,16 +27,17 @@ func newLocalCmd() *cobra.Command {
 
 func newLocalUpCmd() *cobra.Command {
 	var (
-		brokers int
-		dir     string
-		listen  string
+		brokers, controllers int
+		dir, listen          string
 	)
 	cmd := &cobra.Command{
 		Use:   "up",
-		Short: "Start a controller and brokers on loopback and serve their control API until interrupted",
-		Long: `Start a KRaft controller and brokers (ids 1..N, racks rotating over three
-simulated zones) from the Kafka distribution that scripts/kafka-dist.sh
-assembled, and serve the local fleet's control API on a loopback address.
+		Short: "Start KRaft controllers and brokers on loopback and serve their control API until interrupted",
+		Long: `Start KRaft controllers (a dynamic quorum, ids 9000..) and brokers (ids
+1..N, racks rotating over three simulated zones) from the Kafka distribution
+that scripts/kafka-dist.sh assembled, and serve the local fleet's control API
+on a loopback address. With --controllers 3, fleetd replace --controller 9001
+replaces a controller one voter change at a time.
 fleetd replace --local-fleet URL acts on the fleet through that API, so
 fleetd itself can be stopped or killed while the brokers keep running.
 Everything stops, and the data is deleted, when this command is interrupted.`,
@@ -50,7 +51,10 @@ Everything stops, and the data is deleted, when this command is interrupted.`,
 				return fmt.Errorf("--listen %q: the control API has no authentication and binds to loopback only", listen)
 			}
 			log := zerolog.New(zerolog.ConsoleWriter{Out: cmd.ErrOrStderr(), TimeFormat: "15:04:05"}).With().Timestamp().Logger()
-			fleet, err := local.Up(cmd.Context(), local.Options{Dir: dir, Log: log}, brokers)
+			if controllers < 1 || controllers > 9 {
+				return fmt.Errorf("--controllers %d: want 1 to 9 (an odd number: 1, 3 or 5)", controllers)
+			}
+			fleet, err := local.Up(cmd.Context(), local.Options{Dir: dir, Log: log, Controllers: controllers}, brokers)
 			if err != nil {
 				return err
 			}
@@ -81,6 +85,7 @@ Everything stops, and the data is deleted, when this command is interrupted.`,
 		},
 	}
 	cmd.Flags().IntVar(&brokers, "brokers", 3, "number of brokers")
+	cmd.Flags().IntVar(&controllers, "controllers", 1, "number of KRaft controllers (3 to practise controller replacement)")
 	cmd.Flags().StringVar(&dir, "dir", "", "directory for the nodes' data and logs (default: a temporary one, deleted on exit)")
 	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:7070", "loopback address of the control API")
 	return cmd

@@ -28,8 +28,14 @@ var (
 		// recorded as begun, the new voter can still be taken out again.
 		{Step: StepRemoveOldVoter, Run: (*Executor).removeOldVoter, OnFailure: NoReturn, RetiresOld: true, BeforeAct: RollBack,
 			TakesAway: takesOldVoter, Voters: VoterRemove},
-		{Step: StepAwaitVoters, Run: (*Executor).awaitVoters, OnFailure: NoReturn},
+		// The removed controller is stopped before anything waits on the
+		// quorum: still running, it answers every observer that reaches it
+		// through the bootstrap address that the leader is unknown, and an
+		// observer on a lasting connection to it (a load balancer, a DNS
+		// name) never finds the new leader. Seen on Kafka 4.4: the brokers
+		// stopped heartbeating until the old controller went away.
 		{Step: StepStopOld, Run: (*Executor).stopOldController, OnFailure: NoReturn, TakesAway: takesOld("stop controller"), Voters: VoterStop},
+		{Step: StepAwaitVoters, Run: (*Executor).awaitVoters, OnFailure: NoReturn},
 		{Step: StepTerminateOld, Run: (*Executor).terminateOldController, OnFailure: NoReturn, TakesAway: takesOld("terminate controller"), Voters: VoterStop},
 	}}
 )

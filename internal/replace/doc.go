@@ -66,8 +66,10 @@
 //  6. remove-old-voter — the point of no return once old_stopped is
 //     recorded — asks the quorum guard (the voters left must keep a
 //     caught-up majority), records old_stopped, sends RemoveRaftVoter.
-//  7. await-voters: the quorum lists exactly the intended voters, caught up.
-//  8. stop-old and 9. terminate-old, each after the quorum guard.
+//  7. stop-old, after the quorum guard: a removed controller left running
+//     tells every observer that reaches it the leader is unknown.
+//  8. await-voters: the quorum lists exactly the intended voters, caught up.
+//  9. terminate-old, after the quorum guard.
 //
 // A failure in 2-6 before old_stopped runs the controller rollback table:
 // remove the new voter if it may have been added (guarded), then terminate
