@@ -62,6 +62,15 @@ func TestDynamicQuorumTakesANewControllerAndLetsAnOldOneGo(t *testing.T) {
 		}
 	}
 
+	// The brokers find the quorum through the fleet's stable address.
+	boot, err := k.QuorumBootstrap(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(boot[1], c.Fleet.QuorumBootstrap()) {
+		t.Errorf("broker 1's controller.quorum.bootstrap.servers = %v, want %v", boot[1], c.Fleet.QuorumBootstrap())
+	}
+
 	added, err := c.Fleet.AddController(ctx, 9003, "")
 	if err != nil {
 		t.Fatal(err)

@@ -40,6 +40,10 @@ type Cluster interface {
 	// RemoveVoter removes a voter (RemoveRaftVoter). A node that is no
 	// longer a voter is not an error.
 	RemoveVoter(ctx context.Context, id int32, directoryID string) error
+	// QuorumBootstrap is each serving broker's
+	// controller.quorum.bootstrap.servers (host:port entries): where it
+	// looks for the quorum when it loses the leader.
+	QuorumBootstrap(ctx context.Context) (map[int32][]string, error)
 }
 
 // Voter names a controller for AddRaftVoter: its node id, directory id and

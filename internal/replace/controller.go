@@ -151,6 +151,9 @@ func (e *Executor) controllerGate(ctx context.Context, r *Record) error {
 	if len(blockers) > 0 {
 		return &refusedError{health.Verdict{Blockers: blockers}}
 	}
+	if err := e.bootstrapSurvives(ctx, q, r.OldBroker); err != nil {
+		return err
+	}
 	// The addition commits on a majority of the grown voter set, the new
 	// voter included: a dead old voter leaves the others to carry it.
 	up := 0
@@ -163,6 +166,51 @@ func (e *Executor) controllerGate(ctx context.Context, r *Record) error {
 		return refuse(health.CodeQuorumMajority, "only %d of %d voters are caught up: adding a voter needs %d caught-up voters of %d", up, len(q.Voters), grown/2+1, grown)
 	}
 	return nil
+}
+
+// bootstrapSurvives refuses a controller replacement after which a broker
+// could not find the quorum again: a node that loses the leader asks only
+// its controller.quorum.bootstrap.servers, and a list naming the old
+// controller's address and no other live controller would strand it (seen
+// in this project's tests). An entry that is no controller's address (a DNS
+// name, a load balancer) is trusted to follow the controllers.
+func (e *Executor) bootstrapSurvives(ctx context.Context, q *health.Quorum, old int32) error {
+	boot, err := e.Cluster.QuorumBootstrap(ctx)
+	if err != nil {
+		return &refusedError{health.NotEvaluated(fmt.Errorf("brokers' controller.quorum.bootstrap.servers: %w", err))}
+	}
+	addr := func(ep string) string {
+		if _, hp, ok := strings.Cut(ep, "://"); ok {
+			return hp
+		}
+		return ep
+	}
+	leaving, staying := map[string]bool{}, map[string]bool{}
+	for _, v := range q.Voters {
+		for _, ep := range v.Endpoints {
+			if v.ID == old {
+				leaving[addr(ep)] = true
+			} else {
+				staying[addr(ep)] = true
+			}
+		}
+	}
+	var stranded []int32
+	for b, entries := range boot {
+		ok := len(entries) == 0 // not a dynamic-quorum broker (static voters)
+		for _, en := range entries {
+			ok = ok || staying[en] || !leaving[en]
+		}
+		if !ok {
+			stranded = append(stranded, b)
+		}
+	}
+	if len(stranded) == 0 {
+		return nil
+	}
+	slices.Sort(stranded)
+	return &refusedError{health.Verdict{Blockers: []health.Reason{{Code: "bootstrap-stranded", Brokers: stranded,
+		Message: fmt.Sprintf("broker %v finds the quorum only through controller %d's address (controller.quorum.bootstrap.servers %v): after this replacement a broker that loses the leader could not find the quorum again. Point the setting at a DNS name or load balancer that follows the controllers (the Terraform module's controller_quorum), or add the other controllers' addresses, and restart those brokers first", stranded, old, boot[stranded[0]])}}}}
 }
 
 // nextControllerID picks a node id above every controller id seen (voters,

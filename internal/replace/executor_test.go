@@ -2,6 +2,7 @@ package replace
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -189,4 +190,36 @@ func TestMoveCordonsOldBrokerOrSaysWhyNot(t *testing.T) {
 			t.Fatalf("older Kafka: cordon %+v, skipped %q", r.Cordon, r.CordonSkipped)
 		}
 	})
+}
+
+// A controller replacement after which a broker could not find the quorum
+// again (its bootstrap servers name only the leaving controller) is refused;
+// a list that also names a staying controller, or a name that follows the
+// controllers, is not.
+func TestControllerGateRefusesToStrandBrokersBootstrap(t *testing.T) {
+	for _, tc := range []struct {
+		bootstrap []string
+		refused   bool
+	}{
+		{[]string{"10.0.0.2:9093"}, true},
+		{[]string{"10.0.0.2:9093", "10.0.0.3:9093"}, false},
+		{[]string{"controllers.internal:9093"}, false},
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			c, p, ex := fakes()
+			for i := range c.quorum.Voters {
+				c.quorum.Voters[i].Endpoints = []string{fmt.Sprintf("CONTROLLER://10.0.0.%d:9093", i+1)}
+			}
+			c.bootstrap = tc.bootstrap
+			r, _ := ex.Begin(context.Background(), Request{Broker: 9001, Strategy: StrategyController})
+			_ = ex.Run(context.Background(), r)
+			refused := r.Phase == PhaseRefused && strings.Contains(r.Error, "bootstrap-stranded") && strings.Contains(r.Error, "DNS name")
+			if refused != tc.refused {
+				t.Fatalf("bootstrap %v: %s %q, want refused %v", tc.bootstrap, r.Phase, r.Error, tc.refused)
+			}
+			if tc.refused && len(p.insts) != 3+len(fakeControllers) {
+				t.Errorf("refused, yet %d instances", len(p.insts))
+			}
+		})
+	}
 }

@@ -24,6 +24,7 @@ type fakeCluster struct {
 	voterChanges int
 	quorumErr    error // the quorum cannot be read
 	noCordon     bool  // a Kafka older than 4.3
+	bootstrap    []string
 }
 
 // fakeControllers are the fake quorum's voters at the start.
@@ -126,6 +127,21 @@ func (c *fakeCluster) Quorum(context.Context) (*health.Quorum, error) {
 	q := c.quorum
 	q.Voters, q.Observers = slices.Clone(q.Voters), slices.Clone(q.Observers)
 	return &q, nil
+}
+
+// QuorumBootstrap: every broker finds the quorum through a name that
+// follows the controllers, unless bootstrap says otherwise.
+func (c *fakeCluster) QuorumBootstrap(context.Context) (map[int32][]string, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[int32][]string{}
+	for _, b := range c.snap.Brokers {
+		out[b.ID] = []string{"controllers.internal:9093"}
+		if c.bootstrap != nil {
+			out[b.ID] = c.bootstrap
+		}
+	}
+	return out, nil
 }
 
 func (c *fakeCluster) AddVoter(_ context.Context, v Voter) error {

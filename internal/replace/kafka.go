@@ -300,6 +300,44 @@ func (k KafkaCluster) AddVoter(ctx context.Context, v Voter) error {
 	return nil
 }
 
+// QuorumBootstrap asks every serving broker for its
+// controller.quorum.bootstrap.servers (a static config: only the broker
+// itself reports it).
+func (k KafkaCluster) QuorumBootstrap(ctx context.Context) (map[int32][]string, error) {
+	meta, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, k.Client)
+	if err != nil {
+		return nil, fmt.Errorf("read brokers: %w", err)
+	}
+	ids := make([]int32, 0, len(meta.Brokers))
+	for _, b := range meta.Brokers {
+		ids = append(ids, b.NodeID)
+	}
+	rcs, err := k.adm().DescribeBrokerConfigs(ctx, ids...)
+	if err != nil {
+		return nil, fmt.Errorf("describe broker configs: %w", err)
+	}
+	out := map[int32][]string{}
+	for _, rc := range rcs {
+		if rc.Err != nil {
+			return nil, fmt.Errorf("describe configs of broker %s: %w", rc.Name, rc.Err)
+		}
+		id, err := strconv.ParseInt(rc.Name, 10, 32)
+		if err != nil {
+			continue
+		}
+		for _, c := range rc.Configs {
+			if c.Key == "controller.quorum.bootstrap.servers" {
+				for _, e := range strings.Split(c.MaybeValue(), ",") {
+					if e = strings.TrimSpace(e); e != "" {
+						out[int32(id)] = append(out[int32(id)], e)
+					}
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
 // RemoveVoter sends RemoveRaftVoter.
 func (k KafkaCluster) RemoveVoter(ctx context.Context, id int32, directoryID string) error {
 	dir, err := health.ParseUUID(directoryID)
