@@ -4,6 +4,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"net/http/httptest"
@@ -196,4 +197,84 @@ func oldestBroker(c *testbed.Cluster) int32 {
 	}
 	slices.SortFunc(bs, func(a, b local.BrokerInfo) int { return a.Started.Compare(b.Started) })
 	return bs[0].ID
+}
+
+// TestControllerReplacementSurvivesSIGKILL SIGKILLs a real `fleetd replace
+// --controller` process just after AddRaftVoter and, for the next
+// controller, just after RemoveRaftVoter, and runs it again: each ends
+// completed with exactly the intended voters, all caught up, and at no
+// moment fewer caught-up voters than the three it started with. (Every step
+// boundary is a kill point in internal/replace's fake-based driver.)
+func TestControllerReplacementSurvivesSIGKILL(t *testing.T) {
+	t.Parallel()
+	c := testbed.NewCluster(t, 3, testbed.WithControllers(3))
+	c.CreateTopic("orders", 3, 3, 2)
+	run := c.StartLedger("orders", 100)
+	srv := httptest.NewServer(local.NewHandler(local.NewProvider(c.Fleet)))
+	defer srv.Close()
+	stateDir := t.TempDir()
+	store, err := replace.NewFileStore(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	common := []string{"--local-fleet", srv.URL, "--state-dir", stateDir, "--poll", "300ms"}
+	k := replace.KafkaCluster{Client: c.Client}
+	ctx := testbed.Context(t)
+
+	// A watcher reads the quorum all along: never fewer than 3 caught up.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan int, 1)
+	go func() {
+		least := 3
+		for watchCtx.Err() == nil {
+			if q, err := k.Quorum(watchCtx); err == nil {
+				up := 0
+				for _, v := range q.Voters {
+					if v.CaughtUp {
+						up++
+					}
+				}
+				least = min(least, up)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		watched <- least
+	}()
+
+	for old, ev := range map[int32]string{9001: "after:" + string(replace.StepAddVoter), 9002: "after:" + string(replace.StepRemoveOldVoter)} {
+		if !killAt(t, ev, append([]string{"replace", "--controller", fmt.Sprint(old)}, common...)...) {
+			t.Fatalf("fleetd did not reach %s replacing controller %d", ev, old)
+		}
+		if code := resume(t, append([]string{"replace"}, common...)...); code != exitOK {
+			t.Fatalf("killed at %s replacing %d, resumed: exit %d", ev, old, code)
+		}
+		recs, _ := store.List(ctx)
+		var rec *replace.Record
+		for _, r := range recs {
+			if r.OldBroker == old {
+				rec = r
+			}
+		}
+		if rec == nil || rec.Phase != replace.PhaseCompleted {
+			t.Fatalf("controller %d: record %+v", old, rec)
+		}
+		testbed.Eventually(t, 30*time.Second, func() error {
+			q, err := k.Quorum(ctx)
+			if err != nil {
+				return err
+			}
+			if slices.Contains(q.VoterIDs(), old) || !slices.Contains(q.VoterIDs(), rec.NewBroker) || len(q.Voters) != 3 {
+				return fmt.Errorf("voters %v after replacing %d by %d", q.VoterIDs(), old, rec.NewBroker)
+			}
+			return nil
+		})
+		if _, ok := c.Fleet.Node(old); ok {
+			t.Errorf("controller %d's instance still exists", old)
+		}
+	}
+	stopWatch()
+	if least := <-watched; least < 3 {
+		t.Errorf("the quorum had only %d caught-up voters at some moment, started with 3", least)
+	}
+	c.StopLedger(run)
 }

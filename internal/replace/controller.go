@@ -28,12 +28,8 @@ var (
 		// recorded as begun, the new voter can still be taken out again.
 		{Step: StepRemoveOldVoter, Run: (*Executor).removeOldVoter, OnFailure: NoReturn, RetiresOld: true, BeforeAct: RollBack,
 			TakesAway: takesOldVoter, Voters: VoterRemove},
-		// The removed controller is stopped before anything waits on the
-		// quorum: still running, it answers every observer that reaches it
-		// through the bootstrap address that the leader is unknown, and an
-		// observer on a lasting connection to it (a load balancer, a DNS
-		// name) never finds the new leader. Seen on Kafka 4.4: the brokers
-		// stopped heartbeating until the old controller went away.
+		// remove-old-voter already stopped the removed controller (see
+		// there); this step is its declared, guarded act, and idempotent.
 		{Step: StepStopOld, Run: (*Executor).stopOldController, OnFailure: NoReturn, TakesAway: takesOld("stop controller"), Voters: VoterStop},
 		{Step: StepAwaitVoters, Run: (*Executor).awaitVoters, OnFailure: NoReturn},
 		{Step: StepTerminateOld, Run: (*Executor).terminateOldController, OnFailure: NoReturn, TakesAway: takesOld("terminate controller"), Voters: VoterStop},
@@ -362,22 +358,35 @@ func (e *Executor) awaitVoter(ctx context.Context, r *Record) error {
 }
 
 // removeOldVoter asks the quorum guard (the voters left must keep a
-// caught-up majority), records that the old node's retirement begins, then
-// sends RemoveRaftVoter: from here the way is forward.
+// caught-up majority), records that the old node's retirement begins, sends
+// RemoveRaftVoter and stops the old controller at once. A removed controller
+// left running answers every observer that reaches it through the bootstrap
+// address that the leader is unknown; observers on a lasting connection to
+// it (brokers behind a DNS name or load balancer) stop heartbeating and
+// forwarding, so even DescribeQuorum through them stalls until it is gone
+// (seen on Kafka 4.4). For the same reason a run resumed after the removal
+// began stops the old controller before anything else: a voter of four that
+// stops leaves three caught up, the majority the guard checked before the
+// removal began.
 func (e *Executor) removeOldVoter(ctx context.Context, r *Record) error {
-	if err := e.guardStep(ctx, r); err != nil {
-		return err
-	}
 	if !r.OldStopped {
+		if err := e.guardStep(ctx, r); err != nil {
+			return err
+		}
 		r.OldStopped = true
 		if err := e.save(ctx, r); err != nil {
 			return err
 		}
+	} else if err := e.Provider.Stop(ctx, r.OldInstance); err != nil {
+		return fmt.Errorf("stop %s: %w", r.OldInstance, err)
 	}
 	if err := e.Cluster.RemoveVoter(ctx, r.OldBroker, r.OldDirectory); err != nil {
 		return err
 	}
-	e.logger(r).Info().Str("directory_id", r.OldDirectory).Msg("old controller removed from the voters")
+	e.logger(r).Info().Str("directory_id", r.OldDirectory).Msg("old controller removed from the voters; stopping it")
+	if err := e.Provider.Stop(ctx, r.OldInstance); err != nil {
+		return fmt.Errorf("stop %s: %w", r.OldInstance, err)
+	}
 	return nil
 }
 

@@ -65,9 +65,10 @@
 //  5. await-voter: the new voter is listed and caught up.
 //  6. remove-old-voter — the point of no return once old_stopped is
 //     recorded — asks the quorum guard (the voters left must keep a
-//     caught-up majority), records old_stopped, sends RemoveRaftVoter.
-//  7. stop-old, after the quorum guard: a removed controller left running
+//     caught-up majority), records old_stopped, sends RemoveRaftVoter and
+//     stops the old controller at once: a removed controller left running
 //     tells every observer that reaches it the leader is unknown.
+//  7. stop-old, after the quorum guard (idempotent).
 //  8. await-voters: the quorum lists exactly the intended voters, caught up.
 //  9. terminate-old, after the quorum guard.
 //
