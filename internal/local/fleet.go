@@ -530,7 +530,12 @@ func (f *Fleet) startController(ctx context.Context, n *node) error {
 	if err := f.prepare(ctx, n, f.controllerProps(n), "--no-initial-controllers"); err != nil {
 		return err
 	}
-	p, err := startJVM(n.dir, jvmArgs(f.opts.ControllerHeapMB, n.dir, f.opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
+	return f.launch(ctx, n, f.opts.ControllerHeapMB)
+}
+
+// launch starts a prepared node's JVM and waits until it listens.
+func (f *Fleet) launch(ctx context.Context, n *node, heapMB int) error {
+	p, err := startJVM(n.dir, jvmArgs(heapMB, n.dir, f.opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
 	if err != nil {
 		return err
 	}
@@ -548,14 +553,7 @@ func (f *Fleet) startBroker(ctx context.Context, n *node) error {
 	if err := f.prepare(ctx, n, props); err != nil {
 		return err
 	}
-	p, err := startJVM(n.dir, jvmArgs(f.opts.BrokerHeapMB, n.dir, f.opts.Dist, "kafka.Kafka", filepath.Join(n.dir, "server.properties")))
-	if err != nil {
-		return err
-	}
-	f.mu.Lock()
-	n.proc, n.started = p, time.Now()
-	f.mu.Unlock()
-	return waitListening(ctx, p, n.addr(), f.opts.StartTimeout)
+	return f.launch(ctx, n, f.opts.BrokerHeapMB)
 }
 
 func (n *node) info() BrokerInfo {

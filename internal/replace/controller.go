@@ -480,15 +480,8 @@ func (e *Executor) removeNewController(ctx context.Context, r *Record) error {
 	if r.NewBroker < 0 {
 		return nil
 	}
-	if r.NewInstance == "" {
-		in, found, err := e.instance(ctx, r.NewBroker)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return nil
-		}
-		r.NewInstance = in.ID
+	if found, err := e.findNewInstance(ctx, r); !found {
+		return err
 	}
 	if err := e.guardStep(ctx, r); err != nil {
 		return err

@@ -255,21 +255,27 @@ func (e *Executor) moveBack(ctx context.Context, r *Record) error {
 
 // removeNew (rollback) retires the new broker if, and only if, it holds
 // nothing; otherwise a person decides.
+// findNewInstance makes sure r names its new instance: fleetd may have
+// died inside Launch, leaving an instance whose id was never saved; it is
+// found by its node id. found is false when there is none.
+func (e *Executor) findNewInstance(ctx context.Context, r *Record) (found bool, err error) {
+	if r.NewInstance != "" {
+		return true, nil
+	}
+	in, found, err := e.instance(ctx, r.NewBroker)
+	if err != nil || !found {
+		return false, err
+	}
+	r.NewInstance = in.ID
+	return true, nil
+}
+
 func (e *Executor) removeNew(ctx context.Context, r *Record) error {
 	if r.Strategy != StrategyMove || r.NewBroker < 0 {
 		return nil
 	}
-	if r.NewInstance == "" {
-		// fleetd died inside Launch: the instance may exist without its id
-		// having been saved. Find it by its node id.
-		in, found, err := e.instance(ctx, r.NewBroker)
-		if err != nil {
-			return err
-		}
-		if !found {
-			return nil
-		}
-		r.NewInstance = in.ID
+	if found, err := e.findNewInstance(ctx, r); !found {
+		return err
 	}
 	if err := e.requireEmpty(ctx, r.NewBroker); err != nil {
 		return err
