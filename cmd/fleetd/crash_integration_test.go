@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fleetd/fleetd/internal/health"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/testbed"
@@ -221,11 +222,15 @@ func TestControllerReplacementSurvivesSIGKILL(t *testing.T) {
 	k := replace.KafkaCluster{Client: c.Client}
 	ctx := testbed.Context(t)
 
-	// A watcher reads the quorum all along: never fewer than 3 caught up.
+	// A watcher reads the quorum all along: never fewer than 3 caught up
+	// for longer than an election takes. (Right after an election the new
+	// leader reports a follower as never caught up until its first fetch,
+	// a few hundred milliseconds; a voter really lost stays lost.)
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	watched := make(chan int, 1)
+	watched := make(chan time.Duration, 1)
 	go func() {
-		least := 3
+		var longest time.Duration
+		var since time.Time
 		for watchCtx.Err() == nil {
 			if q, err := k.Quorum(watchCtx); err == nil {
 				up := 0
@@ -234,11 +239,18 @@ func TestControllerReplacementSurvivesSIGKILL(t *testing.T) {
 						up++
 					}
 				}
-				least = min(least, up)
+				switch {
+				case up >= 3:
+					since = time.Time{}
+				case since.IsZero():
+					since = time.Now()
+				default:
+					longest = max(longest, time.Since(since))
+				}
 			}
 			time.Sleep(200 * time.Millisecond)
 		}
-		watched <- least
+		watched <- longest
 	}()
 
 	for old, ev := range map[int32]string{9001: "after:" + string(replace.StepAddVoter), 9002: "after:" + string(replace.StepRemoveOldVoter)} {
@@ -273,8 +285,10 @@ func TestControllerReplacementSurvivesSIGKILL(t *testing.T) {
 		}
 	}
 	stopWatch()
-	if least := <-watched; least < 3 {
-		t.Errorf("the quorum had only %d caught-up voters at some moment, started with 3", least)
+	if longest := <-watched; longest > 2*health.CaughtUpWithin {
+		t.Errorf("the quorum had fewer than 3 caught-up voters for %s, started with 3", longest.Round(time.Millisecond))
+	} else {
+		t.Logf("longest stretch with fewer than 3 caught-up voters: %s (elections)", longest.Round(time.Millisecond))
 	}
 	c.StopLedger(run)
 }
