@@ -113,6 +113,18 @@ func (e *Executor) controllerGate(ctx context.Context, r *Record) error {
 			inst, found = in, true
 		}
 	}
+	lost := false
+	if lk, ok := e.Provider.(InstanceLookup); ok && !found && r.OldInstance != "" {
+		// The instance an event named, already gone (a lost controller):
+		// it says where the controller was (subnet, zone).
+		in, ok, err := lk.Lookup(ctx, r.OldInstance)
+		if err != nil {
+			return &refusedError{health.NotEvaluated(fmt.Errorf("look up instance %s: %w", r.OldInstance, err))}
+		}
+		if ok && in.NodeID == r.OldBroker {
+			inst, found, lost = in, true, true
+		}
+	}
 	if !found {
 		return refuse("no-instance", "no instance of this cluster carries controller node id %d", r.OldBroker)
 	}
@@ -121,7 +133,7 @@ func (e *Executor) controllerGate(ctx context.Context, r *Record) error {
 	}
 	r.OldInstance, r.Zone, r.Like = inst.ID, inst.Zone, inst
 	r.OldDirectory, r.Voters = old.DirectoryID, q.VoterIDs()
-	r.OldDead = !old.CaughtUp || inst.State == StateStopped || inst.State == StateStopping
+	r.OldDead = lost || !old.CaughtUp || inst.State == StateStopped || inst.State == StateStopping
 
 	// The quorum's own health, with the old voter excused when it is the
 	// one that is dead: replacing it is the cure.

@@ -223,3 +223,39 @@ func TestControllerGateRefusesToStrandBrokersBootstrap(t *testing.T) {
 		})
 	}
 }
+
+// lookupProvider is a fakeProvider that also finds terminated instances,
+// as the EC2 provider does.
+type lookupProvider struct {
+	*fakeProvider
+	gone map[string]Instance
+}
+
+func (l lookupProvider) Lookup(_ context.Context, id string) (Instance, bool, error) {
+	in, ok := l.gone[id]
+	return in, ok, nil
+}
+
+// A lost controller (its instance terminated, its voter behind): the event
+// names the instance, the gate excuses the dead voter, and the replacement
+// adds a new voter in the same zone and removes the dead one.
+func TestLostControllerIsReplaced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c := newFakeCluster(1, 2, 3)
+		fp := newFakeProvider(c)
+		dead := fp.insts["i-9001"]
+		delete(fp.insts, "i-9001")
+		c.setController(9001, false)
+		dead.State = StateTerminated
+		p := lookupProvider{fp, map[string]Instance{"i-9001": dead}}
+		ex := New(c, p, &memStore{}, Options{Poll: time.Second, StepRetries: 2, Log: zerolog.Nop()})
+		r, _ := ex.Begin(context.Background(), Request{Broker: 9001, Strategy: StrategyController, Instance: "i-9001"})
+		if err := ex.Run(context.Background(), r); err != nil {
+			t.Fatalf("lost controller: %v (%s)", err, r.Error)
+		}
+		q, _ := c.Quorum(context.Background())
+		if !slices.Equal(q.VoterIDs(), []int32{9000, 9002, r.NewBroker}) || !r.OldDead || r.Zone != dead.Zone {
+			t.Fatalf("voters %v, old dead %v, zone %q (want %q)", q.VoterIDs(), r.OldDead, r.Zone, dead.Zone)
+		}
+	})
+}
