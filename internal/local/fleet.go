@@ -155,7 +155,9 @@ type node struct {
 	starting    bool
 }
 
-func (n *node) addr() string { return net.JoinHostPort(cmp.Or(n.host, "127.0.0.1"), strconv.Itoa(n.port)) }
+func (n *node) addr() string {
+	return net.JoinHostPort(cmp.Or(n.host, "127.0.0.1"), strconv.Itoa(n.port))
+}
 func (n *node) secureAddr() string {
 	if n.securePort == 0 {
 		return ""
