@@ -250,7 +250,9 @@ func Start(ctx context.Context, opts Options) (_ *Fleet, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("controller %d: %w", n.id, err)
 		}
+		f.mu.Lock() // the bootstrap proxy reads the controllers already
 		n.proc, n.started = p, time.Now()
+		f.mu.Unlock()
 	}
 	for _, n := range initial {
 		if err := waitListening(ctx, n.proc, n.addr(), opts.StartTimeout); err != nil {

@@ -153,7 +153,7 @@ func (e *Executor) controllerGate(ctx context.Context, r *Record) error {
 	for _, in := range insts {
 		if in.NodeID != r.OldBroker && in.State != StateRunning && in.State != StatePending && in.State != StateTerminated {
 			blockers = append(blockers, health.Reason{Code: health.CodeBrokerDown, Brokers: []int32{in.NodeID},
-				Message: fmt.Sprintf("node %d's instance %s is %s", in.NodeID, in.ID, in.State)})
+				Message: fmt.Sprintf("%s %d's instance %s is %s", RoleOf(in), in.NodeID, in.ID, in.State)})
 		}
 	}
 	if len(blockers) > 0 {

@@ -31,9 +31,9 @@
 //  14. unregister-old: its id leaves the cluster's metadata.
 //
 // A failure in steps 1-2 changes nothing (rolled back); in 3-10 it runs the
-// rollback table: cancel our reassignments, move back what arrived, remove
-// our throttles, uncordon the old broker, and terminate the new broker once
-// it holds nothing (the guard asked first). From step 11 on, a failure needs
+// rollback table: cancel our reassignments, uncordon the old broker (Kafka
+// refuses a reassignment onto a cordoned one), move back what arrived,
+// remove our throttles, and terminate the new broker once it holds nothing (the guard asked first). From step 11 on, a failure needs
 // a person and an abort is declined: finishing is the only way back to full
 // redundancy.
 //

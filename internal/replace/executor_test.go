@@ -132,7 +132,7 @@ func TestGateRefusesWhenAnotherInstanceIsStopped(t *testing.T) {
 		ex := fakeExecutor(c, p)
 		r, _ := ex.Begin(context.Background(), Request{Broker: 1})
 		_ = ex.Run(context.Background(), r)
-		if r.Phase != PhaseRefused || !strings.Contains(r.Error, "broker-down: node 3's instance i-3 is stopped") ||
+		if r.Phase != PhaseRefused || !strings.Contains(r.Error, "broker-down: broker 3's instance i-3 is stopped") ||
 			!slices.Equal(r.Refusals, []health.Code{health.CodeBrokerDown}) {
 			t.Fatalf("phase %s error %q refusals %v", r.Phase, r.Error, r.Refusals)
 		}

@@ -64,6 +64,15 @@ func (c *fakeCluster) Snapshot(context.Context) (*health.Snapshot, error) {
 func (c *fakeCluster) Reassign(_ context.Context, targets map[health.TP][]int32) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	// As Kafka 4.4: no reassignment places a replica on a cordoned broker.
+	for i := range c.snap.Partitions {
+		p := c.snap.Partitions[i]
+		for _, b := range targets[p.TP] {
+			if _, cordoned := c.configs[cordonKey(b)]; cordoned && !slices.Contains(p.Replicas, b) {
+				return fmt.Errorf("INVALID_REPLICA_ASSIGNMENT: broker %d is cordoned", b)
+			}
+		}
+	}
 	c.reassign++
 	for i := range c.snap.Partitions {
 		if to, ok := targets[c.snap.Partitions[i].TP]; ok {

@@ -170,7 +170,7 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 	for _, in := range insts {
 		if in.NodeID != r.OldBroker && in.State != StateRunning && in.State != StatePending && in.State != StateTerminated {
 			return &refusedError{health.Verdict{Blockers: []health.Reason{{Code: health.CodeBrokerDown, Brokers: []int32{in.NodeID},
-				Message: fmt.Sprintf("node %d's instance %s is %s (Kafka may not have noticed yet)", in.NodeID, in.ID, in.State)}}}}
+				Message: fmt.Sprintf("%s %d's instance %s is %s (Kafka may not have noticed yet)", RoleOf(in), in.NodeID, in.ID, in.State)}}}}
 		}
 	}
 	// Data that is already gone is said first, by name: a plan must never

@@ -125,9 +125,12 @@ func (w *Workflow) onFailure(r *Record, step Step) OnFailure {
 var (
 	rollbackFlow = &Workflow{Name: "rollback", End: StepRolledBack, EndPhase: PhaseRolledBack, Steps: []StepSpec{
 		{Step: StepCancelMoves, Run: (*Executor).cancelMoves, OnFailure: NoReturn},
+		// Kafka 4.4 refuses a reassignment onto a cordoned broker
+		// (INVALID_REPLICA_ASSIGNMENT): the old broker is uncordoned before
+		// anything moves back to it.
+		{Step: StepUncordon, Run: (*Executor).uncordon, OnFailure: NoReturn},
 		{Step: StepMoveBack, Run: (*Executor).moveBack, OnFailure: NoReturn},
 		{Step: StepRollbackUnthr, Run: (*Executor).unthrottle, OnFailure: NoReturn},
-		{Step: StepUncordon, Run: (*Executor).uncordon, OnFailure: NoReturn},
 		{Step: StepRemoveNew, Run: (*Executor).removeNew, OnFailure: NoReturn, TakesAway: takesNew},
 	}}
 	moveFlow = &Workflow{Name: "move", End: StepDone, EndPhase: PhaseCompleted, Rollback: rollbackFlow, Steps: []StepSpec{
