@@ -200,12 +200,14 @@ func oldestBroker(c *testbed.Cluster) int32 {
 	return bs[0].ID
 }
 
-// TestControllerReplacementSurvivesSIGKILL SIGKILLs a real `fleetd replace
-// --controller` process just after AddRaftVoter and, for the next
-// controller, just after RemoveRaftVoter, and runs it again: each ends
-// completed with exactly the intended voters, all caught up, and at no
-// moment fewer caught-up voters than the three it started with. (Every step
-// boundary is a kill point in internal/replace's fake-based driver.)
+// TestControllerReplacementSurvivesSIGKILL replaces each of three
+// controllers in turn with a real `fleetd replace --controller` process
+// while the ledger writes to the brokers: the first run is SIGKILLed just
+// after AddRaftVoter, the second just after RemoveRaftVoter, each run again
+// from its record. After each: exactly the intended voters, all caught up,
+// the old controller's process gone; never fewer than three caught-up voters
+// for longer than an election; 0 lost. (Every step boundary is a kill point
+// in internal/replace's fake-based driver.)
 func TestControllerReplacementSurvivesSIGKILL(t *testing.T) {
 	t.Parallel()
 	c := testbed.NewCluster(t, 3, testbed.WithControllers(3))
@@ -253,12 +255,23 @@ func TestControllerReplacementSurvivesSIGKILL(t *testing.T) {
 		watched <- longest
 	}()
 
-	for old, ev := range map[int32]string{9001: "after:" + string(replace.StepAddVoter), 9002: "after:" + string(replace.StepRemoveOldVoter)} {
-		if !killAt(t, ev, append([]string{"replace", "--controller", fmt.Sprint(old)}, common...)...) {
-			t.Fatalf("fleetd did not reach %s replacing controller %d", ev, old)
+	// Each controller in turn: the first run killed right after AddRaftVoter,
+	// the second right after RemoveRaftVoter, the third not at all.
+	for _, step := range []struct {
+		old  int32
+		kill string
+	}{{9001, "after:" + string(replace.StepAddVoter)}, {9002, "after:" + string(replace.StepRemoveOldVoter)}, {9000, ""}} {
+		old := step.old
+		before, _ := c.Fleet.Node(old)
+		args := append([]string{"replace", "--controller", fmt.Sprint(old)}, common...)
+		if step.kill != "" {
+			if !killAt(t, step.kill, args...) {
+				t.Fatalf("fleetd did not reach %s replacing controller %d", step.kill, old)
+			}
+			args = append([]string{"replace"}, common...)
 		}
-		if code := resume(t, append([]string{"replace"}, common...)...); code != exitOK {
-			t.Fatalf("killed at %s replacing %d, resumed: exit %d", ev, old, code)
+		if code := resume(t, args...); code != exitOK {
+			t.Fatalf("controller %d (killed at %q), run again: exit %d", old, step.kill, code)
 		}
 		recs, _ := store.List(ctx)
 		var rec *replace.Record
@@ -278,10 +291,21 @@ func TestControllerReplacementSurvivesSIGKILL(t *testing.T) {
 			if slices.Contains(q.VoterIDs(), old) || !slices.Contains(q.VoterIDs(), rec.NewBroker) || len(q.Voters) != 3 {
 				return fmt.Errorf("voters %v after replacing %d by %d", q.VoterIDs(), old, rec.NewBroker)
 			}
+			for _, v := range q.Voters {
+				if !v.CaughtUp {
+					return fmt.Errorf("voter %d not caught up (lag %d)", v.ID, v.Lag)
+				}
+			}
 			return nil
 		})
 		if _, ok := c.Fleet.Node(old); ok {
 			t.Errorf("controller %d's instance still exists", old)
+		}
+		if before.PID != 0 && syscall.Kill(before.PID, 0) == nil {
+			t.Errorf("controller %d's process %d still runs", old, before.PID)
+		}
+		for _, s := range rec.Steps {
+			t.Logf("controller %d -> %d: %-18s %s", old, rec.NewBroker, s.Step, s.Duration().Round(time.Millisecond))
 		}
 	}
 	stopWatch()

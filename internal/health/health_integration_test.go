@@ -55,20 +55,44 @@ func TestHealthyClusterIsSafeAndFullyDescribed(t *testing.T) {
 	}
 }
 
+// Also ELR (KIP-966), on in a new Kafka 4.4 cluster: a replica that leaves
+// an ISR already at min.insync.replicas (topic ledger, min ISR = RF)
+// becomes an eligible leader replica; the gate reads it through
+// DescribeTopicPartitions and names it in its under-min-ISR reason.
 func TestKilledBrokerIsNamedAndSecondStopWouldBreakMinISR(t *testing.T) {
 	c := testbed.NewCluster(t, 3)
 	c.CreateTopic("orders", 6, 3, 2)
+	c.CreateTopic("ledger", 3, 3, 3)
 	if err := c.Fleet.KillNode(2); err != nil {
 		t.Fatal(err)
 	}
 	var s *health.Snapshot
 	testbed.Eventually(t, 60*time.Second, func() error {
 		s = collect(t, c)
-		if len(health.UnderReplicated(s)) < 6 {
+		if len(health.UnderReplicated(s)) < 9 {
 			return errNotYet("ISR shrink")
+		}
+		for _, p := range s.Partitions {
+			if p.Topic == "ledger" && !slices.Contains(p.ELR, 2) {
+				return errNotYet("broker 2 in the ledger partitions' ELR")
+			}
 		}
 		return nil
 	})
+	if len(s.Incomplete) > 0 {
+		t.Fatalf("snapshot incomplete: %v", s.Incomplete)
+	}
+	under := reasonOf(t, health.CanDisrupt(s, health.Policy{}), health.CodeUnderMinISR)
+	for _, want := range []string{"3 partitions are below min.insync.replicas", "3 of them keep eligible leader replicas (ELR, KIP-966) on broker 2", "not safe to disrupt further"} {
+		if !strings.Contains(under.Message, want) {
+			t.Errorf("under-min-ISR reason %q does not say %q", under.Message, want)
+		}
+	}
+	for _, p := range s.Partitions {
+		if bv := health.BlastRadius(s, p.ISR, []int32{2}); p.Topic == "ledger" && bv.Safe {
+			t.Errorf("taking away %s's whole ISR %v was judged safe", p.TP, p.ISR)
+		}
+	}
 	v := health.CanDisrupt(s, health.Policy{})
 	if v.Safe {
 		t.Fatal("a cluster with a dead broker was judged safe")
@@ -212,48 +236,4 @@ func reasonOf(t *testing.T, v health.Verdict, c health.Code) health.Reason {
 	}
 	t.Fatalf("no %s reason in %+v", c, v)
 	return health.Reason{}
-}
-
-// ELR (KIP-966) is on in a new Kafka 4.4 cluster: a replica that leaves an
-// ISR already at min.insync.replicas becomes an eligible leader replica. The
-// gate reads it through DescribeTopicPartitions and says so in its reason:
-// such a partition is below min ISR and its ELR copies are the ones not to
-// touch.
-func TestGateNamesEligibleLeaderReplicas(t *testing.T) {
-	t.Parallel()
-	c := testbed.NewCluster(t, 3)
-	c.CreateTopic("ledger", 3, 3, 3)
-	if err := c.Fleet.KillNode(2); err != nil {
-		t.Fatal(err)
-	}
-	var s *health.Snapshot
-	testbed.Eventually(t, 60*time.Second, func() error {
-		s = collect(t, c)
-		for _, p := range s.Partitions {
-			if p.Topic == "ledger" && (slices.Contains(p.ISR, 2) || !slices.Contains(p.ELR, 2)) {
-				return errNotYet("broker 2 moved from the ISR to the ELR")
-			}
-		}
-		return nil
-	})
-	if len(s.Incomplete) > 0 {
-		t.Fatalf("snapshot incomplete: %v", s.Incomplete)
-	}
-	v := health.CanDisrupt(s, health.Policy{})
-	under := reasonOf(t, v, health.CodeUnderMinISR)
-	for _, want := range []string{"3 partitions are below min.insync.replicas", "3 of them keep eligible leader replicas (ELR, KIP-966) on broker 2", "not safe to disrupt further"} {
-		if !strings.Contains(under.Message, want) {
-			t.Errorf("under-min-ISR reason %q does not say %q", under.Message, want)
-		}
-	}
-	// Taking away the last ISR member would leave only the ELR copy on a
-	// dead broker: the guard refuses.
-	for _, p := range s.Partitions {
-		if p.Topic != "ledger" {
-			continue
-		}
-		if bv := health.BlastRadius(s, p.ISR, []int32{2}); bv.Safe {
-			t.Errorf("taking away %s's whole ISR %v was judged safe", p.TP, p.ISR)
-		}
-	}
 }

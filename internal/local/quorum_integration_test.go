@@ -113,21 +113,3 @@ func TestDynamicQuorumTakesANewControllerAndLetsAnOldOneGo(t *testing.T) {
 	c.CreateTopic("after", 1, 1, 1)
 	testbed.Eventually(t, 30*time.Second, caughtUp(9001, 9002, 9003))
 }
-
-func TestStaticQuorumIsReportedStatic(t *testing.T) {
-	t.Parallel()
-	c := testbed.NewCluster(t, 1, testbed.WithStaticQuorum())
-	q, err := replace.KafkaCluster{Client: c.Client}.Quorum(testbed.Context(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if q.Kind != health.QuorumStatic || q.KRaftVersion > 0 {
-		t.Fatalf("quorum %s, kraft.version %d: want static, 0", q.Kind, q.KRaftVersion)
-	}
-	if v := health.CanChangeVoters(q, c.Fleet.KafkaVersion()); v.Safe || !v.Has(health.CodeStaticQuorum) {
-		t.Fatalf("static quorum: %+v, want refused", v)
-	}
-	if _, err := c.Fleet.AddController(testbed.Context(t), 9001, ""); err == nil {
-		t.Fatal("a static fleet added a controller")
-	}
-}
