@@ -427,8 +427,19 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 	n.starting = true
 	f.mu.Unlock()
 
-	err := f.startBroker(ctx, n)
+	info, err := f.started(n, f.startBroker(ctx, n), nil)
+	if err != nil {
+		return BrokerInfo{}, err
+	}
+	f.opts.Log.Info().Int32("node_id", id).Str("rack", info.Rack).Str("addr", info.Addr).Int("pid", info.PID).Msg("broker started")
+	return info, nil
+}
 
+// started ends the start of n (begun with n.starting set) that ended with
+// err: a failed start's process is killed and forget (if set) drops the
+// node; a fleet closed meanwhile kills the process too, so no JVM leaks.
+// It describes the started node.
+func (f *Fleet) started(n *node, err error, forget func()) (BrokerInfo, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	n.starting = false
@@ -436,13 +447,15 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 		if n.proc != nil {
 			n.proc.Kill()
 		}
-		return BrokerInfo{}, fmt.Errorf("broker %d: %w; see %s", id, err, filepath.Join(n.dir, "server.log"))
+		if forget != nil {
+			forget()
+		}
+		return BrokerInfo{}, fmt.Errorf("%s %d: %w; see %s", n.role, n.id, err, filepath.Join(n.dir, "server.log"))
 	}
-	if f.closed { // Close ran while we were starting: do not leak the JVM.
+	if f.closed {
 		n.proc.Kill()
 		return BrokerInfo{}, errors.New("local fleet closed during start")
 	}
-	f.opts.Log.Info().Int32("node_id", id).Str("rack", n.rack).Str("addr", n.addr()).Int("pid", n.proc.PID()).Msg("broker started")
 	return n.info(), nil
 }
 
@@ -510,24 +523,12 @@ func (f *Fleet) AddControllerAt(ctx context.Context, id int32, rack, host string
 	f.controllers[id] = n
 	f.mu.Unlock()
 
-	err = f.startController(ctx, n)
-
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	n.starting = false
+	info, err := f.started(n, f.startController(ctx, n), func() { delete(f.controllers, id) })
 	if err != nil {
-		if n.proc != nil {
-			n.proc.Kill()
-		}
-		delete(f.controllers, id)
-		return BrokerInfo{}, fmt.Errorf("controller %d: %w; see %s", id, err, filepath.Join(n.dir, "server.log"))
+		return BrokerInfo{}, err
 	}
-	if f.closed {
-		n.proc.Kill()
-		return BrokerInfo{}, errors.New("local fleet closed during start")
-	}
-	f.opts.Log.Info().Int32("node_id", id).Str("addr", n.addr()).Str("directory_id", n.directoryID).Msg("controller started as an observer")
-	return n.info(), nil
+	f.opts.Log.Info().Int32("node_id", id).Str("addr", info.Addr).Str("directory_id", info.DirectoryID).Msg("controller started as an observer")
+	return info, nil
 }
 
 func (f *Fleet) startController(ctx context.Context, n *node) error {
