@@ -137,14 +137,8 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 	c.CreateTopic("orders", 6, 3, 2)
 	c.Fill("orders", 12)
 	run := c.StartLedger("orders", 100)
-	srv := httptest.NewServer(local.NewHandler(local.NewProvider(c.Fleet)))
-	defer srv.Close()
-	stateDir := t.TempDir()
-	store, err := replace.NewFileStore(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	common := []string{"--local-fleet", srv.URL, "--state-dir", stateDir, "--throttle", "4MiB", "--concurrency", "2", "--poll", "300ms"}
+	fleetURL, stateDir, store := cliFleet(t, c)
+	common := []string{"--local-fleet", fleetURL, "--state-dir", stateDir, "--throttle", "4MiB", "--concurrency", "2", "--poll", "300ms"}
 
 	// Every durable event of every workflow table is a kill point in
 	// internal/replace's TestKilledAtEveryStepEventOfEveryWorkflow (fakes,
@@ -189,6 +183,20 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 	c.StopLedger(run)
 }
 
+// cliFleet serves c's control API for `fleetd replace --local-fleet` and
+// gives it a state directory, with the store that reads it.
+func cliFleet(t *testing.T, c *testbed.Cluster) (fleetURL, stateDir string, store *replace.FileStore) {
+	t.Helper()
+	srv := httptest.NewServer(local.NewHandler(local.NewProvider(c.Fleet)))
+	t.Cleanup(srv.Close)
+	stateDir = t.TempDir()
+	store, err := replace.NewFileStore(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return srv.URL, stateDir, store
+}
+
 func oldestBroker(c *testbed.Cluster) int32 {
 	var bs []local.BrokerInfo
 	for _, b := range c.Fleet.Brokers() {
@@ -213,14 +221,8 @@ func TestControllerReplacementSurvivesSIGKILL(t *testing.T) {
 	c := testbed.NewCluster(t, 3, testbed.WithControllers(3))
 	c.CreateTopic("orders", 3, 3, 2)
 	run := c.StartLedger("orders", 100)
-	srv := httptest.NewServer(local.NewHandler(local.NewProvider(c.Fleet)))
-	defer srv.Close()
-	stateDir := t.TempDir()
-	store, err := replace.NewFileStore(stateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	common := []string{"--local-fleet", srv.URL, "--state-dir", stateDir, "--poll", "300ms"}
+	fleetURL, stateDir, store := cliFleet(t, c)
+	common := []string{"--local-fleet", fleetURL, "--state-dir", stateDir, "--poll", "300ms"}
 	k := replace.KafkaCluster{Client: c.Client}
 	ctx := testbed.Context(t)
 
