@@ -148,7 +148,7 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 	// broker stopping.
 	events := []string{
 		"after:launch",
-		"batch-submitted:0", // in the middle of a batch: submitted, copying, fleetd dead
+		"moves-submitted:", // the first moves submitted, copying, fleetd dead mid-window
 		"after:stop-old",
 	}
 	for _, ev := range events {
@@ -166,7 +166,7 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 				t.Fatalf("replacement ended %s: %s", last.Phase, last.Error)
 			}
 			assertConsistent(t, c, store)
-			if ev == "batch-submitted:0" {
+			if ev == "moves-submitted:" {
 				// The move cordoned the victim first; killed mid-move and
 				// resumed, nothing of it may stay in the cluster's metadata.
 				for _, kv := range c.DynamicBrokerConfigs(victim) {

@@ -31,8 +31,12 @@ const replaceLong = `Replace one broker, or one KRaft controller, end to end.
 
 Strategy "move" (the default for a serving broker) launches a new broker with a
 new node id in the same zone, moves the old broker's replicas to it one for
-one under a replication throttle, in batches, waits until every moved partition
-has its full ISR, restores preferred leaders, removes the throttles, and only
+one under a replication throttle (up to --concurrency moves in flight, the next
+submitted as soon as one is done; more while they are small), steers Kafka's
+configured rate so that the copy achieves the throttle, keeps the new broker
+last in every replica list until the whole copy is done (so it leads nothing
+while copying), then moves it to the old one's place and restores preferred
+leaders a few at a time, removes the throttles, and only
 when the cluster's metadata shows the old broker empty, shuts it down,
 terminates it and unregisters its id. Redundancy never drops.
 
@@ -131,7 +135,7 @@ func newReplaceCmd() *cobra.Command {
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where replacement records are kept (env FLEETD_STATE_DIR)")
 	def := replace.DefaultOptions()
 	fs.StringVar(&f.throttle, "throttle", def.Throttle.String(), `replication throttle per second, e.g. 20MiB or 100MB, or "none" for no throttle (with --api: the daemon's replace.throttle unless given)`)
-	fs.IntVar(&f.concurrency, "concurrency", def.Plan.Concurrency, "partition moves in flight per broker (the batch size; with --api: the daemon's unless given)")
+	fs.IntVar(&f.concurrency, "concurrency", def.Plan.Concurrency, "partition moves in flight at once; small ones are admitted beyond it while the window holds under 10 s of copying (with --api: the daemon's unless given)")
 	fs.StringVar(&f.order, "order", string(def.Plan.Order), "move order: "+orderNames()+" (with --api: the daemon's unless given)")
 	fs.DurationVar(&f.poll, "poll", def.Poll, "how often progress is checked")
 	fs.StringVar(&f.reason, "reason", "", "why, kept with the request and its record")
@@ -261,7 +265,7 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	opts.Log, opts.OnProgress = log, view.progress
 	opts.OnEvent = func(ev string, r *replace.Record) {
 		view.event(ev, r)
-		if pauseAtEvent != "" && ev == pauseAtEvent {
+		if pauseAtEvent != "" && (ev == pauseAtEvent || strings.HasSuffix(pauseAtEvent, ":") && strings.HasPrefix(ev, pauseAtEvent)) {
 			fmt.Fprintf(out, "FLEETD-PAUSED %s\n", ev)
 			<-ctx.Done() // wait here to be killed
 		}
@@ -352,17 +356,15 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 		return
 	}
 	p := r.Plan
-	fmt.Fprintf(w, "  new broker %d, %d partitions in %d batches of up to %d, %s to copy", p.New, p.Partitions, len(p.Batches), p.Options.Concurrency, humanize.IBytes(uint64(p.TotalBytes)))
+	fmt.Fprintf(w, "  new broker %d, %d partitions, up to %d moves in flight (more while they are small), %s to copy", p.New, p.Partitions, p.Options.Concurrency, humanize.IBytes(uint64(p.TotalBytes)))
 	if p.ETA > 0 {
 		fmt.Fprintf(w, ", about %s at %s/s", p.ETA, humanize.IBytes(uint64(p.Options.Throttle)))
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "  BATCH\tPARTITION\tFROM\tTO\tBYTES")
-	for i, b := range p.Batches {
-		for _, m := range b.Moves {
-			fmt.Fprintf(tw, "  %d\t%s\t%v\t%v\t%s\n", i+1, m.TP, m.From, m.To, humanize.IBytes(uint64(m.Bytes)))
-		}
+	fmt.Fprintln(tw, "  #\tPARTITION\tFROM\tCOPY AS\tTO\tBYTES")
+	for i, m := range p.Moves {
+		fmt.Fprintf(tw, "  %d\t%s\t%v\t%v\t%v\t%s\n", i+1, m.TP, m.From, m.CopyTarget(), m.To, humanize.IBytes(uint64(m.Bytes)))
 	}
 	tw.Flush()
 }
@@ -424,12 +426,21 @@ func (v *progressView) progress(p replace.Progress) {
 	if p.Stalled {
 		stalled = "  STALLED"
 	}
-	batch := ""
-	if p.Batches > 0 {
-		batch = fmt.Sprintf("batch %d/%d  ", p.Batch, p.Batches)
+	extra := ""
+	if p.InFlight > 0 {
+		extra += fmt.Sprintf("  in flight %d", p.InFlight)
 	}
-	fmt.Fprintf(v.w, "  [%s] %spartitions %d/%d  copied %s/%s  under-replicated %d%s\n", p.Step, batch, p.PartitionsDone, p.Partitions,
-		humanize.IBytes(uint64(max(p.BytesCopied, 0))), humanize.IBytes(uint64(max(p.BytesTotal, 0))), p.UnderReplicated, stalled)
+	if p.BytesPerSec > 0 {
+		extra += fmt.Sprintf("  %s/s", humanize.IBytes(uint64(p.BytesPerSec)))
+	}
+	if p.AppliedRate > 0 {
+		extra += fmt.Sprintf(" (throttle %s, configured %s/s)", p.Throttle, humanize.IBytes(uint64(p.AppliedRate)))
+	}
+	if p.UnderReplicated > 0 {
+		extra += fmt.Sprintf("  under-replicated %d", p.UnderReplicated)
+	}
+	fmt.Fprintf(v.w, "  [%s] partitions %d/%d  copied %s/%s%s%s\n", p.Step, p.PartitionsDone, p.Partitions,
+		humanize.IBytes(uint64(max(p.BytesCopied, 0))), humanize.IBytes(uint64(max(p.BytesTotal, 0))), extra, stalled)
 }
 
 func (v *progressView) event(ev string, r *replace.Record) {

@@ -91,17 +91,12 @@ func TestOperatorRequestsMeanWhatTheySay(t *testing.T) {
 		done.Plan == nil || done.Plan.Options.Concurrency != 1 || done.Plan.Options.Order != replace.LargestFirst {
 		t.Fatalf("record %+v (plan options %+v): want the request's options, and the changed throttle recorded", done.Record, done.Plan)
 	}
-	for _, b := range done.Plan.Batches {
-		if len(b.Moves) != 1 {
-			t.Fatalf("batch of %d moves with --concurrency 1", len(b.Moves))
-		}
-	}
-	sizes := make([]int64, len(done.Plan.Batches))
-	for i, b := range done.Plan.Batches {
-		sizes[i] = b.Bytes
+	sizes := make([]int64, len(done.Plan.Moves))
+	for i, m := range done.Plan.Moves {
+		sizes[i] = m.Bytes
 	}
 	if !slices.IsSortedFunc(sizes, func(a, b int64) int { return int(b - a) }) {
-		t.Errorf("batch sizes %v: want largest first", sizes)
+		t.Errorf("move sizes %v: want largest first", sizes)
 	}
 	st = d.waitFor(t, "the attached request to be done", 30*time.Second, func(st api.Status) bool { return len(st.Controller.Done) == 1 })
 	if st.Controller.Done[0].ServedBy != id || len(st.Controller.Attached) != 0 {

@@ -392,7 +392,7 @@ func standbyTakesOver(t *testing.T, leaseConfig string, env []string) {
 		t.Fatal(err)
 	}
 	st := a.waitFor(t, "the replacement to be moving data", 2*time.Minute, func(st api.Status) bool {
-		return st.Controller.Running != nil && st.Controller.Running.Step == replace.StepMove && st.Controller.Running.BatchesDone >= 1
+		return st.Controller.Running != nil && st.Controller.Running.Step == replace.StepMove && st.Controller.Running.MovesDone >= 1
 	})
 	id := st.Controller.Running.ID
 	_ = a.cmd.Process.Signal(syscall.SIGKILL)

@@ -29,6 +29,11 @@ type Cluster interface {
 	KnowsConfig(ctx context.Context, key ConfigKey) (bool, error)
 	// ReplicaBytes reports the size of every replica on broker.
 	ReplicaBytes(ctx context.Context, broker int32) (map[health.TP]int64, error)
+	// Watch reads what a move in flight needs and nothing more: tps'
+	// reassignment state, replicas, ISR and leader, whether dest serves,
+	// and the size of tps' replicas on dest. Its cost follows tps (and
+	// their topics), not the cluster's size.
+	Watch(ctx context.Context, tps []health.TP, dest int32) (*Watched, error)
 	// Unregister removes a shut-down broker's registration (KRaft).
 	Unregister(ctx context.Context, broker int32) error
 	// Quorum reads the controller quorum fresh (DescribeQuorum v2).
@@ -52,4 +57,22 @@ type Voter struct {
 	ID          int32  `json:"id"`
 	DirectoryID string `json:"directory_id"`
 	Endpoint    string `json:"endpoint"`
+}
+
+// Watched is what Watch read. A partition missing from Partitions does not
+// exist (its topic was deleted).
+type Watched struct {
+	DestAlive  bool
+	Partitions map[health.TP]WatchedPartition
+	// DestBytes are the sizes of the watched partitions' replicas on dest
+	// (nil when dest's log directories could not be read this time).
+	DestBytes map[health.TP]int64
+}
+
+// WatchedPartition is one partition's state in a Watch.
+type WatchedPartition struct {
+	Replicas    []int32
+	ISR         []int32
+	Leader      int32
+	Reassigning bool
 }

@@ -26,8 +26,11 @@ type crashCase struct {
 	node int32
 }
 
+// request moves 2 partitions at a time at 256 KiB/s (the window's bytes
+// hold less than one more 1 MiB partition), so that the window fills,
+// drains and refills in a move of broker 2's 4 partitions.
 func (cc crashCase) request() Request {
-	return Request{Broker: cmp.Or(cc.node, 2), Strategy: cc.strategy}
+	return Request{Broker: cmp.Or(cc.node, 2), Strategy: cc.strategy, Concurrency: 2, Throttle: Rate(256 << 10)}
 }
 
 // quorumWatch fails t when a durable event finds fewer caught-up voters than
@@ -39,8 +42,11 @@ func quorumWatch(t *testing.T, c *fakeCluster, ev string) {
 	}
 }
 
+// executor's fake cluster copies over virtual time (1 MiB/s shared by
+// the copies in flight), so that kills land with moves in flight.
 func (cc crashCase) executor() (*fakeCluster, *fakeProvider, *Executor) {
 	c, p, ex := fakes()
+	c.copyRate = 1 << 20
 	if cc.flows != nil {
 		ex.flows = cc.flows
 	}
@@ -174,7 +180,7 @@ func TestKilledAtEveryStepEventOfEveryWorkflow(t *testing.T) {
 	runCrashCases(t, []crashCase{
 		{name: "move", strategy: StrategyMove},
 		{name: "identity", strategy: StrategyIdentity},
-		{name: "rollback", strategy: StrategyMove, abortAfter: "batch-done:0"},
+		{name: "rollback", strategy: StrategyMove, abortAfter: "moves-done:2"},
 		{name: "controller", strategy: StrategyController, node: 9001},
 		{name: "controller-rollback", strategy: StrategyController, node: 9001, abortAfter: "after:" + string(StepAwaitVoter)},
 	})
@@ -305,7 +311,7 @@ func TestEveryStepThatTakesNodesAwayAsksTheGuard(t *testing.T) {
 	}{
 		{crashCase{name: "move", strategy: StrategyMove}, moveFlow},
 		{crashCase{name: "identity", strategy: StrategyIdentity}, identityFlow},
-		{crashCase{name: "rollback", strategy: StrategyMove, abortAfter: "batch-done:0"}, rollbackFlow},
+		{crashCase{name: "rollback", strategy: StrategyMove, abortAfter: "moves-done:2"}, rollbackFlow},
 		{crashCase{name: "controller", strategy: StrategyController, node: 9001}, controllerFlow},
 		{crashCase{name: "controller-rollback", strategy: StrategyController, node: 9001, abortAfter: "after:" + string(StepAwaitVoter)}, controllerRollbackFlow},
 	}

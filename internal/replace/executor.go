@@ -22,12 +22,32 @@ type Options struct {
 	// Plan tunes batching and ordering (defaults: 5, smallest-first); a
 	// request may carry its own. Its Throttle is set from the record's.
 	Plan PlanOptions
-	// Poll is how often progress is checked (default 10 s, as Cruise Control).
+	// Poll is how often a wait checks the cluster (default 10 s, as Cruise
+	// Control).
 	Poll time.Duration
+	// MovePoll is how often the mover checks the moves in flight (default
+	// 1 s): it reads only them, and a move done is a slot for the next, so
+	// detection lag must not be a visible part of the copy.
+	MovePoll time.Duration
+	// RateInterval is how often the achieved copy rate is measured and the
+	// configured rate steered towards the throttle (default 10 s); RateCap
+	// bounds the configured rate, as a multiple of the throttle (default
+	// 2; 1 turns steering off).
+	RateInterval time.Duration
+	RateCap      float64
+	// WindowTime: beyond Concurrency, the mover admits small moves while
+	// the bytes left in flight are below this much copying at the throttle
+	// (default 10 s).
+	WindowTime time.Duration
+	// LeaderSettle is how long new replicas are in sync before leadership
+	// moves to them (default 10 s); LeaderGroup how many partitions'
+	// leaders move at once (default 10), LeaderPause the pause between
+	// groups (default 2 s), for producers to follow.
+	LeaderSettle time.Duration
+	LeaderGroup  int
+	LeaderPause  time.Duration
 	// RegisterTimeout bounds the wait for a launched broker to register (15 min).
 	RegisterTimeout time.Duration
-	// BatchTimeout bounds one batch (default 3x its ETA, at least 30 min).
-	BatchTimeout time.Duration
 	// StallWarn: a copy below StallMinRate for this long is reported (90 s).
 	StallWarn time.Duration
 	// StallAbort: a copy that makes no progress for this long aborts (10 min).
@@ -52,7 +72,7 @@ type Options struct {
 	// OnStep sees each step's timing when it ends; err is nil when it was
 	// done, else why it failed (metrics, tracing).
 	OnStep func(r *Record, t StepTiming, err error)
-	// OnEvent sees each durable event ("after:<step>", "batch-submitted:<n>")
+	// OnEvent sees each durable event ("after:<step>", "moves-submitted:<n>")
 	// right after it was saved. Tests use it to kill fleetd at exact points.
 	OnEvent func(event string, r *Record)
 	Log     zerolog.Logger
@@ -76,6 +96,17 @@ func (o *Options) defaults() {
 	o.Throttle = o.Throttle.Or(Rate(50 << 20))
 	o.Plan.defaults()
 	def(&o.Poll, 10*time.Second)
+	def(&o.MovePoll, time.Second)
+	def(&o.RateInterval, 10*time.Second)
+	def(&o.WindowTime, 10*time.Second)
+	if o.RateCap == 0 {
+		o.RateCap = 2
+	}
+	def(&o.LeaderSettle, 10*time.Second)
+	def(&o.LeaderPause, 2*time.Second)
+	if o.LeaderGroup <= 0 {
+		o.LeaderGroup = 10
+	}
 	def(&o.RegisterTimeout, 15*time.Minute)
 	def(&o.StallWarn, 90*time.Second)
 	def(&o.StallAbort, 10*time.Minute)
@@ -96,17 +127,23 @@ func (o *Options) defaults() {
 
 // Progress is a live view of a running replacement.
 type Progress struct {
-	ID              string `json:"id"`
-	Phase           Phase  `json:"phase"`
-	Step            Step   `json:"step"`
-	Batch           int    `json:"batch"`
-	Batches         int    `json:"batches"`
-	PartitionsDone  int    `json:"partitions_done"`
-	Partitions      int    `json:"partitions"`
-	BytesCopied     int64  `json:"bytes_copied"`
-	BytesTotal      int64  `json:"bytes_total"`
-	UnderReplicated int    `json:"under_replicated"`
-	Stalled         bool   `json:"stalled"`
+	ID    string `json:"id"`
+	Phase Phase  `json:"phase"`
+	Step  Step   `json:"step"`
+	// InFlight counts the partition moves in flight.
+	InFlight        int   `json:"in_flight"`
+	PartitionsDone  int   `json:"partitions_done"`
+	Partitions      int   `json:"partitions"`
+	BytesCopied     int64 `json:"bytes_copied"`
+	BytesTotal      int64 `json:"bytes_total"`
+	UnderReplicated int   `json:"under_replicated"`
+	Stalled         bool  `json:"stalled"`
+	// BytesPerSec is the copy rate measured on the destination; Throttle
+	// the rate asked for, AppliedRate the rate configured in Kafka now
+	// (steered towards the throttle).
+	BytesPerSec int64  `json:"bytes_per_sec,omitempty"`
+	Throttle    string `json:"throttle,omitempty"`
+	AppliedRate int64  `json:"applied_rate,omitempty"`
 }
 
 // Request asks for one broker to be replaced.

@@ -1,11 +1,15 @@
 package replace
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/fleetd/fleetd/internal/health"
 )
@@ -25,6 +29,32 @@ type fakeCluster struct {
 	quorumErr    error // the quorum cannot be read
 	noCordon     bool  // a Kafka older than 4.3
 	bootstrap    []string
+
+	// copyRate > 0 makes reassignments copy over (virtual) time: the
+	// destination's follower rate config, times quotaEfficiency (default
+	// 1), capped at copyRate, shared by the copies in flight. 0: every
+	// reassignment completes at once.
+	copyRate        int64
+	quotaEfficiency float64
+	copies          map[health.TP]*fakeCopy
+	lastAdvance     time.Time
+	maxInFlight     int
+	// copyLeaders counts the partitions seen led by a replica still copying.
+	copyLeaders int
+	watches     int
+	// unthrottledCopies counts copies submitted while fleetd's rates were
+	// set but the topic's follower list did not name the new replica;
+	// maxListEntries is the longest throttled-replica list set.
+	unthrottledCopies int
+	maxListEntries    int
+}
+
+// fakeCopy is one reassignment in flight.
+type fakeCopy struct {
+	target []int32
+	adding []int32
+	copied float64
+	bytes  int64
 }
 
 // fakeControllers are the fake quorum's voters at the start.
@@ -51,6 +81,7 @@ func newFakeCluster(brokers ...int32) *fakeCluster {
 func (c *fakeCluster) Snapshot(context.Context) (*health.Snapshot, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.advance()
 	s := c.snap
 	s.Brokers = slices.Clone(c.snap.Brokers)
 	s.Partitions = make([]health.Partition, len(c.snap.Partitions))
@@ -73,18 +104,145 @@ func (c *fakeCluster) Reassign(_ context.Context, targets map[health.TP][]int32)
 			}
 		}
 	}
+	c.advance()
 	c.reassign++
 	for i := range c.snap.Partitions {
-		if to, ok := targets[c.snap.Partitions[i].TP]; ok {
-			c.snap.Partitions[i].Replicas, c.snap.Partitions[i].ISR = slices.Clone(to), slices.Clone(to)
-			c.snap.Partitions[i].Leader = to[0]
+		p := &c.snap.Partitions[i]
+		to, ok := targets[p.TP]
+		if !ok {
+			continue
+		}
+		var adding []int32
+		for _, b := range to {
+			if !slices.Contains(p.Replicas, b) {
+				adding = append(adding, b)
+				rate := c.configs[ConfigKey{Kind: BrokerConfig, Resource: brokerRes(b), Name: followerRate}]
+				list := c.configs[ConfigKey{Kind: TopicConfig, Resource: p.Topic, Name: followerReplicas}]
+				if rate != nil && (list == nil || !slices.Contains(strings.Split(*list, ","), fmt.Sprintf("%d:%d", p.Partition, b)) && *list != "*") {
+					c.unthrottledCopies++
+				}
+			}
+		}
+		if c.copyRate > 0 && len(adding) > 0 {
+			if c.copies == nil {
+				c.copies = map[health.TP]*fakeCopy{}
+			}
+			if cp, ok := c.copies[p.TP]; ok {
+				cp.target = slices.Clone(to)
+				continue
+			}
+			c.copies[p.TP] = &fakeCopy{target: slices.Clone(to), adding: adding, bytes: p.Bytes}
+			p.Reassigning = true
+			for _, b := range adding {
+				p.Replicas = append(p.Replicas, b)
+			}
+			c.maxInFlight = max(c.maxInFlight, len(c.copies))
+			continue
+		}
+		c.complete(p, to)
+	}
+	return nil
+}
+
+// complete ends p's reassignment as Kafka does: the replicas become the
+// target; the leader stays if it is in it, else the first in-sync replica
+// of the target leads.
+func (c *fakeCluster) complete(p *health.Partition, to []int32) {
+	p.Replicas, p.ISR, p.Reassigning = slices.Clone(to), slices.Clone(to), false
+	if !slices.Contains(to, p.Leader) {
+		p.Leader = to[0]
+	}
+}
+
+// advance copies bytes for the time passed since the last call.
+func (c *fakeCluster) advance() {
+	now := time.Now()
+	dt := now.Sub(c.lastAdvance).Seconds()
+	if c.lastAdvance.IsZero() {
+		dt = 0
+	}
+	c.lastAdvance = now
+	if len(c.copies) == 0 {
+		return
+	}
+	rate := float64(c.copyRate)
+	for _, cp := range c.copies { // every copy goes to the same broker
+		if v := c.configs[ConfigKey{Kind: BrokerConfig, Resource: brokerRes(cp.adding[0]), Name: followerRate}]; v != nil {
+			n, _ := strconv.ParseFloat(*v, 64)
+			rate = min(rate, n*cmp.Or(c.quotaEfficiency, 1))
+		}
+		break
+	}
+	share := rate * dt / float64(len(c.copies))
+	for i := range c.snap.Partitions {
+		p := &c.snap.Partitions[i]
+		cp, ok := c.copies[p.TP]
+		if !ok {
+			continue
+		}
+		if slices.Contains(cp.adding, p.Leader) {
+			c.copyLeaders++
+		}
+		cp.copied += share
+		if cp.copied >= float64(cp.bytes) {
+			delete(c.copies, p.TP)
+			c.complete(p, cp.target)
+		}
+	}
+}
+
+func (c *fakeCluster) CancelReassign(_ context.Context, tps []health.TP) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.snap.Partitions {
+		p := &c.snap.Partitions[i]
+		if cp, ok := c.copies[p.TP]; ok && slices.Contains(tps, p.TP) {
+			delete(c.copies, p.TP)
+			p.Replicas = slices.DeleteFunc(p.Replicas, func(b int32) bool { return slices.Contains(cp.adding, b) })
+			p.Reassigning = false
 		}
 	}
 	return nil
 }
 
-func (c *fakeCluster) CancelReassign(context.Context, []health.TP) error { return nil }
-func (c *fakeCluster) ElectPreferred(context.Context, []health.TP) error { return nil }
+func (c *fakeCluster) ElectPreferred(_ context.Context, tps []health.TP) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range c.snap.Partitions {
+		p := &c.snap.Partitions[i]
+		if slices.Contains(tps, p.TP) && len(p.Replicas) > 0 && slices.Contains(p.ISR, p.Replicas[0]) {
+			p.Leader = p.Replicas[0]
+		}
+	}
+	return nil
+}
+
+func (c *fakeCluster) Watch(_ context.Context, tps []health.TP, dest int32) (*Watched, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advance()
+	c.watches++
+	w := &Watched{Partitions: map[health.TP]WatchedPartition{}, DestBytes: map[health.TP]int64{}}
+	for _, b := range c.snap.Brokers {
+		w.DestAlive = w.DestAlive || b.ID == dest && !b.Fenced
+	}
+	want := map[health.TP]bool{}
+	for _, tp := range tps {
+		want[tp] = true
+	}
+	for _, p := range c.snap.Partitions {
+		if !want[p.TP] {
+			continue
+		}
+		w.Partitions[p.TP] = WatchedPartition{Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR), Leader: p.Leader, Reassigning: p.Reassigning}
+		if cp, ok := c.copies[p.TP]; ok {
+			w.DestBytes[p.TP] = int64(cp.copied)
+		} else if slices.Contains(p.Replicas, dest) {
+			w.DestBytes[p.TP] = p.Bytes
+		}
+	}
+	return w, nil
+}
 
 func (c *fakeCluster) Configs(_ context.Context, keys []ConfigKey) (map[ConfigKey]*string, error) {
 	c.mu.Lock()
@@ -101,6 +259,16 @@ func (c *fakeCluster) Configs(_ context.Context, keys []ConfigKey) (map[ConfigKe
 func (c *fakeCluster) SetConfigs(_ context.Context, values map[ConfigKey]*string) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	for k, v := range values {
+		// As Kafka: a config string is at most 32,767 bytes (the broker
+		// closes the connection on a longer one).
+		if v != nil && len(*v) > 32767 {
+			return fmt.Errorf("alter configs: %s of %s is %d bytes: connection closed", k.Name, k.Resource, len(*v))
+		}
+		if v != nil && (k.Name == leaderReplicas || k.Name == followerReplicas) {
+			c.maxListEntries = max(c.maxListEntries, len(strings.Split(*v, ",")))
+		}
+	}
 	for k, v := range values {
 		if v == nil {
 			delete(c.configs, k)

@@ -82,6 +82,12 @@ func (s *FileStore) Load(_ context.Context, id string) (*Record, error) {
 		}
 	}
 	r.LegacyTrigger = ""
+	if r.Plan != nil {
+		// Written before moves streamed: the batches become the window's
+		// moves, the done batches its submitted ones.
+		r.MoveCursor = max(r.MoveCursor, r.Plan.Normalize(r.LegacyBatchesDone))
+	}
+	r.LegacyBatchesDone = 0
 	return &r, nil
 }
 

@@ -365,3 +365,69 @@ func str(p *string) string {
 
 // brokerRes is the config resource name of a broker.
 func brokerRes(id int32) string { return strconv.Itoa(int(id)) }
+
+// Watch reads tps with three requests, whatever the cluster's size:
+// ListPartitionReassignments of tps (answered by the controller), Metadata
+// of their topics (which also says whether dest serves: KRaft lists only
+// unfenced brokers), and dest's DescribeLogDirs of tps.
+func (k KafkaCluster) Watch(ctx context.Context, tps []health.TP, dest int32) (*Watched, error) {
+	set := kadm.TopicsSet{}
+	for _, tp := range tps {
+		set.Add(tp.Topic, tp.Partition)
+	}
+	w := &Watched{Partitions: make(map[health.TP]WatchedPartition, len(tps))}
+	if len(tps) > 0 {
+		meta, err := k.adm().Metadata(ctx, set.Topics()...)
+		if err != nil {
+			return nil, fmt.Errorf("metadata of %d topics: %w", len(set), err)
+		}
+		for _, b := range meta.Brokers {
+			w.DestAlive = w.DestAlive || b.NodeID == dest
+		}
+		for _, tp := range tps {
+			td, ok := meta.Topics[tp.Topic]
+			if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
+				continue
+			}
+			if td.Err != nil {
+				return nil, fmt.Errorf("metadata of %s: %w", tp.Topic, td.Err)
+			}
+			if pd, ok := td.Partitions[tp.Partition]; ok {
+				w.Partitions[tp] = WatchedPartition{Replicas: pd.Replicas, ISR: pd.ISR, Leader: pd.Leader}
+			}
+		}
+		ls, err := k.adm().ListPartitionReassignments(ctx, set)
+		if err != nil {
+			return nil, fmt.Errorf("list reassignments: %w", err)
+		}
+		for t, ps := range ls {
+			for p, r := range ps {
+				tp := health.TP{Topic: t, Partition: p}
+				if wp, ok := w.Partitions[tp]; ok && (len(r.AddingReplicas) > 0 || len(r.RemovingReplicas) > 0) {
+					wp.Reassigning = true
+					w.Partitions[tp] = wp
+				}
+			}
+		}
+	} else {
+		meta, err := k.adm().BrokerMetadata(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("metadata: %w", err)
+		}
+		for _, b := range meta.Brokers {
+			w.DestAlive = w.DestAlive || b.NodeID == dest
+		}
+	}
+	if !w.DestAlive || len(tps) == 0 {
+		return w, nil
+	}
+	dirs, err := k.adm().DescribeBrokerLogDirs(ctx, dest, set)
+	if err != nil || dirs.Error() != nil {
+		return w, nil // sizes are progress, not state: read again next time
+	}
+	w.DestBytes = make(map[health.TP]int64, len(tps))
+	dirs.EachPartition(func(d kadm.DescribedLogDirPartition) {
+		w.DestBytes[health.TP{Topic: d.Topic, Partition: d.Partition}] += d.Size
+	})
+	return w, nil
+}

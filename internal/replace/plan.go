@@ -27,7 +27,8 @@ var Orders = []Order{SmallestFirst, LargestFirst, ByName}
 type PlanOptions struct {
 	// Concurrency is the most partition moves in flight per broker (default 5,
 	// as Cruise Control). Every move of a 1:1 substitution involves the new
-	// broker, so it is also the batch size.
+	// broker, so it is the size of the mover's window: the next move is
+	// submitted as soon as one is done.
 	Concurrency int   `json:"concurrency"`
 	Order       Order `json:"order"`
 	// Throttle is the replication throttle in bytes per second (0: none).
@@ -37,12 +38,28 @@ type PlanOptions struct {
 // Move is one partition's reassignment.
 type Move struct {
 	health.TP
-	From  []int32 `json:"from"`
+	From []int32 `json:"from"`
+	// Copy is the target while the new replica copies: To with the new
+	// broker last, so that a broker still busy copying is never the
+	// partition's leader (Kafka elects the first in-sync replica of the
+	// target when the old leader leaves, and the preferred leader is the
+	// first). Empty when it is To already. The reorder step then moves the
+	// new broker to the old one's position, which copies nothing.
+	Copy  []int32 `json:"copy,omitempty"`
 	To    []int32 `json:"to"`
 	Bytes int64   `json:"bytes"`
 }
 
-// Batch is a set of moves submitted together.
+// CopyTarget is the replica list the copy is submitted with.
+func (m Move) CopyTarget() []int32 {
+	if len(m.Copy) > 0 {
+		return m.Copy
+	}
+	return m.To
+}
+
+// Batch is how records written before the mover streamed grouped moves;
+// such a plan is read into Moves (Normalize).
 type Batch struct {
 	Moves []Move `json:"moves"`
 	Bytes int64  `json:"bytes"`
@@ -50,15 +67,36 @@ type Batch struct {
 
 // Plan is a move of every replica of Old to New.
 type Plan struct {
-	Old        int32       `json:"old"`
-	New        int32       `json:"new"`
-	Rack       string      `json:"rack"`
-	Options    PlanOptions `json:"options"`
-	Batches    []Batch     `json:"batches"`
-	Partitions int         `json:"partitions"`
-	TotalBytes int64       `json:"total_bytes"`
+	Old     int32       `json:"old"`
+	New     int32       `json:"new"`
+	Rack    string      `json:"rack"`
+	Options PlanOptions `json:"options"`
+	// Moves are submitted in this order (the configured policy's), up to
+	// Options.Concurrency at a time.
+	Moves []Move `json:"moves"`
+	// LegacyBatches: a plan written before moves streamed (read only).
+	LegacyBatches []Batch `json:"batches,omitempty"`
+	Partitions    int     `json:"partitions"`
+	TotalBytes    int64   `json:"total_bytes"`
 	// ETA is the copy time at the throttle (0 when unthrottled).
 	ETA time.Duration `json:"eta"`
+}
+
+// Normalize reads a plan written before moves streamed (batches) into
+// Moves; it returns how many moves the first done batches held, which
+// were all submitted.
+func (p *Plan) Normalize(batchesDone int) (submitted int) {
+	if len(p.Moves) > 0 || len(p.LegacyBatches) == 0 {
+		return 0
+	}
+	for i, b := range p.LegacyBatches {
+		p.Moves = append(p.Moves, b.Moves...)
+		if i < batchesDone {
+			submitted += len(b.Moves)
+		}
+	}
+	p.LegacyBatches = nil
+	return submitted
 }
 
 func (o *PlanOptions) defaults() {
@@ -97,7 +135,7 @@ func PlanMove(s *health.Snapshot, old, new int32, rack string, o PlanOptions) (*
 		}
 		to := slices.Clone(target)
 		to[idx] = new
-		moves = append(moves, Move{TP: part.TP, From: slices.Clone(target), To: to, Bytes: part.Bytes})
+		moves = append(moves, Move{TP: part.TP, From: slices.Clone(target), Copy: copyOrder(to, new), To: to, Bytes: part.Bytes})
 	}
 	if len(moves) == 0 {
 		return p, nil
@@ -116,13 +154,9 @@ func PlanMove(s *health.Snapshot, old, new int32, rack string, o PlanOptions) (*
 		}
 		return a.Topic < b.Topic || a.Topic == b.Topic && a.Partition < b.Partition
 	})
-	for start := 0; start < len(moves); start += o.Concurrency {
-		b := Batch{Moves: moves[start:min(start+o.Concurrency, len(moves))]}
-		for _, m := range b.Moves {
-			b.Bytes += m.Bytes
-		}
-		p.Batches = append(p.Batches, b)
-		p.TotalBytes += b.Bytes
+	p.Moves = moves
+	for _, m := range moves {
+		p.TotalBytes += m.Bytes
 	}
 	p.Partitions = len(moves)
 	if o.Throttle > 0 {
@@ -131,30 +165,34 @@ func PlanMove(s *health.Snapshot, old, new int32, rack string, o PlanOptions) (*
 	return p, nil
 }
 
+// copyOrder is to with the new broker moved last, or nil when it is last.
+func copyOrder(to []int32, new int32) []int32 {
+	if to[len(to)-1] == new {
+		return nil
+	}
+	out := slices.DeleteFunc(slices.Clone(to), func(b int32) bool { return b == new })
+	return append(out, new)
+}
+
 // Reverse is the plan that moves everything of p's that reached New back to
-// Old, for a rollback. moved lists the partitions that now hold New.
+// Old, for a rollback. moved lists the partitions that now hold New. The
+// old broker takes the new one's place in the current list.
 func (p *Plan) Reverse(moved map[health.TP][]int32) *Plan {
 	r := &Plan{Old: p.New, New: p.Old, Rack: p.Rack, Options: p.Options}
-	var b Batch
-	for _, batch := range p.Batches {
-		for _, m := range batch.Moves {
-			cur, ok := moved[m.TP]
-			if !ok {
-				continue
-			}
-			idx := slices.Index(cur, p.New)
-			if idx < 0 || slices.Contains(cur, p.Old) {
-				continue
-			}
-			to := slices.Clone(cur)
-			to[idx] = p.Old
-			b.Moves = append(b.Moves, Move{TP: m.TP, From: cur, To: to, Bytes: m.Bytes})
-			b.Bytes += m.Bytes
+	for _, m := range p.Moves {
+		cur, ok := moved[m.TP]
+		if !ok {
+			continue
 		}
+		idx := slices.Index(cur, p.New)
+		if idx < 0 || slices.Contains(cur, p.Old) {
+			continue
+		}
+		to := slices.Clone(cur)
+		to[idx] = p.Old
+		r.Moves = append(r.Moves, Move{TP: m.TP, From: cur, To: to, Bytes: m.Bytes})
+		r.TotalBytes += m.Bytes
 	}
-	if len(b.Moves) > 0 {
-		r.Batches = []Batch{b}
-		r.Partitions, r.TotalBytes = len(b.Moves), b.Bytes
-	}
+	r.Partitions = len(r.Moves)
 	return r
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -89,20 +90,37 @@ func TestPlanMoveIsAOneToOneSubstitution(t *testing.T) {
 	if p.Partitions != held {
 		t.Fatalf("plan moves %d partitions, broker 2 holds %d", p.Partitions, held)
 	}
-	for _, b := range p.Batches {
-		if len(b.Moves) > 5 {
-			t.Errorf("batch of %d exceeds the default concurrency 5", len(b.Moves))
-		}
-		for _, m := range b.Moves {
-			for i := range m.From {
-				switch {
-				case m.From[i] == 2 && m.To[i] != 7:
-					t.Errorf("%s: position %d was 2, became %d", m.TP, i, m.To[i])
-				case m.From[i] != 2 && m.To[i] != m.From[i]:
-					t.Errorf("%s: untouched replica moved %v -> %v", m.TP, m.From, m.To)
-				}
+	for _, m := range p.Moves {
+		for i := range m.From {
+			switch {
+			case m.From[i] == 2 && m.To[i] != 7:
+				t.Errorf("%s: position %d was 2, became %d", m.TP, i, m.To[i])
+			case m.From[i] != 2 && m.To[i] != m.From[i]:
+				t.Errorf("%s: untouched replica moved %v -> %v", m.TP, m.From, m.To)
 			}
 		}
+		// During the copy the new broker is last, so it leads nothing;
+		// the others keep their order.
+		c := m.CopyTarget()
+		if c[len(c)-1] != 7 || !slices.Equal(c[:len(c)-1], slices.DeleteFunc(slices.Clone(m.From), func(b int32) bool { return b == 2 })) {
+			t.Errorf("%s: copy target %v, want %v without 2 and 7 last", m.TP, c, m.From)
+		}
+	}
+}
+
+// A record written before moves streamed keeps its batches: they are read
+// as the window's moves, the done batches as submitted.
+func TestLegacyBatchesAreReadAsMoves(t *testing.T) {
+	raw := `{"old":2,"new":7,"batches":[{"moves":[{"topic":"a","partition":0,"from":[2],"to":[7]},{"topic":"a","partition":1,"from":[2],"to":[7]}]},{"moves":[{"topic":"b","partition":0,"from":[2],"to":[7]}]}],"partitions":3}`
+	var p Plan
+	if err := json.Unmarshal([]byte(raw), &p); err != nil {
+		t.Fatal(err)
+	}
+	if n := p.Normalize(1); n != 2 || len(p.Moves) != 3 || p.Moves[2].Topic != "b" || p.LegacyBatches != nil {
+		t.Fatalf("normalized: submitted %d, moves %+v, batches %v", n, p.Moves, p.LegacyBatches)
+	}
+	if n := p.Normalize(1); n != 0 {
+		t.Fatalf("a second Normalize reports %d submitted, want 0", n)
 	}
 }
 
@@ -137,13 +155,13 @@ func TestPlanETAFollowsThrottle(t *testing.T) {
 func TestReverseMovesBackOnlyWhatArrived(t *testing.T) {
 	s := loadSnapshot(t, "snapshot-6brokers.json")
 	p, _ := PlanMove(s, 2, 7, "", PlanOptions{Concurrency: 2})
-	first := p.Batches[0].Moves[0]
+	first := p.Moves[0]
 	moved := map[health.TP][]int32{first.TP: first.To}
 	r := p.Reverse(moved)
-	if r.Partitions != 1 || r.Batches[0].Moves[0].TP != first.TP {
+	if r.Partitions != 1 || r.Moves[0].TP != first.TP {
 		t.Fatalf("reverse = %+v, want only %s", r, first.TP)
 	}
-	m := r.Batches[0].Moves[0]
+	m := r.Moves[0]
 	for i := range m.To {
 		if m.To[i] != first.From[i] {
 			t.Errorf("reverse target %v, want the original %v", m.To, first.From)

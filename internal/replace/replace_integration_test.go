@@ -188,10 +188,10 @@ func TestNewBrokerDyingMidCopyAbortsCleanly(t *testing.T) {
 	var p *local.Provider
 	killed := false
 	o.OnEvent = func(ev string, r *replace.Record) {
-		if ev == "batch-done:0" && !killed {
+		if strings.HasPrefix(ev, "moves-done:") && !killed {
 			killed = true
 			go func() {
-				time.Sleep(500 * time.Millisecond) // batch 1 is under way
+				time.Sleep(500 * time.Millisecond) // the next moves are under way
 				if err := p.Kill(r.NewInstance); err != nil {
 					t.Errorf("kill new broker: %v", err)
 				}
@@ -475,7 +475,7 @@ func TestMoveWhileAnotherBrokerIsKilledTakesNothingAway(t *testing.T) {
 	o.StallAbort = 3 * time.Minute
 	killed := false
 	o.OnEvent = func(ev string, _ *replace.Record) {
-		if ev != "batch-submitted:0" || killed {
+		if !strings.HasPrefix(ev, "moves-submitted:") || killed {
 			return
 		}
 		killed = true
@@ -622,7 +622,7 @@ func TestMoveCordonsTheOldBroker(t *testing.T) {
 	ctx := testbed.Context(t)
 	created := false
 	ex.Opts.OnEvent = func(ev string, r *replace.Record) {
-		if ev != "batch-submitted:0" || created {
+		if !strings.HasPrefix(ev, "moves-submitted:") || created {
 			return
 		}
 		created = true

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 )
 
@@ -97,20 +96,10 @@ func (e *Executor) changeThrottle(ctx context.Context, r *Record, t Throttle) (T
 		}
 		res.Applied, res.Message = len(r.Throttles), "fleetd's throttles removed: replicas copy unthrottled"
 	default:
-		set := map[ConfigKey]*string{}
-		v := strconv.FormatInt(bps, 10)
-		for i := range r.Throttles {
-			if n := r.Throttles[i].Key.Name; n == leaderRate || n == followerRate {
-				r.Throttles[i].Value = v
-				set[r.Throttles[i].Key] = &r.Throttles[i].Value
-			}
-		}
-		if err := e.save(ctx, r); err != nil { // recorded before it is set
-			return res, err
-		}
-		if err := e.Cluster.SetConfigs(ctx, set); err != nil {
+		if err := e.setAppliedRate(ctx, r, bps); err != nil {
 			return res, fmt.Errorf("set the new rate (recorded; the next change or the resumed step retries): %w", err)
 		}
+		set := rateKeys(r)
 		res.Applied, res.Message = len(set), fmt.Sprintf("applied to %d broker rate configs", len(set))
 	}
 	if err := e.save(ctx, r); err != nil {
@@ -137,10 +126,10 @@ func (e *Executor) planOptions(r *Record) PlanOptions {
 	return o
 }
 
-// pollSleep waits one poll interval, or less when a throttle change is
-// waiting; false means ctx ended.
-func (e *Executor) pollSleep(ctx context.Context) bool {
-	t := time.NewTimer(e.Opts.Poll)
+// pollSleep waits d, or less when a throttle change is waiting; false
+// means ctx ended.
+func (e *Executor) pollSleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():

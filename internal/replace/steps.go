@@ -274,7 +274,7 @@ func (e *Executor) plan(ctx context.Context, r *Record) error {
 		return fatal("%w", err)
 	}
 	r.Plan = p
-	e.logger(r).Info().Int("partitions", p.Partitions).Int("batches", len(p.Batches)).Int64("bytes", p.TotalBytes).
+	e.logger(r).Info().Int("partitions", p.Partitions).Int("concurrency", p.Options.Concurrency).Int64("bytes", p.TotalBytes).
 		Dur("eta", p.ETA).Msg("plan made")
 	return nil
 }
@@ -292,6 +292,11 @@ func (e *Executor) launch(ctx context.Context, r *Record) error {
 // timeout passes (a *timeoutError). Transient check errors are retried until
 // the timeout; every other class of error ends the wait as it is.
 func (e *Executor) poll(ctx context.Context, r *Record, what string, timeout time.Duration, check func(ctx context.Context) (bool, error)) error {
+	return e.pollEvery(ctx, r, what, timeout, e.Opts.Poll, check)
+}
+
+// pollEvery is poll at its own interval.
+func (e *Executor) pollEvery(ctx context.Context, r *Record, what string, timeout, every time.Duration, check func(ctx context.Context) (bool, error)) error {
 	deadline := e.Opts.Now().Add(timeout)
 	var last error
 	for {
@@ -314,7 +319,7 @@ func (e *Executor) poll(ctx context.Context, r *Record, what string, timeout tim
 		if e.Opts.Now().After(deadline) {
 			return &timeoutError{what: what, bound: timeout, last: last}
 		}
-		if !e.pollSleep(ctx) {
+		if !e.pollSleep(ctx, every) {
 			return ctx.Err()
 		}
 	}
@@ -339,59 +344,6 @@ func (e *Executor) awaitRegister(ctx context.Context, r *Record) error {
 		}
 		return true, nil
 	})
-}
-
-// preferredTPs are the partitions whose leadership the replacement touched.
-func preferredTPs(r *Record, snap *health.Snapshot) []health.TP {
-	var tps []health.TP
-	if r.Plan != nil && r.Strategy == StrategyMove {
-		for _, b := range r.Plan.Batches {
-			for _, m := range b.Moves {
-				tps = append(tps, m.TP)
-			}
-		}
-		return tps
-	}
-	for _, p := range snap.Partitions {
-		if slices.Contains(p.Replicas, r.NewBroker) {
-			tps = append(tps, p.TP)
-		}
-	}
-	return tps
-}
-
-// electLeaders restores preferred leadership. Leadership is not redundancy,
-// so if it does not settle in time fleetd warns and goes on.
-func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
-	snap, err := e.Cluster.Snapshot(ctx)
-	if err != nil {
-		return err
-	}
-	tps := preferredTPs(r, snap)
-	if err := e.Cluster.ElectPreferred(ctx, tps); err != nil {
-		return err
-	}
-	want := map[health.TP]bool{}
-	for _, tp := range tps {
-		want[tp] = true
-	}
-	err = e.poll(ctx, r, "preferred leaders", e.Opts.LeaderTimeout, func(ctx context.Context) (bool, error) {
-		snap, err := e.Cluster.Snapshot(ctx)
-		if err != nil {
-			return false, err
-		}
-		for _, tp := range health.LeaderSkew(snap) {
-			if want[tp] {
-				return false, nil
-			}
-		}
-		return true, nil
-	})
-	if isTimeout(err) {
-		e.logger(r).Warn().Err(err).Msg("preferred leaders not restored; continuing (leadership is not redundancy)")
-		return nil
-	}
-	return err
 }
 
 func (e *Executor) verifyEmpty(ctx context.Context, r *Record) error {
@@ -531,5 +483,8 @@ func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
 		// The old disk is gone: nothing to roll back to. A person must look.
 		return &personError{err}
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return e.copied(ctx, r)
 }

@@ -149,6 +149,7 @@ const (
 	StepLaunch        Step = "launch"
 	StepAwaitRegister Step = "await-registration"
 	StepThrottle      Step = "throttle"
+	StepThrottleNew   Step = "throttle-new"
 	StepMove          Step = "move"
 	StepElectLeaders  Step = "elect-leaders"
 	StepUnthrottle    Step = "unthrottle"
@@ -160,6 +161,7 @@ const (
 	StepUncordonOld   Step = "uncordon-old"
 	StepUncordon      Step = "rollback-uncordon"
 	StepAwaitInSync   Step = "await-in-sync"
+	StepReorder       Step = "reorder"
 	StepDone          Step = "done"
 	StepCancelMoves   Step = "rollback-cancel"
 	StepMoveBack      Step = "rollback-move-back"
@@ -291,8 +293,17 @@ type Record struct {
 	Phase Phase `json:"phase"`
 	Step  Step  `json:"step"`
 	Plan  *Plan `json:"plan,omitempty"`
-	// BatchesDone counts move batches verified done.
-	BatchesDone int `json:"batches_done"`
+	// MoveCursor counts the plan's moves submitted (recorded before they
+	// are): a resumed move continues the window from here, and finds the
+	// submitted ones' state in the cluster. MovesDone counts the moves
+	// verified done when the record was last saved.
+	MoveCursor int `json:"move_cursor,omitempty"`
+	MovesDone  int `json:"moves_done,omitempty"`
+	// CopiedAt is when every new replica was in sync (leaders move to them
+	// a settle time later).
+	CopiedAt time.Time `json:"copied_at,omitzero"`
+	// LegacyBatchesDone: records written before moves streamed (read only).
+	LegacyBatchesDone int `json:"batches_done,omitempty"`
 	// Throttles are exactly the configs fleetd set (recorded before setting).
 	Throttles        []ThrottleEntry `json:"throttles,omitempty"`
 	ThrottlesRemoved bool            `json:"throttles_removed,omitempty"`
@@ -334,10 +345,8 @@ func JoinTriggers(ts []Trigger) string {
 func (r *Record) Own() map[health.TP]bool {
 	own := map[health.TP]bool{}
 	if r.Plan != nil {
-		for _, b := range r.Plan.Batches {
-			for _, m := range b.Moves {
-				own[m.TP] = true
-			}
+		for _, m := range r.Plan.Moves {
+			own[m.TP] = true
 		}
 	}
 	return own

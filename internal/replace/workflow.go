@@ -141,6 +141,7 @@ var (
 		{Step: StepAwaitRegister, Run: (*Executor).awaitRegister, OnFailure: RollBack},
 		{Step: StepThrottle, Run: (*Executor).throttle, OnFailure: RollBack},
 		{Step: StepMove, Run: (*Executor).move, OnFailure: RollBack},
+		{Step: StepReorder, Run: (*Executor).reorder, OnFailure: RollBack},
 		{Step: StepElectLeaders, Run: (*Executor).electLeaders, OnFailure: RollBack},
 		{Step: StepUnthrottle, Run: (*Executor).unthrottle, OnFailure: RollBack},
 		{Step: StepVerifyEmpty, Run: (*Executor).verifyEmpty, OnFailure: RollBack},
@@ -158,9 +159,14 @@ var (
 		// disk may be gone and only finishing restores redundancy.
 		{Step: StepStopOld, Run: (*Executor).stopOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NothingToUndo, TakesAway: takesOld("stop")},
 		{Step: StepTerminateOld, Run: (*Executor).terminateOld, OnFailure: NoReturn, RetiresOld: true, BeforeAct: NoReturn, TakesAway: takesOld("terminate")},
+		// The catch-up is throttled like a move: set before the broker
+		// starts fetching; its own follower rate once it is registered.
+		{Step: StepThrottle, Run: (*Executor).throttleCatchUp, OnFailure: NoReturn},
 		{Step: StepLaunch, Run: (*Executor).launch, OnFailure: NoReturn},
 		{Step: StepAwaitRegister, Run: (*Executor).awaitRegister, OnFailure: NoReturn},
+		{Step: StepThrottleNew, Run: (*Executor).throttleNew, OnFailure: NoReturn},
 		{Step: StepAwaitInSync, Run: (*Executor).awaitInSync, OnFailure: NoReturn},
+		{Step: StepUnthrottle, Run: (*Executor).unthrottle, OnFailure: NoReturn},
 		{Step: StepElectLeaders, Run: (*Executor).electLeaders, OnFailure: NoReturn},
 	}}
 )

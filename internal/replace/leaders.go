@@ -1,0 +1,183 @@
+package replace
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+// Leadership goes to a new replica only once it is ready: during the copy
+// the new broker is last in every replica list (Move.Copy) and leads
+// nothing; when the whole copy is done, reorder puts it where the old
+// broker was (no data moves), and electLeaders moves leadership to it a
+// settle time later, a few partitions at a time.
+
+// reorderChunk bounds one reassignment request of the reorder.
+const reorderChunk = 500
+
+// reorder submits the plan's final replica order for every move whose copy
+// ran with the new broker last, and waits until Kafka shows it.
+func (e *Executor) reorder(ctx context.Context, r *Record) error {
+	if r.Plan == nil {
+		return nil
+	}
+	var moves []Move
+	for _, m := range r.Plan.Moves {
+		if len(m.Copy) > 0 {
+			moves = append(moves, m)
+		}
+	}
+	for start := 0; start < len(moves); start += reorderChunk {
+		chunk := moves[start:min(start+reorderChunk, len(moves))]
+		tps := make([]health.TP, len(chunk))
+		for i, m := range chunk {
+			tps[i] = m.TP
+		}
+		err := e.pollEvery(ctx, r, fmt.Sprintf("reorder of %d partitions", len(chunk)), e.Opts.LeaderTimeout, e.Opts.MovePoll, func(ctx context.Context) (bool, error) {
+			w, err := e.Cluster.Watch(ctx, tps, r.Plan.New)
+			if err != nil {
+				return false, err
+			}
+			targets := map[health.TP][]int32{}
+			for _, m := range chunk {
+				p, ok := w.Partitions[m.TP]
+				if !ok {
+					return false, &personError{fmt.Errorf("partition %s vanished during the replacement", m.TP)}
+				}
+				if !slices.Equal(p.Replicas, m.To) && !p.Reassigning {
+					targets[m.TP] = m.To
+				}
+			}
+			if len(targets) == 0 {
+				return true, nil
+			}
+			// A repeated order-only reassignment is harmless.
+			return false, e.Cluster.Reassign(ctx, targets)
+		})
+		if isTimeout(err) {
+			// The copy is done; only leadership preference is off.
+			e.logger(r).Warn().Err(err).Msg("new broker not moved to the old one's place in every replica list; continuing (leadership is not redundancy)")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// leaderTPs are the partitions whose leadership the replacement touched.
+func (e *Executor) leaderTPs(ctx context.Context, r *Record) ([]health.TP, error) {
+	var tps []health.TP
+	if r.Plan != nil && r.Strategy == StrategyMove {
+		for _, m := range r.Plan.Moves {
+			tps = append(tps, m.TP)
+		}
+		return tps, nil
+	}
+	snap, err := e.Cluster.Snapshot(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range snap.Partitions {
+		if slices.Contains(p.Replicas, r.NewBroker) {
+			tps = append(tps, p.TP)
+		}
+	}
+	return tps, nil
+}
+
+// electLeaders restores preferred leadership once the new replicas have
+// been in sync for LeaderSettle, LeaderGroup partitions at a time with
+// LeaderPause between groups, so producers follow a few leaders at a time.
+// Leadership is not redundancy: a group that does not settle in time is
+// warned about and the next goes on.
+func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
+	if err := e.settle(ctx, r); err != nil {
+		return err
+	}
+	tps, err := e.leaderTPs(ctx, r)
+	if err != nil {
+		return err
+	}
+	// Only the partitions not led by their preferred replica need an
+	// election.
+	var need []health.TP
+	for start := 0; start < len(tps); start += reorderChunk {
+		chunk := tps[start:min(start+reorderChunk, len(tps))]
+		w, err := e.Cluster.Watch(ctx, chunk, r.NewBroker)
+		if err != nil {
+			return err
+		}
+		for _, tp := range chunk {
+			if p, ok := w.Partitions[tp]; ok && needsElection(p) {
+				need = append(need, tp)
+			}
+		}
+	}
+	for start := 0; start < len(need); start += e.Opts.LeaderGroup {
+		if start > 0 && !sleepCtx(ctx, e.Opts.LeaderPause) {
+			return ctx.Err()
+		}
+		group := need[start:min(start+e.Opts.LeaderGroup, len(need))]
+		if err := e.Cluster.ElectPreferred(ctx, group); err != nil {
+			return err
+		}
+		err := e.pollEvery(ctx, r, fmt.Sprintf("preferred leaders of %d partitions", len(group)), e.Opts.LeaderTimeout, e.Opts.MovePoll, func(ctx context.Context) (bool, error) {
+			w, err := e.Cluster.Watch(ctx, group, r.NewBroker)
+			if err != nil {
+				return false, err
+			}
+			for _, tp := range group {
+				if p, ok := w.Partitions[tp]; ok && needsElection(p) {
+					return false, nil
+				}
+			}
+			return true, nil
+		})
+		if isTimeout(err) {
+			e.logger(r).Warn().Err(err).Msg("preferred leaders not restored; continuing (leadership is not redundancy)")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if len(need) > 0 {
+		e.logger(r).Info().Int("partitions", len(need)).Int("group", e.Opts.LeaderGroup).Msg("preferred leaders restored")
+	}
+	return nil
+}
+
+// needsElection: led by another replica while the preferred one is in sync.
+func needsElection(p WatchedPartition) bool {
+	return len(p.Replicas) > 0 && p.Leader >= 0 && p.Leader != p.Replicas[0] && slices.Contains(p.ISR, p.Replicas[0])
+}
+
+// settle waits until the new replicas have been in sync for LeaderSettle
+// (from the record's CopiedAt; a record without one settles from now).
+func (e *Executor) settle(ctx context.Context, r *Record) error {
+	if err := e.copied(ctx, r); err != nil {
+		return err
+	}
+	wait := r.CopiedAt.Add(e.Opts.LeaderSettle).Sub(e.Opts.Now())
+	if wait > 0 && !sleepCtx(ctx, min(wait, e.Opts.LeaderSettle)) {
+		return ctx.Err()
+	}
+	return nil
+}
+
+// sleepCtx sleeps d; false means ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

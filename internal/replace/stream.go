@@ -1,0 +1,367 @@
+package replace
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+
+	"github.com/fleetd/fleetd/internal/health"
+)
+
+// The mover streams: up to Concurrency partition moves are in flight, and
+// the next is submitted as soon as one is done (a batch no longer waits for
+// its slowest partition). Small moves are admitted beyond Concurrency while
+// the window holds less than WindowTime of copying at the throttle (at most
+// maxInFlight), so that many small partitions move at the same per-byte
+// speed as a few large ones. Each poll reads only the moves in flight
+// (Cluster.Watch), the throttled-replica lists name only them, and the
+// replication rate is steered so that the copy achieves the throttle
+// (rateSteer).
+
+// moveState is one move's state in the window.
+type moveState uint8
+
+const (
+	movePending moveState = iota
+	moveInFlight
+	moveDone
+)
+
+// window is the mover's state over one list of moves to one destination.
+type window struct {
+	moves    []Move
+	dest     int32
+	state    []moveState
+	inflight []int // indexes into moves, submission order
+	done     int
+	// listBytes are the in-flight moves' share of each topic's
+	// throttled-replica list.
+	listBytes map[string]int
+	// doneBytes are the done moves' planned bytes; last the in-flight
+	// moves' sizes on dest at the last poll (progress and rate).
+	doneBytes int64
+	last      map[health.TP]int64
+	// copied accumulates bytes written to dest by in-flight moves.
+	copied int64
+}
+
+// maxInFlight bounds the moves in flight however small they are;
+// unthrottledWindow is the window's bytes when there is no throttle.
+const (
+	maxInFlight       = 1000
+	unthrottledWindow = 512 << 20
+)
+
+func newWindow(moves []Move, dest int32, cursor int) *window {
+	w := &window{moves: moves, dest: dest, state: make([]moveState, len(moves)), last: map[health.TP]int64{}, listBytes: map[string]int{}}
+	// Submitted before (a resumed move): the first poll finds out which
+	// are done, in flight, or never reached Kafka.
+	for i := range min(cursor, len(moves)) {
+		w.add(i)
+	}
+	return w
+}
+
+// listCost is what m adds to its topic's leader-side throttled-replica
+// list ("p:b," per existing replica), the longer of the two lists.
+func listCost(m Move) int {
+	n := 0
+	for _, b := range m.From {
+		n += len(fmt.Sprintf("%d:%d,", m.Partition, b))
+	}
+	return n
+}
+
+func (w *window) add(i int) {
+	w.state[i] = moveInFlight
+	w.inflight = append(w.inflight, i)
+	w.listBytes[w.moves[i].Topic] += listCost(w.moves[i])
+}
+
+func (w *window) remove(i int) {
+	w.listBytes[w.moves[i].Topic] -= listCost(w.moves[i])
+}
+
+// admits says whether m may join the window: while fewer than conc moves
+// are in flight, or while the bytes left to copy in flight are below
+// windowBytes; and never when its topic's throttled-replica list would
+// outgrow what Kafka accepts in a config value.
+func (w *window) admits(m Move, conc int, windowBytes int64) bool {
+	if w.listBytes[m.Topic]+listCost(m) > maxReplicaList || len(w.inflight) >= maxInFlight {
+		return false
+	}
+	if len(w.inflight) < conc {
+		return true
+	}
+	var left int64
+	for _, i := range w.inflight {
+		left += max(w.moves[i].Bytes-w.last[w.moves[i].TP], 0)
+	}
+	return left+m.Bytes <= windowBytes
+}
+
+// describe names the moves in flight with their progress on dest.
+func (w *window) describe() []string {
+	out := make([]string, 0, len(w.inflight))
+	for _, i := range w.inflight {
+		m := w.moves[i]
+		out = append(out, fmt.Sprintf("%s %s/%s", m.TP, humanize.IBytes(uint64(max(w.last[m.TP], 0))), humanize.IBytes(uint64(max(m.Bytes, 0)))))
+	}
+	return out
+}
+
+func (w *window) tps() []health.TP {
+	out := make([]health.TP, len(w.inflight))
+	for j, i := range w.inflight {
+		out[j] = w.moves[i].TP
+	}
+	return out
+}
+
+// copyDone is the only definition of a copy done: the replica set is the
+// copy target, every target replica is in the ISR, and the reassignment is
+// no longer listed.
+func copyDone(p WatchedPartition, to []int32) bool {
+	if p.Reassigning || !slices.Equal(p.Replicas, to) {
+		return false
+	}
+	for _, r := range to {
+		if !slices.Contains(p.ISR, r) {
+			return false
+		}
+	}
+	return true
+}
+
+// streamSpec says what one stream is: its moves, the destination, and
+// whether its progress is part of the record (the forward move) or derived
+// again from the cluster on resume (a rollback's move back).
+type streamSpec struct {
+	what    string
+	moves   []Move
+	dest    int32
+	durable bool
+	// cursor is where the stream starts (the record's, when durable).
+	cursor int
+}
+
+// stream runs moves through the window until every one is done, dest dies,
+// the copy makes no progress for StallAbort, or the bound passes.
+func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
+	w := newWindow(s.moves, s.dest, s.cursor)
+	cursor := min(s.cursor, len(s.moves))
+	var total int64
+	for _, m := range s.moves {
+		total += m.Bytes
+	}
+	timeout := 30 * time.Minute
+	if bps, ok := e.throttleOf(r).BytesPerSec(); ok {
+		timeout = max(timeout, 3*time.Duration(float64(total)/float64(bps)*float64(time.Second)))
+	}
+	conc := max(e.planOptions(r).Concurrency, 1)
+	windowBytes := int64(unthrottledWindow)
+	if bps, ok := e.throttleOf(r).BytesPerSec(); ok {
+		windowBytes = int64(float64(bps) * e.Opts.WindowTime.Seconds())
+	}
+	st := stallTracker{inflight: w.describe}
+	steer := newRateSteer(e, r)
+	deadPolls := 0
+	first := true
+	return e.pollEvery(ctx, r, s.what, timeout, e.Opts.MovePoll, func(ctx context.Context) (bool, error) {
+		watched, err := e.Cluster.Watch(ctx, w.tps(), s.dest)
+		if err != nil {
+			return false, err
+		}
+		if !watched.DestAlive {
+			// A broker briefly missing from one answer is not dead; three
+			// polls in a row is.
+			if deadPolls++; deadPolls >= 3 {
+				return false, fatal("broker %d, the destination of the copy, is down", s.dest)
+			}
+			return false, nil
+		}
+		deadPolls = 0
+		var resubmit []int
+		doneBefore := w.done
+		still := w.inflight[:0:0]
+		var inflightBytes int64
+		for _, i := range w.inflight {
+			m := w.moves[i]
+			p, ok := watched.Partitions[m.TP]
+			if !ok {
+				return false, &personError{fmt.Errorf("partition %s vanished during the replacement", m.TP)}
+			}
+			if size, ok := watched.DestBytes[m.TP]; ok {
+				if prev, seen := w.last[m.TP]; seen && size > prev {
+					w.copied += size - prev
+				}
+				w.last[m.TP] = size
+			}
+			switch {
+			case copyDone(p, m.CopyTarget()):
+				w.state[i] = moveDone
+				w.remove(i)
+				w.done++
+				w.doneBytes += m.Bytes
+				delete(w.last, m.TP)
+				continue
+			case !p.Reassigning && slices.Equal(p.Replicas, m.From):
+				// Recorded as submitted, but Kafka has no reassignment
+				// (fleetd died between the two, or someone cancelled it).
+				resubmit = append(resubmit, i)
+			}
+			still = append(still, i)
+			inflightBytes += w.last[m.TP]
+		}
+		w.inflight = still
+		var fresh []int
+		for cursor < len(s.moves) && w.admits(s.moves[cursor], conc, windowBytes) {
+			w.add(cursor)
+			fresh = append(fresh, cursor)
+			cursor++
+		}
+		submit := append(resubmit, fresh...)
+		if w.done != doneBefore || len(submit) > 0 || first {
+			if err := e.followWindow(ctx, r, w, s.durable, cursor, len(submit) > 0, first); err != nil {
+				return false, err
+			}
+			if s.durable && w.done != doneBefore {
+				e.event(fmt.Sprintf("moves-done:%d", w.done), r)
+			}
+			if len(fresh) > 0 && s.durable {
+				e.event(fmt.Sprintf("moves-submitted:%d", cursor), r)
+			}
+		}
+		first = false
+		if len(submit) > 0 {
+			targets := make(map[health.TP][]int32, len(submit))
+			for _, i := range submit {
+				targets[w.moves[i].TP] = w.moves[i].CopyTarget()
+			}
+			if err := e.Cluster.Reassign(ctx, targets); err != nil {
+				return false, err
+			}
+		}
+		finished := w.done == len(s.moves)
+		rate := steer.observe(ctx, w.copied, len(w.inflight) > 0 && !finished)
+		stalled, serr := st.observe(e, r, w.copied, finished)
+		e.progress(Progress{ID: r.ID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight),
+			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: w.doneBytes + inflightBytes, BytesTotal: total,
+			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled})
+		if serr != nil {
+			return false, serr
+		}
+		return finished, nil
+	})
+}
+
+// followWindow makes the throttled-replica lists name exactly the moves in
+// flight (so no list can outgrow Kafka's 32,767-byte config value, whatever
+// a topic's size) and records, in one save before anything is set or
+// submitted: the lists (a topic's first with the value it replaces), the
+// cursor and the moves done. The lists change only while fleetd's
+// throttles are in force. force sets every list again (a resumed move
+// cannot know which of the recorded values reached Kafka).
+func (e *Executor) followWindow(ctx context.Context, r *Record, w *window, durable bool, cursor int, submitting, force bool) error {
+	set := map[ConfigKey]*string{}
+	if throttlesActive(r) {
+		want := windowLists(w)
+		known := len(r.Throttles)
+		if err := e.recordThrottles(ctx, r, want); err != nil {
+			return err
+		}
+		for i := range r.Throttles {
+			t := &r.Throttles[i]
+			if t.Key.Kind != TopicConfig {
+				continue
+			}
+			// Value is what fleetd set last ("": deleted). A topic that
+			// left the window gets its previous value back.
+			v, ok := want[t.Key]
+			nv := restoredList(t.Previous, v, ok)
+			if !force && i < known && t.Value == str(nv) {
+				continue
+			}
+			t.Value = str(nv)
+			set[t.Key] = nv
+		}
+	}
+	changed := len(set) > 0 || submitting
+	if durable && (r.MoveCursor != cursor || r.MovesDone != w.done) {
+		r.MoveCursor, r.MovesDone, r.BytesMoved = cursor, w.done, w.doneBytes
+		changed = true
+	}
+	if changed {
+		if err := e.save(ctx, r); err != nil {
+			return err
+		}
+	}
+	if len(set) > 0 {
+		if err := e.Cluster.SetConfigs(ctx, set); err != nil {
+			return fmt.Errorf("throttled replicas of the moves in flight: %w", err)
+		}
+	}
+	return nil
+}
+
+// restoredList is a recorded topic list's value for the window: the
+// operator's previous value merged with ours, or the previous value alone
+// (nil: delete) when the topic has no move in flight.
+func restoredList(prev *string, ours string, inWindow bool) *string {
+	if !inWindow {
+		return prev
+	}
+	v := mergeReplicaList(str(prev), ours)
+	return &v
+}
+
+// windowLists are the throttled-replica lists of the moves in flight, as
+// kafka-reassign-partitions sets them: leader-side the existing replicas,
+// follower-side the new ones. Kafka throttles only replicas out of the ISR.
+func windowLists(w *window) map[ConfigKey]string {
+	leaders := map[string][]string{}
+	followers := map[string][]string{}
+	for _, i := range w.inflight {
+		m := w.moves[i]
+		for _, b := range m.From {
+			leaders[m.Topic] = append(leaders[m.Topic], fmt.Sprintf("%d:%d", m.Partition, b))
+		}
+		for _, b := range m.To {
+			if !slices.Contains(m.From, b) {
+				followers[m.Topic] = append(followers[m.Topic], fmt.Sprintf("%d:%d", m.Partition, b))
+			}
+		}
+	}
+	out := map[ConfigKey]string{}
+	for t, l := range leaders {
+		out[ConfigKey{Kind: TopicConfig, Resource: t, Name: leaderReplicas}] = strings.Join(l, ",")
+	}
+	for t, l := range followers {
+		out[ConfigKey{Kind: TopicConfig, Resource: t, Name: followerReplicas}] = strings.Join(l, ",")
+	}
+	return out
+}
+
+// throttlesActive: fleetd's rates are set and not removed yet.
+func throttlesActive(r *Record) bool {
+	if r.ThrottlesRemoved {
+		return false
+	}
+	for _, t := range r.Throttles {
+		if t.Key.Name == leaderRate || t.Key.Name == followerRate {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedKeys(keys []ConfigKey) []ConfigKey {
+	slices.SortFunc(keys, func(a, b ConfigKey) int {
+		return strings.Compare(string(a.Kind)+"\x00"+a.Resource+"\x00"+a.Name, string(b.Kind)+"\x00"+b.Resource+"\x00"+b.Name)
+	})
+	return keys
+}
