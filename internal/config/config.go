@@ -68,6 +68,13 @@ type Replace struct {
 	RegisterTimeout time.Duration `yaml:"register_timeout"`
 	StallWarn       time.Duration `yaml:"stall_warn"`
 	StallAbort      time.Duration `yaml:"stall_abort"`
+	// RateCap bounds the rate fleetd configures while steering the copy
+	// towards the throttle, as a multiple of it (1: no steering).
+	RateCap float64 `yaml:"rate_cap"`
+	// LeaderSettle and LeaderGroup: leaders move to new replicas this long
+	// after the copy, this many partitions at a time.
+	LeaderSettle time.Duration `yaml:"leader_settle"`
+	LeaderGroup  int           `yaml:"leader_group"`
 }
 
 // Gate says how a request the gate refuses is retried: after RetryBase,
@@ -410,6 +417,9 @@ func (r *Replace) Defaults() {
 	r.RegisterTimeout = cmp.Or(r.RegisterTimeout, d.RegisterTimeout)
 	r.StallWarn = cmp.Or(r.StallWarn, d.StallWarn)
 	r.StallAbort = cmp.Or(r.StallAbort, d.StallAbort)
+	r.RateCap = cmp.Or(r.RateCap, d.RateCap)
+	r.LeaderSettle = cmp.Or(r.LeaderSettle, d.LeaderSettle)
+	r.LeaderGroup = cmp.Or(r.LeaderGroup, d.LeaderGroup)
 }
 
 // Options builds the executor's options from the replace section: the one
@@ -423,6 +433,9 @@ func (r Replace) Options() replace.Options {
 		RegisterTimeout: r.RegisterTimeout,
 		StallWarn:       r.StallWarn,
 		StallAbort:      r.StallAbort,
+		RateCap:         r.RateCap,
+		LeaderSettle:    r.LeaderSettle,
+		LeaderGroup:     r.LeaderGroup,
 	}
 }
 
@@ -477,10 +490,16 @@ func (c *Config) Validate() error {
 	if !slices.Contains(replace.Orders, c.Replace.Order) {
 		return fmt.Errorf("replace.order: %q is not one of %s", c.Replace.Order, joinNames(replace.Orders))
 	}
-	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "chaos.check_interval": c.Chaos.CheckInterval, "chaos.controller_min_interval": c.Chaos.ControllerMinInterval, "lease.ttl": c.Lease.TTL, "events.wait": c.Events.Wait, "events.poll_interval": c.Events.PollInterval, "events.lead_time": c.Events.LeadTime, "ami_drift.interval": c.AMIDrift.Interval} {
+	for key, d := range map[string]time.Duration{"replace.poll": c.Replace.Poll, "replace.register_timeout": c.Replace.RegisterTimeout, "replace.stall_warn": c.Replace.StallWarn, "replace.stall_abort": c.Replace.StallAbort, "replace.leader_settle": c.Replace.LeaderSettle, "gate.retry_base": c.Gate.RetryBase, "gate.retry_max": c.Gate.RetryMax, "gate.give_up_after": c.Gate.GiveUpAfter, "chaos.min_interval": c.Chaos.MinInterval, "chaos.check_interval": c.Chaos.CheckInterval, "chaos.controller_min_interval": c.Chaos.ControllerMinInterval, "lease.ttl": c.Lease.TTL, "events.wait": c.Events.Wait, "events.poll_interval": c.Events.PollInterval, "events.lead_time": c.Events.LeadTime, "ami_drift.interval": c.AMIDrift.Interval} {
 		if d < 0 {
 			return fmt.Errorf("%s: %s is negative", key, d)
 		}
+	}
+	if c.Replace.RateCap < 1 || c.Replace.RateCap > 10 {
+		return fmt.Errorf("replace.rate_cap: %g, want 1 (the configured rate is the throttle) to 10 (fleetd may configure up to 10x the throttle to achieve it)", c.Replace.RateCap)
+	}
+	if c.Replace.LeaderGroup < 1 {
+		return fmt.Errorf("replace.leader_group: %d, want at least 1", c.Replace.LeaderGroup)
 	}
 	if c.Replace.StallAbort <= c.Replace.StallWarn {
 		return fmt.Errorf("replace.stall_abort (%s) must be longer than replace.stall_warn (%s)", c.Replace.StallAbort, c.Replace.StallWarn)

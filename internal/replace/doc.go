@@ -18,24 +18,32 @@
 //     placed on it; skipped, and said why, on an older Kafka.
 //  4. launch a broker like the old one (same zone) with the new node id.
 //  5. await-registration of the new broker in the old one's rack.
-//  6. throttle: record, then set, the replication throttles.
-//  7. move the replicas in batches; done only when every target is in the ISR.
-//  8. elect-leaders: restore preferred leadership (a timeout only warns).
-//  9. unthrottle: put back what was there before fleetd's throttles.
-//  10. verify-empty: the cluster's metadata shows the old broker holding nothing.
-//  11. stop-old — the point of no return — asks the blast-radius guard, records
+//  6. throttle: record, then set, the replication rates.
+//  7. move: stream the replicas through a window (stream.go): up to
+//     Concurrency moves in flight (more while small), the next submitted as
+//     soon as one is done, the throttled-replica lists naming only the
+//     window, the configured rate steered so the copy achieves the
+//     throttle; the new broker copies as the last replica, so it leads
+//     nothing. A move is done only when every target is in the ISR.
+//  8. reorder: the new broker takes the old one's place in each replica
+//     list (no data moves).
+//  9. elect-leaders: a settle time after the copy, restore preferred
+//     leadership a few partitions at a time (a timeout only warns).
+//  10. unthrottle: put back what was there before fleetd's throttles.
+//  11. verify-empty: the cluster's metadata shows the old broker holding nothing.
+//  12. stop-old — the point of no return — asks the blast-radius guard, records
 //     old_stopped, then shuts the old broker down.
-//  12. terminate-old, after the guard again.
-//  13. uncordon-old: the cordon goes while the id is still registered (the
+//  13. terminate-old, after the guard again.
+//  14. uncordon-old: the cordon goes while the id is still registered (the
 //     controllers refuse configs of an unregistered id).
-//  14. unregister-old: its id leaves the cluster's metadata.
+//  15. unregister-old: its id leaves the cluster's metadata.
 //
-// A failure in steps 1-2 changes nothing (rolled back); in 3-10 it runs the
+// A failure in steps 1-2 changes nothing (rolled back); in 3-11 it runs the
 // rollback table: cancel our reassignments, uncordon the old broker (Kafka
 // refuses a reassignment onto a cordoned one), move back what arrived,
-// remove our throttles, and terminate the new broker once it holds nothing (the guard asked first). From step 11 on, a failure needs
-// a person and an abort is declined: finishing is the only way back to full
-// redundancy.
+// remove our throttles, and terminate the new broker once it holds nothing
+// (the guard asked first). From step 12 on, a failure needs a person and an
+// abort is declined: finishing is the only way back to full redundancy.
 //
 // Strategy identity (break-before-make), for a dead broker:
 //
@@ -43,10 +51,15 @@
 //  2. stop-old — the point of no return once old_stopped is recorded — asks
 //     the guard, records old_stopped, then stops the instance.
 //  3. terminate-old, after the guard again.
-//  4. launch an instance with the same node id and an empty disk.
-//  5. await-registration.
-//  6. await-in-sync: Kafka re-replicates; done when it is in every ISR.
-//  7. elect-leaders.
+//  4. throttle: record, then set, the catch-up throttles: rates on the
+//     brokers that send, lists naming exactly the broker's partitions.
+//  5. launch an instance with the same node id and an empty disk.
+//  6. await-registration.
+//  7. throttle-new: the relaunched broker's own follower rate (the
+//     controllers accept it only once the id is registered).
+//  8. await-in-sync: Kafka re-replicates; done when it is in every ISR.
+//  9. unthrottle.
+//  10. elect-leaders, a settle time after the catch-up.
 //
 // A failure before old_stopped is recorded changes nothing (rolled back);
 // after it, it needs a person and an abort is declined.
