@@ -41,8 +41,9 @@ type Options struct {
 	WindowTime time.Duration
 	// LeaderSettle is how long new replicas are in sync before leadership
 	// moves to them (default 10 s); LeaderGroup how many partitions'
-	// leaders move at once (default 10), LeaderPause the pause between
-	// groups (default 2 s), for producers to follow.
+	// leaders move at once (default 10; more when there would be over 20
+	// groups), LeaderPause the pause between groups (default 1 s), for
+	// producers to follow.
 	LeaderSettle time.Duration
 	LeaderGroup  int
 	LeaderPause  time.Duration
@@ -103,7 +104,7 @@ func (o *Options) defaults() {
 		o.RateCap = 2
 	}
 	def(&o.LeaderSettle, 10*time.Second)
-	def(&o.LeaderPause, 2*time.Second)
+	def(&o.LeaderPause, time.Second)
 	if o.LeaderGroup <= 0 {
 		o.LeaderGroup = 10
 	}

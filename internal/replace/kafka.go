@@ -376,26 +376,39 @@ func (k KafkaCluster) Watch(ctx context.Context, tps []health.TP, dest int32) (*
 		set.Add(tp.Topic, tp.Partition)
 	}
 	w := &Watched{Partitions: make(map[health.TP]WatchedPartition, len(tps))}
-	if len(tps) > 0 {
-		meta, err := k.adm().Metadata(ctx, set.Topics()...)
+	// A MetadataRequest of our own: kadm.Metadata answers from franz-go's
+	// cache, up to 5 s old, which made every wave of moves, reorder and
+	// election wait 5 s for what Kafka had done in milliseconds.
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	for _, t := range set.Topics() {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	meta, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %d topics: %w", len(set), err)
+	}
+	for _, b := range meta.Brokers {
+		w.DestAlive = w.DestAlive || b.NodeID == dest
+	}
+	for _, t := range meta.Topics {
+		err := kerr.ErrorForCode(t.ErrorCode)
+		if t.Topic == nil || errors.Is(err, kerr.UnknownTopicOrPartition) {
+			continue
+		}
 		if err != nil {
-			return nil, fmt.Errorf("metadata of %d topics: %w", len(set), err)
+			return nil, fmt.Errorf("metadata of %s: %w", *t.Topic, err)
 		}
-		for _, b := range meta.Brokers {
-			w.DestAlive = w.DestAlive || b.NodeID == dest
-		}
-		for _, tp := range tps {
-			td, ok := meta.Topics[tp.Topic]
-			if !ok || errors.Is(td.Err, kerr.UnknownTopicOrPartition) {
-				continue
-			}
-			if td.Err != nil {
-				return nil, fmt.Errorf("metadata of %s: %w", tp.Topic, td.Err)
-			}
-			if pd, ok := td.Partitions[tp.Partition]; ok {
-				w.Partitions[tp] = WatchedPartition{Replicas: pd.Replicas, ISR: pd.ISR, Leader: pd.Leader}
+		for _, p := range t.Partitions {
+			tp := health.TP{Topic: *t.Topic, Partition: p.Partition}
+			if _, ok := set[tp.Topic][tp.Partition]; ok {
+				w.Partitions[tp] = WatchedPartition{Replicas: p.Replicas, ISR: p.ISR, Leader: p.Leader}
 			}
 		}
+	}
+	if len(tps) > 0 {
 		ls, err := k.adm().ListPartitionReassignments(ctx, set)
 		if err != nil {
 			return nil, fmt.Errorf("list reassignments: %w", err)
@@ -408,14 +421,6 @@ func (k KafkaCluster) Watch(ctx context.Context, tps []health.TP, dest int32) (*
 					w.Partitions[tp] = wp
 				}
 			}
-		}
-	} else {
-		meta, err := k.adm().BrokerMetadata(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("metadata: %w", err)
-		}
-		for _, b := range meta.Brokers {
-			w.DestAlive = w.DestAlive || b.NodeID == dest
 		}
 	}
 	if !w.DestAlive || len(tps) == 0 {

@@ -15,8 +15,14 @@ import (
 // broker was (no data moves), and electLeaders moves leadership to it a
 // settle time later, a few partitions at a time.
 
-// reorderChunk bounds one reassignment request of the reorder.
-const reorderChunk = 500
+// reorderChunk bounds one reassignment request of the reorder;
+// maxLeaderGroups bounds the number of election groups (and pauses);
+// leaderPoll is how often an election's outcome is checked.
+const (
+	reorderChunk    = 500
+	maxLeaderGroups = 20
+	leaderPoll      = 250 * time.Millisecond
+)
 
 // reorder submits the plan's final replica order for every move whose copy
 // ran with the new broker last, and waits until Kafka shows it.
@@ -91,8 +97,9 @@ func (e *Executor) leaderTPs(ctx context.Context, r *Record) ([]health.TP, error
 }
 
 // electLeaders restores preferred leadership once the new replicas have
-// been in sync for LeaderSettle, LeaderGroup partitions at a time with
-// LeaderPause between groups, so producers follow a few leaders at a time.
+// been in sync for LeaderSettle, LeaderGroup partitions at a time (larger
+// groups when there would be more than 20) with LeaderPause between
+// groups, so producers follow a few leaders at a time.
 // Leadership is not redundancy: a group that does not settle in time is
 // warned about and the next goes on.
 func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
@@ -118,15 +125,18 @@ func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
 			}
 		}
 	}
-	for start := 0; start < len(need); start += e.Opts.LeaderGroup {
+	// Groups of LeaderGroup, but never more than maxLeaderGroups of them:
+	// 2,000 partitions must not take 200 pauses.
+	size := max(e.Opts.LeaderGroup, (len(need)+maxLeaderGroups-1)/maxLeaderGroups)
+	for start := 0; start < len(need); start += size {
 		if start > 0 && !sleepCtx(ctx, e.Opts.LeaderPause) {
 			return ctx.Err()
 		}
-		group := need[start:min(start+e.Opts.LeaderGroup, len(need))]
+		group := need[start:min(start+size, len(need))]
 		if err := e.Cluster.ElectPreferred(ctx, group); err != nil {
 			return err
 		}
-		err := e.pollEvery(ctx, r, fmt.Sprintf("preferred leaders of %d partitions", len(group)), e.Opts.LeaderTimeout, e.Opts.MovePoll, func(ctx context.Context) (bool, error) {
+		err := e.pollEvery(ctx, r, fmt.Sprintf("preferred leaders of %d partitions", len(group)), e.Opts.LeaderTimeout, min(e.Opts.MovePoll, leaderPoll), func(ctx context.Context) (bool, error) {
 			w, err := e.Cluster.Watch(ctx, group, r.NewBroker)
 			if err != nil {
 				return false, err
@@ -147,7 +157,7 @@ func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
 		}
 	}
 	if len(need) > 0 {
-		e.logger(r).Info().Int("partitions", len(need)).Int("group", e.Opts.LeaderGroup).Msg("preferred leaders restored")
+		e.logger(r).Info().Int("partitions", len(need)).Int("group", size).Msg("preferred leaders restored")
 	}
 	return nil
 }

@@ -48,20 +48,22 @@ type stallTracker struct {
 	inflight func() []string
 }
 
-func (s *stallTracker) observe(e *Executor, r *Record, copied int64, done bool) (bool, error) {
+// observe takes the progress so far (bytes copied, plus moves done) and
+// whether there is nothing to stall on (the copy is done, or what is in
+// flight has no bytes left and waits on Kafka alone): then the tracker
+// starts over.
+func (s *stallTracker) observe(e *Executor, r *Record, progress int64, waiting bool) (bool, error) {
 	now := e.Opts.Now()
-	if s.lastAdvance.IsZero() {
-		s.lastAdvance, s.windowStart, s.lastBytes, s.windowBytes = now, now, copied, copied
+	if s.lastAdvance.IsZero() || waiting {
+		s.lastAdvance, s.windowStart, s.lastBytes, s.windowBytes = now, now, progress, progress
+		s.stalledState = false
 		return false, nil
 	}
-	if done {
-		return false, nil
-	}
-	if copied > s.lastBytes {
-		s.lastBytes, s.lastAdvance = copied, now
+	if progress > s.lastBytes {
+		s.lastBytes, s.lastAdvance = progress, now
 	}
 	if now.Sub(s.windowStart) >= e.Opts.StallWarn {
-		rate := float64(copied-s.windowBytes) / now.Sub(s.windowStart).Seconds()
+		rate := float64(progress-s.windowBytes) / now.Sub(s.windowStart).Seconds()
 		s.stalledState = rate < float64(e.Opts.StallMinRate)
 		if s.stalledState && !s.warned {
 			ev := e.logger(r).Warn()
@@ -72,7 +74,7 @@ func (s *stallTracker) observe(e *Executor, r *Record, copied int64, done bool) 
 				Msg("copy is slow: is the throttle below the partitions' write rate?")
 			s.warned = true
 		}
-		s.windowStart, s.windowBytes = now, copied
+		s.windowStart, s.windowBytes = now, progress
 	}
 	if now.Sub(s.lastAdvance) >= e.Opts.StallAbort {
 		return true, fatal("copy made no progress for %s", e.Opts.StallAbort)

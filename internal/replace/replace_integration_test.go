@@ -30,6 +30,8 @@ func fastOptions(t *testing.T) replace.Options {
 		RegisterTimeout: 2 * time.Minute,
 		StopTimeout:     time.Minute,
 		LeaderTimeout:   30 * time.Second,
+		LeaderSettle:    time.Second,
+		LeaderPause:     200 * time.Millisecond,
 		StallWarn:       10 * time.Second,
 		StallAbort:      time.Minute,
 		InSyncTimeout:   3 * time.Minute,
@@ -81,24 +83,67 @@ func TestMoveReplacesBrokerWithoutLoss(t *testing.T) {
 	run := c.StartLedger("orders", 200)
 
 	oldInfo, _ := c.Fleet.Broker(2)
-	ex, _, store := newExecutor(t, c, fastOptions(t))
+	o := fastOptions(t)
+	o.Throttle = replace.Rate(8 << 20) // a copy of seconds, for the watcher to see
+	o.Plan.Concurrency = 2
+	ex, _, store := newExecutor(t, c, o)
 	ctx := testbed.Context(t)
 	rec, err := ex.Begin(ctx, replace.Request{Broker: 2, Strategy: replace.StrategyMove})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ex.Run(ctx, rec); err != nil {
+	// While broker 4 copies a partition (broker 2 is still one of its
+	// replicas), broker 4 must not lead it: it copies as the last replica.
+	stopWatch := make(chan struct{})
+	watched := make(chan []string)
+	go func() {
+		var led []string
+		polls := 0
+		for {
+			select {
+			case <-stopWatch:
+				watched <- append(led, fmt.Sprintf("(%d polls)", polls))
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			m, err := c.Metadata("orders")
+			if err != nil {
+				continue
+			}
+			polls++
+			for _, tp := range m.Topics {
+				for _, p := range tp.Partitions {
+					if p.Leader == 4 && slices.Contains(p.Replicas, 2) {
+						led = append(led, fmt.Sprintf("orders-%d replicas %v isr %v", p.Partition, p.Replicas, p.ISR))
+					}
+				}
+			}
+		}
+	}()
+	err = ex.Run(ctx, rec)
+	close(stopWatch)
+	led := <-watched
+	if err != nil {
 		t.Fatalf("replacement failed: %v", err)
 	}
 	c.StopLedger(run)
 	assertReplaced(t, c, 2)
+	if len(led) > 1 {
+		t.Errorf("broker 4 led partitions it was still copying: %v", led)
+	}
+	t.Logf("leader watcher: %v", led)
+	for _, p := range c.Partitions("orders") {
+		if p.Leader != p.Replicas[0] {
+			t.Errorf("orders-%d led by %d, want its preferred replica %d (replicas %v)", p.Partition, p.Leader, p.Replicas[0], p.Replicas)
+		}
+	}
 
 	saved, err := store.Load(ctx, rec.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if saved.Phase != replace.PhaseCompleted || saved.NewBroker != 4 || saved.Plan.Partitions < 8 {
-		t.Errorf("record: phase %s new %d partitions %d", saved.Phase, saved.NewBroker, saved.Plan.Partitions)
+	if saved.Phase != replace.PhaseCompleted || saved.NewBroker != 4 || saved.Plan.Partitions < 8 || saved.MovesDone != saved.Plan.Partitions {
+		t.Errorf("record: phase %s new %d partitions %d done %d", saved.Phase, saved.NewBroker, saved.Plan.Partitions, saved.MovesDone)
 	}
 	if b, ok := c.Fleet.Broker(4); !ok || b.Rack != oldInfo.Rack {
 		t.Errorf("new broker 4 = %+v, want it in broker 2's rack %s", b, oldInfo.Rack)
@@ -157,9 +202,41 @@ func TestIdentityReplacesDeadBrokerWithSameID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ex.Run(ctx, rec); err != nil {
+	// The catch-up is throttled: the configs exist while broker 3 is out
+	// of the ISR (polled), and are gone after.
+	stopPoll := make(chan struct{})
+	seen := make(chan map[string]bool)
+	go func() {
+		names := map[string]bool{}
+		for {
+			select {
+			case <-stopPoll:
+				seen <- names
+				return
+			case <-time.After(200 * time.Millisecond):
+			}
+			for _, cfg := range c.ThrottleConfigs() {
+				name, _, _ := strings.Cut(cfg, "=")
+				names[name] = true
+			}
+		}
+	}()
+	err = ex.Run(ctx, rec)
+	close(stopPoll)
+	names := <-seen
+	if err != nil {
 		t.Fatalf("identity replacement failed: %v", err)
 	}
+	for _, want := range []string{"broker 1/leader.replication.throttled.rate", "broker 2/leader.replication.throttled.rate",
+		"broker 3/follower.replication.throttled.rate", "orders/leader.replication.throttled.replicas", "orders/follower.replication.throttled.replicas"} {
+		if !names[want] {
+			t.Errorf("during the catch-up %s was never seen; seen %v", want, names)
+		}
+	}
+	if len(rec.Throttles) == 0 || !rec.ThrottlesRemoved {
+		t.Errorf("record: throttles %v removed %v, want the catch-up's recorded and removed", rec.Throttles, rec.ThrottlesRemoved)
+	}
+	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
 	if rec.Strategy != replace.StrategyIdentity || !rec.OldDead || rec.NewBroker != 3 {
 		t.Errorf("record: strategy %s dead %v new %d, want identity for dead broker 3", rec.Strategy, rec.OldDead, rec.NewBroker)
 	}
@@ -656,4 +733,43 @@ func TestMoveCordonsTheOldBroker(t *testing.T) {
 			t.Errorf("retired broker 2 still cordoned in the metadata: %s", kv)
 		}
 	}
+}
+
+// A broker holding 2,000 partitions of one topic is replaced: the
+// throttled-replica lists follow the window, so none outgrows Kafka's
+// 32,767-byte config value (a list naming all 2,000 partitions' replicas
+// is about 40 kB, and Kafka closes the connection on it).
+func TestOneTopicOf2000PartitionsMoves(t *testing.T) {
+	t.Parallel()
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("wide", 2000, 3, 2)
+	c.Fill("wide", 20)
+	o := fastOptions(t)
+	ex, _, _ := newExecutor(t, c, o)
+	ctx := testbed.Context(t)
+	var longest int
+	start := time.Now()
+	ex.Opts.OnEvent = func(ev string, r *replace.Record) {
+		for _, th := range r.Throttles {
+			longest = max(longest, len(th.Value))
+		}
+		if strings.HasPrefix(ev, "moves-") {
+			t.Logf("%6.1fs %s", time.Since(start).Seconds(), ev)
+		}
+	}
+	rec, err := ex.Begin(ctx, replace.Request{Broker: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ex.Run(ctx, rec); err != nil {
+		t.Fatalf("replacement failed: %v", err)
+	}
+	if rec.Plan.Partitions != 2000 || longest > 32767 {
+		t.Errorf("moved %d partitions, longest recorded config %d bytes", rec.Plan.Partitions, longest)
+	}
+	assertReplaced(t, c, 2)
+	for _, s := range rec.Steps {
+		t.Logf("step %-20s %s", s.Step, s.Duration().Round(time.Millisecond))
+	}
+	t.Logf("2,000 partitions replaced in %s; longest throttled-replica list %d bytes", time.Since(start).Round(time.Second), longest)
 }

@@ -16,7 +16,7 @@ import (
 // the next is submitted as soon as one is done (a batch no longer waits for
 // its slowest partition). Small moves are admitted beyond Concurrency while
 // the window holds less than WindowTime of copying at the throttle (at most
-// maxInFlight), so that many small partitions move at the same per-byte
+// maxInFlightMoves), so that many small partitions move at the same per-byte
 // speed as a few large ones. Each poll reads only the moves in flight
 // (Cluster.Watch), the throttled-replica lists name only them, and the
 // replication rate is steered so that the copy achieves the throttle
@@ -49,10 +49,10 @@ type window struct {
 	copied int64
 }
 
-// maxInFlight bounds the moves in flight however small they are;
+// maxInFlightMoves bounds the moves in flight however small they are;
 // unthrottledWindow is the window's bytes when there is no throttle.
 const (
-	maxInFlight       = 1000
+	maxInFlightMoves  = 500
 	unthrottledWindow = 512 << 20
 )
 
@@ -91,17 +91,13 @@ func (w *window) remove(i int) {
 // windowBytes; and never when its topic's throttled-replica list would
 // outgrow what Kafka accepts in a config value.
 func (w *window) admits(m Move, conc int, windowBytes int64) bool {
-	if w.listBytes[m.Topic]+listCost(m) > maxReplicaList || len(w.inflight) >= maxInFlight {
+	if w.listBytes[m.Topic]+listCost(m) > maxReplicaList || len(w.inflight) >= maxInFlightMoves {
 		return false
 	}
 	if len(w.inflight) < conc {
 		return true
 	}
-	var left int64
-	for _, i := range w.inflight {
-		left += max(w.moves[i].Bytes-w.last[w.moves[i].TP], 0)
-	}
-	return left+m.Bytes <= windowBytes
+	return w.left()+m.Bytes <= windowBytes
 }
 
 // describe names the moves in flight with their progress on dest.
@@ -112,6 +108,16 @@ func (w *window) describe() []string {
 		out = append(out, fmt.Sprintf("%s %s/%s", m.TP, humanize.IBytes(uint64(max(w.last[m.TP], 0))), humanize.IBytes(uint64(max(m.Bytes, 0)))))
 	}
 	return out
+}
+
+// left is the bytes the moves in flight have yet to copy (by the plan's
+// sizes).
+func (w *window) left() int64 {
+	var n int64
+	for _, i := range w.inflight {
+		n += max(w.moves[i].Bytes-w.last[w.moves[i].TP], 0)
+	}
+	return n
 }
 
 func (w *window) tps() []health.TP {
@@ -248,7 +254,9 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		}
 		finished := w.done == len(s.moves)
 		rate := steer.observe(ctx, w.copied, len(w.inflight) > 0 && !finished)
-		stalled, serr := st.observe(e, r, w.copied, finished)
+		// Moves with nothing left to copy (empty partitions) wait on Kafka,
+		// not on the throttle: they are no stall.
+		stalled, serr := st.observe(e, r, w.copied+int64(w.done), finished || w.left() == 0)
 		e.progress(Progress{ID: r.ID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight),
 			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: w.doneBytes + inflightBytes, BytesTotal: total,
 			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled})
