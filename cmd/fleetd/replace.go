@@ -358,7 +358,7 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 	p := r.Plan
 	fmt.Fprintf(w, "  new broker %d, %d partitions, up to %d moves in flight (more while they are small), %s to copy", p.New, p.Partitions, p.Options.Concurrency, humanize.IBytes(uint64(p.TotalBytes)))
 	if p.ETA > 0 {
-		fmt.Fprintf(w, ", about %s at %s/s", p.ETA, humanize.IBytes(uint64(p.Options.Throttle)))
+		fmt.Fprintf(w, ", about %s at %s/s (%s)", p.ETA, humanize.IBytes(uint64(p.Options.Throttle)), p.ETABasis)
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -435,6 +435,9 @@ func (v *progressView) progress(p replace.Progress) {
 	}
 	if p.AppliedRate > 0 {
 		extra += fmt.Sprintf(" (throttle %s, configured %s/s)", p.Throttle, humanize.IBytes(uint64(p.AppliedRate)))
+	}
+	if p.ETASeconds > 0 {
+		extra += fmt.Sprintf("  ETA %s", time.Duration(p.ETASeconds)*time.Second)
 	}
 	if p.UnderReplicated > 0 {
 		extra += fmt.Sprintf("  under-replicated %d", p.UnderReplicated)

@@ -145,6 +145,8 @@ type Progress struct {
 	BytesPerSec int64  `json:"bytes_per_sec,omitempty"`
 	Throttle    string `json:"throttle,omitempty"`
 	AppliedRate int64  `json:"applied_rate,omitempty"`
+	// ETASeconds is the copy left at the measured rate (0: not known yet).
+	ETASeconds int64 `json:"eta_seconds,omitempty"`
 }
 
 // Request asks for one broker to be replaced.

@@ -78,8 +78,10 @@ type Plan struct {
 	LegacyBatches []Batch `json:"batches,omitempty"`
 	Partitions    int     `json:"partitions"`
 	TotalBytes    int64   `json:"total_bytes"`
-	// ETA is the copy time at the throttle (0 when unthrottled).
-	ETA time.Duration `json:"eta"`
+	// ETA is the expected copy time (0 when unthrottled): bytes / throttle,
+	// scaled by what this cluster's past moves achieved; ETABasis says which.
+	ETA      time.Duration `json:"eta"`
+	ETABasis string        `json:"eta_basis,omitempty"`
 }
 
 // Normalize reads a plan written before moves streamed (batches) into
@@ -159,9 +161,7 @@ func PlanMove(s *health.Snapshot, old, new int32, rack string, o PlanOptions) (*
 		p.TotalBytes += m.Bytes
 	}
 	p.Partitions = len(moves)
-	if o.Throttle > 0 {
-		p.ETA = time.Duration(float64(p.TotalBytes) / float64(o.Throttle) * float64(time.Second)).Round(time.Second)
-	}
+	p.estimate(nil)
 	return p, nil
 }
 

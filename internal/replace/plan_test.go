@@ -168,3 +168,41 @@ func TestReverseMovesBackOnlyWhatArrived(t *testing.T) {
 		}
 	}
 }
+
+// The ETA learns from the cluster's past moves: the median efficiency of
+// the last five completed, throttled moves; refused, rolled-back,
+// unthrottled and identity records teach nothing; a past copy faster than
+// its throttle is not believed.
+func TestETALearnsFromPastMoves(t *testing.T) {
+	start := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	past := func(phase Phase, s Strategy, th Throttle, bytes int64, copy time.Duration) *Record {
+		return &Record{Phase: phase, Strategy: s, Throttle: th, BytesMoved: bytes,
+			Steps: []StepTiming{{Step: StepMove, Started: start, Ended: start.Add(copy)}}}
+	}
+	mib := int64(1 << 20)
+	hist := []*Record{
+		past(PhaseCompleted, StrategyMove, Rate(10*mib), 100*mib, 20*time.Second),         // 0.5
+		past(PhaseCompleted, StrategyMove, Rate(10*mib), 100*mib, 10*time.Second),         // 1.0
+		past(PhaseCompleted, StrategyMove, Rate(10*mib), 100*mib, 12500*time.Millisecond), // 0.8
+		past(PhaseRolledBack, StrategyMove, Rate(10*mib), 100*mib, 100*time.Second),
+		past(PhaseCompleted, StrategyIdentity, Rate(10*mib), 100*mib, 100*time.Second),
+		past(PhaseCompleted, StrategyMove, NoThrottle(), 100*mib, 100*time.Second),
+	}
+	eff, n, ok := Efficiency(hist)
+	if !ok || n != 3 || eff != 0.8 {
+		t.Fatalf("efficiency %v from %d moves (%v), want the median 0.8 of 3", eff, n, ok)
+	}
+	p := &Plan{Options: PlanOptions{Throttle: 10 * mib}, TotalBytes: 100 * mib}
+	p.estimate(hist)
+	if p.ETA != 13*time.Second || !strings.Contains(p.ETABasis, "0.80x the last 3 moves") {
+		t.Errorf("ETA %s (%s), want 100 MiB at 10 MiB/s x 0.8 = 12.5 s, rounded", p.ETA, p.ETABasis)
+	}
+	p.estimate(nil)
+	if p.ETA != 10*time.Second || !strings.Contains(p.ETABasis, "no past move") {
+		t.Errorf("without history: ETA %s (%s)", p.ETA, p.ETABasis)
+	}
+	p.estimate([]*Record{past(PhaseCompleted, StrategyMove, Rate(10*mib), 100*mib, 5*time.Second)})
+	if p.ETA != 10*time.Second {
+		t.Errorf("a past copy at 2x its throttle made the ETA %s, want no faster than bytes / throttle", p.ETA)
+	}
+}

@@ -273,8 +273,11 @@ func (e *Executor) plan(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fatal("%w", err)
 	}
+	if past, err := e.Store.List(ctx); err == nil {
+		p.estimate(past)
+	}
 	r.Plan = p
-	e.logger(r).Info().Int("partitions", p.Partitions).Int("concurrency", p.Options.Concurrency).Int64("bytes", p.TotalBytes).
+	e.logger(r).Info().Str("eta_basis", p.ETABasis).Int("partitions", p.Partitions).Int("concurrency", p.Options.Concurrency).Int64("bytes", p.TotalBytes).
 		Dur("eta", p.ETA).Msg("plan made")
 	return nil
 }

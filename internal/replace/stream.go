@@ -257,7 +257,11 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		// Moves with nothing left to copy (empty partitions) wait on Kafka,
 		// not on the throttle: they are no stall.
 		stalled, serr := st.observe(e, r, w.copied+int64(w.done), finished || w.left() == 0)
-		e.progress(Progress{ID: r.ID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight),
+		var eta int64
+		if rate > 0 {
+			eta = max(total-w.doneBytes-inflightBytes, 0) / rate
+		}
+		e.progress(Progress{ID: r.ID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight), ETASeconds: eta,
 			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: w.doneBytes + inflightBytes, BytesTotal: total,
 			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled})
 		if serr != nil {
