@@ -68,10 +68,13 @@ func main() {
 type result struct {
 	name     string
 	rec      *replace.Record
-	p99      time.Duration
 	bytes    int64
 	copyTime time.Duration
 	total    time.Duration
+	// lat is the ledger run around the replacement; copyFrom..copyTo the
+	// copy phase its latencies are cut to.
+	lat              *ledger.Run
+	copyFrom, copyTo time.Time
 }
 
 func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
@@ -107,7 +110,7 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 	fillTime := time.Since(fillStart)
 
 	// p99 with no replacement: the same producer, the same rate, 30 s.
-	idle, err := ledgerP99(ctx, fleet, topic, func() error { return sleepCtx(ctx, 30*time.Second) })
+	idle, err := ledgerAround(ctx, fleet, topic, func() error { return sleepCtx(ctx, 30*time.Second) })
 	if err != nil {
 		return err
 	}
@@ -145,7 +148,7 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, provider, store, opts)
 		res := result{name: name}
 		var runErr error
-		res.p99, err = ledgerP99(ctx, fleet, topic, func() error {
+		res.lat, err = ledgerAround(ctx, fleet, topic, func() error {
 			rec, err := ex.Begin(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove, Triggers: []replace.Trigger{replace.TriggerBench}})
 			if err != nil {
 				return err
@@ -164,6 +167,7 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		for _, s := range res.rec.Steps {
 			if s.Step == replace.StepMove {
 				res.copyTime += s.Duration()
+				res.copyFrom, res.copyTo = s.Started, s.Ended
 			}
 			res.total += s.Duration()
 		}
@@ -176,9 +180,10 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		}
 		res := result{name: "kafka-reassign-partitions"}
 		fmt.Fprintf(os.Stderr, "%s: replacing broker %d\n", res.name, broker)
-		res.p99, err = ledgerP99(ctx, fleet, topic, func() error {
+		res.lat, err = ledgerAround(ctx, fleet, topic, func() error {
 			var err error
-			res.copyTime, res.bytes, err = toolReplace(ctx, fleet, provider, cl, broker, top+1, int64(rate))
+			res.copyFrom, res.copyTime, res.bytes, err = toolReplace(ctx, fleet, provider, cl, broker, top+1, int64(rate))
+			res.copyTo = res.copyFrom.Add(res.copyTime)
 			return err
 		})
 		return res, err
@@ -207,15 +212,18 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 	fmt.Fprintf(out, "3 brokers, topic with 12 partitions at RF 3 (min ISR 2), %s loaded in %s; throttle T = %s/s; ledger producer at 200 records/s throughout. "+
 		"Each run replaces a broker holding all the data with a new one, 1:1; runs alternate on the same fleet. The tool's copy phase is from `--execute` to Kafka listing no reassignment (polled every 250 ms: its best case).\n\n",
 		humanize.Bytes(data), fillTime.Round(time.Second), humanize.IBytes(rate))
-	fmt.Fprintf(out, "| run | bytes moved | copy phase | ideal (bytes / T) | copy / ideal | total | p99 produce latency |\n|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(out, "| no replacement (30 s) | - | - | - | - | - | %s |\n", idle.Round(100*time.Microsecond))
+	fmt.Fprintf(out, "| run | bytes moved | copy phase | ideal (bytes / T) | copy / ideal | total | produce p50 / p99 in the copy phase | p99 over the whole run |\n|---|---|---|---|---|---|---|---|\n")
+	fmt.Fprintf(out, "| no replacement (30 s) | - | - | - | - | - | %s / %s | %s |\n", idle.LatencyPercentile(0.5).Round(100*time.Microsecond),
+		idle.LatencyPercentile(0.99).Round(100*time.Microsecond), idle.LatencyPercentile(0.99).Round(100*time.Microsecond))
 	for _, r := range results {
 		total := "-"
 		if r.total > 0 {
 			total = r.total.Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %.2f | %s | %s |\n", r.name, humanize.IBytes(uint64(r.bytes)), r.copyTime.Round(100*time.Millisecond),
-			ideal(r.bytes).Round(100*time.Millisecond), r.copyTime.Seconds()/ideal(r.bytes).Seconds(), total, r.p99.Round(100*time.Microsecond))
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %.2f | %s | %s / %s | %s |\n", r.name, humanize.IBytes(uint64(r.bytes)), r.copyTime.Round(100*time.Millisecond),
+			ideal(r.bytes).Round(100*time.Millisecond), r.copyTime.Seconds()/ideal(r.bytes).Seconds(), total,
+			r.lat.LatencyPercentileBetween(0.5, r.copyFrom, r.copyTo).Round(100*time.Microsecond), r.lat.LatencyPercentileBetween(0.99, r.copyFrom, r.copyTo).Round(100*time.Microsecond),
+			r.lat.LatencyPercentile(0.99).Round(100*time.Microsecond))
 	}
 	first := results[0]
 	fmt.Fprintf(out, "\nWall time per step (%s):\n\n| step | wall time |\n|---|---|\n", first.name)
@@ -229,22 +237,32 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 // ledgerP99 runs a ledger producer around during and returns its p99 produce
 // latency; it fails if the ledger lost anything.
 func ledgerP99(ctx context.Context, fleet *local.Fleet, topic string, during func() error) (time.Duration, error) {
-	r, err := ledger.Start(ctx, fleet.Bootstrap(), ledger.Options{Topic: topic, Rate: 200})
+	r, err := ledgerAround(ctx, fleet, topic, during)
 	if err != nil {
 		return 0, err
+	}
+	return r.LatencyPercentile(0.99), nil
+}
+
+// ledgerAround runs a ledger producer around during and returns it, for
+// its latencies; it fails if the ledger lost anything.
+func ledgerAround(ctx context.Context, fleet *local.Fleet, topic string, during func() error) (*ledger.Run, error) {
+	r, err := ledger.Start(ctx, fleet.Bootstrap(), ledger.Options{Topic: topic, Rate: 200})
+	if err != nil {
+		return nil, err
 	}
 	derr := during()
 	rep, err := r.Stop(ctx)
 	if derr != nil {
-		return 0, derr
+		return nil, derr
 	}
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	if !rep.OK() {
-		return 0, fmt.Errorf("ledger: %s", rep)
+		return nil, fmt.Errorf("ledger: %s", rep)
 	}
-	return r.LatencyPercentile(0.99), nil
+	return r, nil
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {

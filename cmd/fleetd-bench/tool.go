@@ -27,15 +27,16 @@ import (
 // Kafka lists none of it (polled every 250 ms: the tool's best case; an
 // operator polling --verify would notice later), then --verify removes the
 // throttles; the old broker is stopped and unregistered so the fleet keeps
-// three. It returns the copy phase: --execute to the last partition done.
-func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provider, cl *kgo.Client, old, new int32, rate int64) (time.Duration, int64, error) {
+// three. It returns the copy phase (when --execute ran, and how long until
+// the last partition was done) and the bytes moved.
+func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provider, cl *kgo.Client, old, new int32, rate int64) (start time.Time, took time.Duration, bytes int64, err error) {
 	tools := os.Getenv("FLEETD_KAFKA_TOOLS")
 	if tools == "" {
-		return 0, 0, fmt.Errorf("FLEETD_KAFKA_TOOLS is not set (scripts/bench.sh sets it from scripts/kafka-tools.sh)")
+		return start, 0, 0, fmt.Errorf("FLEETD_KAFKA_TOOLS is not set (scripts/bench.sh sets it from scripts/kafka-tools.sh)")
 	}
 	insts, err := provider.Instances(ctx)
 	if err != nil {
-		return 0, 0, err
+		return start, 0, 0, err
 	}
 	var like replace.Instance
 	for _, in := range insts {
@@ -44,10 +45,10 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 		}
 	}
 	if like.ID == "" {
-		return 0, 0, fmt.Errorf("no instance of broker %d", old)
+		return start, 0, 0, fmt.Errorf("no instance of broker %d", old)
 	}
 	if _, err := provider.Launch(ctx, replace.LaunchRequest{Token: fmt.Sprintf("tool-%d", new), Like: like, NodeID: new}); err != nil {
-		return 0, 0, err
+		return start, 0, 0, err
 	}
 	if err := until(ctx, 2*time.Minute, func() (bool, error) {
 		s, err := health.Collect(ctx, cl)
@@ -57,11 +58,11 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 		b, ok := s.Broker(new)
 		return ok && !b.Fenced, nil
 	}); err != nil {
-		return 0, 0, fmt.Errorf("broker %d registration: %w", new, err)
+		return start, 0, 0, fmt.Errorf("broker %d registration: %w", new, err)
 	}
 	snap, err := health.Collect(ctx, cl)
 	if err != nil {
-		return 0, 0, err
+		return start, 0, 0, err
 	}
 	type part struct {
 		Topic     string  `json:"topic"`
@@ -72,7 +73,6 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 		Version    int    `json:"version"`
 		Partitions []part `json:"partitions"`
 	}{Version: 1}
-	var bytes int64
 	for _, p := range snap.Partitions {
 		if i := slices.Index(p.Replicas, old); i >= 0 {
 			to := slices.Clone(p.Replicas)
@@ -84,7 +84,7 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 	file := filepath.Join(fleet.Dir(), fmt.Sprintf("reassign-%d.json", new))
 	raw, _ := json.Marshal(plan)
 	if err := os.WriteFile(file, raw, 0o644); err != nil {
-		return 0, 0, err
+		return start, 0, 0, err
 	}
 	tool := func(args ...string) error {
 		cmd := exec.CommandContext(ctx, "java", append([]string{"-cp", filepath.Join(tools, "*"), "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
@@ -95,9 +95,9 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 		}
 		return nil
 	}
-	start := time.Now()
+	start = time.Now()
 	if err := tool("--execute", "--throttle", strconv.FormatInt(rate, 10)); err != nil {
-		return 0, 0, err
+		return start, 0, 0, err
 	}
 	if err := until(ctx, time.Hour, func() (bool, error) {
 		resp, err := kmsg.NewPtrListPartitionReassignmentsRequest().RequestWith(ctx, cl)
@@ -106,17 +106,17 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 		}
 		return len(resp.Topics) == 0, nil
 	}); err != nil {
-		return 0, 0, err
+		return start, 0, 0, err
 	}
-	took := time.Since(start)
+	took = time.Since(start)
 	if err := tool("--verify"); err != nil { // removes the throttles
-		return 0, 0, err
+		return start, 0, 0, err
 	}
 	if err := provider.Stop(ctx, like.ID); err != nil {
-		return 0, 0, err
+		return start, 0, 0, err
 	}
 	if err := provider.Terminate(ctx, like.ID); err != nil {
-		return 0, 0, err
+		return start, 0, 0, err
 	}
 	k := replace.KafkaCluster{Client: cl}
 	if err := until(ctx, time.Minute, func() (bool, error) {
@@ -133,9 +133,9 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 		}
 		return false, nil
 	}); err != nil {
-		return 0, 0, fmt.Errorf("unregister broker %d: %w", old, err)
+		return start, 0, 0, fmt.Errorf("unregister broker %d: %w", old, err)
 	}
-	return took, bytes, nil
+	return start, took, bytes, nil
 }
 
 // until calls ok every 250 ms until it reports true, fails, or timeout.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/kclient"
+	"github.com/fleetd/fleetd/internal/canary"
 	"github.com/fleetd/fleetd/internal/ledger"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -113,6 +114,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data int64, throttle re
 	opts := rc.Options()
 	opts.StopTimeout, opts.LeaderTimeout = time.Minute, time.Minute
 	opts.Log, opts.OnProgress, opts.OnEvent = log, view.progress, view.event
+	opts.Canary = canary.ForExecutor(cl, true, canary.Options{Seeds: fleet.Bootstrap()})
 	ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, local.NewProvider(fleet), store, opts)
 	preview, err := ex.Preview(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove})
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/fleetd/fleetd/internal/api"
+	"github.com/fleetd/fleetd/internal/canary"
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -69,6 +70,8 @@ type replaceFlags struct {
 	dryRun      bool
 	localFleet  string
 	stateDir    string
+	canary      bool
+	canaryTopic string
 	throttle    string
 	concurrency int
 	order       string
@@ -80,7 +83,7 @@ type replaceFlags struct {
 
 // localOnly are the replace flags that only mean something when this
 // process replaces the broker itself; the daemon has its own.
-var localOnly = []string{"local-fleet", "state-dir", "poll", "config", "bootstrap", "tls", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "sasl-mechanism", "sasl-username", "timeout"}
+var localOnly = []string{"local-fleet", "state-dir", "poll", "config", "bootstrap", "tls", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "sasl-mechanism", "sasl-username", "timeout", "canary", "canary-topic"}
 
 func defaultStateDir() string {
 	if d := os.Getenv("FLEETD_STATE_DIR"); d != "" {
@@ -131,6 +134,8 @@ func newReplaceCmd() *cobra.Command {
 	fs.Int32Var(&f.controller, "controller", -1, "node id of the KRaft controller to replace (dynamic quorum)")
 	fs.StringVar(&f.strategy, "strategy", "", `"move" or "identity" (default: move if the broker serves, identity if it is dead); a controller has its own workflow`)
 	fs.BoolVar(&f.dryRun, "dry-run", false, "run the gate and print the plan; change nothing")
+	fs.BoolVar(&f.canary, "canary", true, "run the canary: sequenced acks=all records written to --canary-topic and read back during the replacement; the verdict goes in the record")
+	fs.StringVar(&f.canaryTopic, "canary-topic", canary.DefaultTopic, "the canary's own topic (created if missing; never a user topic)")
 	fs.StringVar(&f.localFleet, "local-fleet", os.Getenv("FLEETD_LOCAL_FLEET"), "control API URL of a local fleet (fleetd local up prints it; env FLEETD_LOCAL_FLEET)")
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where replacement records are kept (env FLEETD_STATE_DIR)")
 	def := replace.DefaultOptions()
@@ -270,6 +275,9 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 			<-ctx.Done() // wait here to be killed
 		}
 	}
+	if kopts, err := s.Opts(); err == nil {
+		opts.Canary = canary.ForExecutor(cl, f.canary, canary.Options{Topic: f.canaryTopic, Rate: 20, Seeds: s.Bootstrap, ClientOpts: kopts})
+	}
 	ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, remote, store, opts)
 
 	if n, err := replace.SweepThrottles(ctx, ex.Cluster, store); err != nil {
@@ -403,6 +411,32 @@ func printSummary(w io.Writer, r *replace.Record, asJSON bool) {
 		fmt.Fprintf(w, " at %.1f MB/s effective", float64(r.BytesMoved)/move.Seconds()/1e6)
 	}
 	fmt.Fprintln(w)
+	printCanary(w, r.Canary)
+}
+
+// printCanary prints a record's canary verdict.
+func printCanary(w io.Writer, v *replace.CanaryVerdict) {
+	switch {
+	case v == nil:
+		return
+	case v.Error != "" && v.Acked == 0:
+		fmt.Fprintf(w, "  canary: no verdict (%s)\n", v.Error)
+		return
+	}
+	verdict := "verified"
+	if !v.Verified {
+		verdict = "VERIFICATION FAILED"
+		if v.Error != "" {
+			verdict = "incomplete: " + v.Error
+		}
+	}
+	partial := ""
+	if v.Partial {
+		partial = " (since this fleetd resumed it)"
+	}
+	fmt.Fprintf(w, "  canary %s: %s%s: acked %d, observed %d, lost %d, duplicated %d\n", v.Topic, verdict, partial, v.Acked, v.Observed, v.Lost, v.Duplicated)
+	fmt.Fprintf(w, "  canary produce p50/p99: before %.1f/%.1f ms, during %.1f/%.1f ms, after %.1f/%.1f ms\n",
+		v.Before.P50Ms, v.Before.P99Ms, v.During.P50Ms, v.During.P99Ms, v.After.P50Ms, v.After.P99Ms)
 }
 
 // progressView prints live progress, at most one line every two seconds.

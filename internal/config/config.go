@@ -40,6 +40,7 @@ type Config struct {
 	Kafka    kclient.Settings `yaml:"kafka"`
 	Provider Provider         `yaml:"provider"`
 	Replace  Replace          `yaml:"replace"`
+	Canary   Canary           `yaml:"canary"`
 	Gate     Gate             `yaml:"gate"`
 	Chaos    Chaos            `yaml:"chaos"`
 	Lease    Lease            `yaml:"lease"`
@@ -76,6 +77,18 @@ type Replace struct {
 	LeaderSettle time.Duration `yaml:"leader_settle"`
 	LeaderGroup  int           `yaml:"leader_group"`
 }
+
+// Canary is fleetd's canary: during every workflow, sequenced records
+// (acks=all, idempotent) written to a topic of fleetd's own and read back,
+// the verdict kept in the record. On unless enabled is false.
+type Canary struct {
+	Enabled *bool  `yaml:"enabled"`
+	Topic   string `yaml:"topic"`
+	Rate    int    `yaml:"rate"` // records per second
+}
+
+// On reports whether the canary runs.
+func (c Canary) On() bool { return c.Enabled == nil || *c.Enabled }
 
 // Gate says how a request the gate refuses is retried: after RetryBase,
 // doubling up to RetryMax, and dropped (with its reason kept in the status)
@@ -365,12 +378,16 @@ func (c *Config) ApplyOutputs(o tfoutputs.Outputs) {
 	}
 }
 
+var topicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
+
 // Defaults fills what the file left out. Safe values: chaos off, leashed
 // off only when asked, file lease, API on loopback.
 func (c *Config) Defaults() {
 	c.StateDir = cmp.Or(c.StateDir, "/var/lib/fleetd")
 	c.Provider.Kind = cmp.Or(c.Provider.Kind, "ec2")
 	c.Replace.Defaults()
+	c.Canary.Topic = cmp.Or(c.Canary.Topic, "fleetd-canary")
+	c.Canary.Rate = cmp.Or(c.Canary.Rate, 20)
 	gate := controller.DefaultOptions()
 	c.Gate.RetryBase = cmp.Or(c.Gate.RetryBase, gate.RetryBase)
 	c.Gate.RetryMax = cmp.Or(c.Gate.RetryMax, gate.RetryMax)
@@ -497,6 +514,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Replace.RateCap < 1 || c.Replace.RateCap > 10 {
 		return fmt.Errorf("replace.rate_cap: %g, want 1 (the configured rate is the throttle) to 10 (fleetd may configure up to 10x the throttle to achieve it)", c.Replace.RateCap)
+	}
+	if c.Canary.Rate < 1 || c.Canary.Rate > 1000 {
+		return fmt.Errorf("canary.rate: %d records/s, want 1 to 1000 (a canary, not a load test)", c.Canary.Rate)
+	}
+	if !topicName.MatchString(c.Canary.Topic) {
+		return fmt.Errorf("canary.topic: %q is not a Kafka topic name (letters, digits, '.', '_', '-', at most 249)", c.Canary.Topic)
 	}
 	if c.Replace.LeaderGroup < 1 {
 		return fmt.Errorf("replace.leader_group: %d, want at least 1", c.Replace.LeaderGroup)

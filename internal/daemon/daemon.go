@@ -23,6 +23,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/api"
 	"github.com/fleetd/fleetd/internal/config"
+	"github.com/fleetd/fleetd/internal/canary"
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/ec2"
 	"github.com/fleetd/fleetd/internal/events"
@@ -168,6 +169,11 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		d.mu.Unlock()
 	}
 	opts.Log = d.log
+	kopts, err := cfg.Kafka.Opts()
+	if err != nil {
+		return fail(err)
+	}
+	opts.Canary = canary.ForExecutor(cl, cfg.Canary.On(), canary.Options{Topic: cfg.Canary.Topic, Rate: cfg.Canary.Rate, Seeds: cfg.Kafka.Bootstrap, ClientOpts: kopts})
 	d.exec = replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, d.prov, d.store, opts)
 	lse, err := d.newLease(ctx)
 	if err != nil {

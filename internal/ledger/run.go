@@ -46,6 +46,7 @@ type Run struct {
 	mu          sync.Mutex
 	consumed    map[int32]int64 // next offset to read, per partition
 	latencies   []time.Duration
+	sentAt      []time.Time // when each of latencies' records was sent
 	produceErrs int64
 	lastErr     error
 }
@@ -157,6 +158,7 @@ func (r *Run) produce(ctx context.Context) {
 				r.ledger.Acked(p, seq)
 				r.mu.Lock()
 				r.latencies = append(r.latencies, time.Since(sent))
+				r.sentAt = append(r.sentAt, sent)
 				r.mu.Unlock()
 			})
 	}
@@ -184,8 +186,19 @@ func (r *Run) consume(ctx context.Context) {
 // LatencyPercentile returns the q-quantile (0..1) of acknowledged produce
 // latencies, 0 when nothing was acknowledged.
 func (r *Run) LatencyPercentile(q float64) time.Duration {
+	return r.LatencyPercentileBetween(q, time.Time{}, time.Time{})
+}
+
+// LatencyPercentileBetween is LatencyPercentile of the records sent in
+// [from, to) (a zero bound is open): latencies cut to one phase.
+func (r *Run) LatencyPercentileBetween(q float64, from, to time.Time) time.Duration {
 	r.mu.Lock()
-	l := append([]time.Duration(nil), r.latencies...)
+	var l []time.Duration
+	for i, d := range r.latencies {
+		if at := r.sentAt[i]; (from.IsZero() || !at.Before(from)) && (to.IsZero() || at.Before(to)) {
+			l = append(l, d)
+		}
+	}
 	r.mu.Unlock()
 	if len(l) == 0 {
 		return 0

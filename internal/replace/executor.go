@@ -68,6 +68,11 @@ type Options struct {
 	// StepRetries is how often a step failing transiently is retried before
 	// it counts as failed (default 8, backoff 1 s doubling to 30 s).
 	StepRetries int
+	// Canary, if set, starts a canary probe for each workflow that gets
+	// past its gate; its verdict goes in the record. CanaryTail is how long
+	// it runs past the workflow's end (default 5 s).
+	Canary     func(ctx context.Context) (CanaryProbe, error)
+	CanaryTail time.Duration
 	// OnProgress sees live progress (CLI display).
 	OnProgress func(Progress)
 	// OnStep sees each step's timing when it ends; err is nil when it was
@@ -105,6 +110,7 @@ func (o *Options) defaults() {
 	}
 	def(&o.LeaderSettle, 10*time.Second)
 	def(&o.LeaderPause, time.Second)
+	def(&o.CanaryTail, 5*time.Second)
 	if o.LeaderGroup <= 0 {
 		o.LeaderGroup = 10
 	}
@@ -316,9 +322,22 @@ func (e *Executor) Run(ctx context.Context, r *Record) error {
 		}
 		e.mu.Unlock()
 	}()
+	var canary *canaryRun
+	defer func() {
+		if canary != nil && !r.Phase.Terminal() {
+			// Killed or shutting down: the canary's records are its own,
+			// and a resumed workflow starts a new one.
+			stopped, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			_, _ = canary.probe.Stop(stopped)
+			cancel()
+		}
+	}()
 	for !r.Phase.Terminal() {
 		if err := ctx.Err(); err != nil {
 			return err
+		}
+		if canary == nil && r.Canary == nil {
+			canary = e.startCanary(ctx, r)
 		}
 		e.applyPending(ctx, r)
 		if reason := e.abortReason(); reason != "" && r.Phase == PhaseRunning {
@@ -350,6 +369,9 @@ func (e *Executor) Run(ctx context.Context, r *Record) error {
 		}
 		log.Info().Str("step", string(step)).Str("next", string(r.Step)).Msg("step done")
 		e.event("after:"+string(step), r)
+	}
+	if canary != nil {
+		e.finishCanary(ctx, r, canary)
 	}
 	switch r.Phase {
 	case PhaseCompleted:

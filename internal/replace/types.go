@@ -314,6 +314,9 @@ type Record struct {
 	CordonRemoved bool           `json:"cordon_removed,omitempty"`
 	CordonSkipped string         `json:"cordon_skipped,omitempty"`
 
+	// Canary is the canary's verdict on this workflow (nil: no canary ran).
+	Canary *CanaryVerdict `json:"canary,omitempty"`
+
 	// Attempts counts the gate's refusals of this record's request (a
 	// refused request is retried by reopening its one record).
 	Attempts int `json:"attempts,omitempty"`

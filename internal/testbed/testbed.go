@@ -414,15 +414,25 @@ func (c *Cluster) NoThrottles() error {
 // any broker or topic, as "resource/name=value". Empty means none is left.
 func (c *Cluster) ThrottleConfigs() []string {
 	c.t.Helper()
+	out, err := c.ReadThrottleConfigs()
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return out
+}
+
+// ReadThrottleConfigs is ThrottleConfigs that returns its error instead of
+// failing the test: for goroutines that poll while brokers come and go.
+func (c *Cluster) ReadThrottleConfigs() ([]string, error) {
 	ctx := Context(c.t)
 	var out []string
-	collect := func(rcs kadm.ResourceConfigs, err error) {
+	collect := func(rcs kadm.ResourceConfigs, err error) error {
 		if err != nil {
-			c.t.Fatalf("describe configs: %v", err)
+			return fmt.Errorf("describe configs: %w", err)
 		}
 		for _, rc := range rcs {
 			if rc.Err != nil {
-				c.t.Fatalf("describe configs of %s: %v", rc.Name, rc.Err)
+				return fmt.Errorf("describe configs of %s: %w", rc.Name, rc.Err)
 			}
 			for _, cfg := range rc.Configs {
 				if strings.Contains(cfg.Key, "replication.throttled") &&
@@ -435,6 +445,7 @@ func (c *Cluster) ThrottleConfigs() []string {
 				}
 			}
 		}
+		return nil
 	}
 	// A broker describes only its own configs (a controller answers for
 	// itself, with an error code per resource for any other id), so ask each
@@ -445,13 +456,17 @@ func (c *Cluster) ThrottleConfigs() []string {
 			ids = append(ids, b.ID)
 		}
 	}
-	collect(c.Admin.DescribeBrokerConfigs(ctx, ids...))
+	if err := collect(c.Admin.DescribeBrokerConfigs(ctx, ids...)); err != nil {
+		return nil, err
+	}
 	topics, err := c.Admin.ListTopics(ctx)
 	if err != nil {
-		c.t.Fatal(err)
+		return nil, err
 	}
-	collect(c.Admin.DescribeTopicConfigs(ctx, topics.Names()...))
-	return out
+	if err := collect(c.Admin.DescribeTopicConfigs(ctx, topics.Names()...)); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 func str(p *string) string {

@@ -1,0 +1,136 @@
+package replace
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+// fakeProbe is a canary whose latency is 5 ms, except 50 ms for records
+// sent while slow is true; lost is what Stop reports lost.
+type fakeProbe struct {
+	mu      sync.Mutex
+	sent    []time.Time
+	lat     []time.Duration
+	slow    bool
+	lost    int64
+	stopped bool
+	done    chan struct{}
+}
+
+func newFakeProbe() *fakeProbe {
+	p := &fakeProbe{done: make(chan struct{})}
+	go func() {
+		for {
+			select {
+			case <-p.done:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			p.mu.Lock()
+			d := 5 * time.Millisecond
+			if p.slow {
+				d = 50 * time.Millisecond
+			}
+			p.sent, p.lat = append(p.sent, time.Now()), append(p.lat, d)
+			p.mu.Unlock()
+		}
+	}()
+	return p
+}
+
+func (p *fakeProbe) Topic() string { return "fleetd-canary" }
+
+func (p *fakeProbe) Stop(context.Context) (CanaryCounts, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.stopped {
+		close(p.done)
+	}
+	p.stopped = true
+	n := int64(len(p.sent))
+	return CanaryCounts{Acked: n, Observed: n - p.lost, Lost: p.lost}, nil
+}
+
+func (p *fakeProbe) Latency(q float64, from, to time.Time) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var max time.Duration
+	for i, at := range p.sent {
+		if !at.Before(from) && at.Before(to) && p.lat[i] > max {
+			max = p.lat[i]
+		}
+	}
+	return max
+}
+
+// The canary runs from past the gate to a tail after the end; the record
+// carries its counts and latency before, during (from the move on) and
+// after; a loss is a failed verification.
+func TestTheRecordCarriesTheCanaryVerdict(t *testing.T) {
+	for _, lost := range []int64{0, 3} {
+		synctest.Test(t, func(t *testing.T) {
+			c, _, ex := fakes()
+			c.copyRate = 1 << 20
+			var probe *fakeProbe
+			ex.Opts.Canary = func(context.Context) (CanaryProbe, error) {
+				probe = newFakeProbe()
+				probe.lost = lost
+				return probe, nil
+			}
+			ex.Opts.OnEvent = func(ev string, _ *Record) {
+				switch ev {
+				case "after:plan": // a launch takes time
+					time.Sleep(2 * time.Second)
+				case "after:throttle": // the move begins: producers suffer
+					probe.mu.Lock()
+					probe.slow = true
+					probe.mu.Unlock()
+				case "after:unregister-old":
+					probe.mu.Lock()
+					probe.slow = false
+					probe.mu.Unlock()
+					time.Sleep(50 * time.Millisecond) // past a record sent at this instant
+
+				}
+			}
+			r, _ := ex.Begin(context.Background(), Request{Broker: 2, Throttle: Rate(1 << 20)})
+			_ = ex.Run(context.Background(), r)
+			v := r.Canary
+			if r.Phase != PhaseCompleted || v == nil || !probe.stopped {
+				t.Fatalf("phase %s verdict %+v", r.Phase, v)
+			}
+			if v.Verified != (lost == 0) || v.Lost != lost || v.Acked == 0 {
+				t.Errorf("lost %d: verdict %+v", lost, v)
+			}
+			if v.Before.P99Ms != 5 || v.During.P99Ms != 50 || v.After.P99Ms != 5 {
+				t.Errorf("p99 before %v during %v after %v, want 5, 50, 5 ms", v.Before.P99Ms, v.During.P99Ms, v.After.P99Ms)
+			}
+		})
+	}
+}
+
+// A request the gate refuses starts no canary; a canary that cannot start
+// is said in the record and the replacement goes on.
+func TestNoCanaryAtTheGateAndNoFailureWithoutOne(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		_, _, ex := fakes()
+		started := 0
+		ex.Opts.Canary = func(context.Context) (CanaryProbe, error) {
+			started++
+			return nil, errCloud
+		}
+		r, _ := ex.Begin(context.Background(), Request{Broker: 42})
+		_ = ex.Run(context.Background(), r)
+		if r.Phase != PhaseRefused || started != 0 || r.Canary != nil {
+			t.Fatalf("refused request: phase %s, canary started %d times, verdict %+v", r.Phase, started, r.Canary)
+		}
+		r, _ = ex.Begin(context.Background(), Request{Broker: 2})
+		_ = ex.Run(context.Background(), r)
+		if r.Phase != PhaseCompleted || started != 1 || r.Canary == nil || r.Canary.Error == "" {
+			t.Fatalf("phase %s, canary started %d times, verdict %+v", r.Phase, started, r.Canary)
+		}
+	})
+}
