@@ -12,9 +12,9 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/fleetd/fleetd/internal/canary"
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/kclient"
-	"github.com/fleetd/fleetd/internal/canary"
 	"github.com/fleetd/fleetd/internal/ledger"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/replace"

@@ -22,8 +22,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fleetd/fleetd/internal/api"
-	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/canary"
+	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/ec2"
 	"github.com/fleetd/fleetd/internal/events"
