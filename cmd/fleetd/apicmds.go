@@ -216,10 +216,11 @@ func renderHistory(w io.Writer, entries []api.HistoryEntry, steps bool) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tCREATED\tTRIGGER\tSTRATEGY\tBROKER\tOUTCOME\tSTEP\tTOOK\tMOVED")
+	fmt.Fprintln(tw, "ID\tCREATED\tTRIGGER\tSTRATEGY\tBROKER\tOUTCOME\tSTEP\tTOOK\tMOVED\tCANARY")
 	for _, e := range entries {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d -> %s\t%s\t%s\t%s\t%s\n", e.ID, e.Created.Local().Format("2006-01-02 15:04"), e.TriggerList(), e.Strategy,
-			e.OldBroker, newBroker(e.Record), e.Phase, e.Step, (time.Duration(e.TotalSeconds * float64(time.Second))).Round(time.Second), humanize.IBytes(uint64(max(e.BytesMoved, 0))))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d -> %s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.Created.Local().Format("2006-01-02 15:04"), e.TriggerList(), e.Strategy,
+			e.OldBroker, newBroker(e.Record), e.Phase, e.Step, (time.Duration(e.TotalSeconds * float64(time.Second))).Round(time.Second), humanize.IBytes(uint64(max(e.BytesMoved, 0))),
+			canaryCell(e.Canary))
 	}
 	tw.Flush()
 	for _, e := range entries {
@@ -229,6 +230,7 @@ func renderHistory(w io.Writer, entries []api.HistoryEntry, steps bool) {
 		if !steps {
 			continue
 		}
+		printCanary(w, e.Canary)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  STEP\tTOOK")
 		for _, s := range e.Timeline {
@@ -240,6 +242,19 @@ func renderHistory(w io.Writer, entries []api.HistoryEntry, steps bool) {
 		}
 		tw.Flush()
 	}
+}
+
+// canaryCell is a record's canary verdict in one word.
+func canaryCell(v *replace.CanaryVerdict) string {
+	switch {
+	case v == nil:
+		return "-"
+	case v.Verified:
+		return fmt.Sprintf("ok (%d)", v.Acked)
+	case v.Lost > 0 || v.Duplicated > 0:
+		return fmt.Sprintf("FAILED (lost %d, dup %d)", v.Lost, v.Duplicated)
+	}
+	return "no verdict"
 }
 
 func newBroker(r *replace.Record) string {
@@ -286,8 +301,18 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 			fmt.Fprintf(w, "  WAITING since %s: %s\n", r.WaitingSince.Local().Format(time.TimeOnly), r.Waiting)
 		}
 		if p := st.Progress; p != nil && p.Partitions > 0 {
-			fmt.Fprintf(w, "  partitions %d/%d, copied %s/%s, under-replicated %d\n", p.PartitionsDone, p.Partitions,
-				humanize.IBytes(uint64(max(p.BytesCopied, 0))), humanize.IBytes(uint64(max(p.BytesTotal, 0))), p.UnderReplicated)
+			fmt.Fprintf(w, "  partitions %d/%d (%d in flight), copied %s/%s", p.PartitionsDone, p.Partitions, p.InFlight,
+				humanize.IBytes(uint64(max(p.BytesCopied, 0))), humanize.IBytes(uint64(max(p.BytesTotal, 0))))
+			if p.BytesPerSec > 0 {
+				fmt.Fprintf(w, " at %s/s (throttle %s)", humanize.IBytes(uint64(p.BytesPerSec)), p.Throttle)
+			}
+			if p.ETASeconds > 0 {
+				fmt.Fprintf(w, ", ETA %s", time.Duration(p.ETASeconds)*time.Second)
+			}
+			if p.Stalled {
+				fmt.Fprint(w, ", STALLED")
+			}
+			fmt.Fprintln(w)
 		}
 	} else {
 		fmt.Fprintln(w, "running: nothing")

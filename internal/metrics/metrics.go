@@ -33,6 +33,9 @@ type Metrics struct {
 	bytesMoved   prometheus.Counter
 	events       *prometheus.CounterVec
 	messages     *prometheus.CounterVec
+	verified     *prometheus.CounterVec
+	canaryLost   prometheus.Counter
+	canaryP99    *prometheus.GaugeVec
 
 	mu        sync.Mutex
 	lastChaos time.Time
@@ -68,13 +71,21 @@ func New(holder string, now func() time.Time) *Metrics {
 	m.paused = prometheus.NewGauge(prometheus.GaugeOpts{Name: "fleetd_paused", Help: "1 while new disruptions are paused."})
 	m.leaseHeld = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetd_lease_held", Help: "1 if this process (label holder) is the active controller."}, []string{"holder"})
 	m.bytesMoved = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetd_moved_bytes_total", Help: "Bytes of partition data moved by completed replacements."})
+	m.verified = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetd_canary_verifications_total",
+		Help: "Workflows' canary verdicts by outcome: verified (every acknowledged record read back once), failed (lost or duplicated), incomplete (no verdict)."}, []string{"outcome"})
+	for _, o := range []string{"verified", "failed", "incomplete"} {
+		m.verified.WithLabelValues(o) // every series exists from start-up
+	}
+	m.canaryLost = prometheus.NewCounter(prometheus.CounterOpts{Name: "fleetd_canary_lost_records_total", Help: "Acknowledged canary records never read back, over all workflows."})
+	m.canaryP99 = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "fleetd_canary_produce_p99_seconds",
+		Help: "The last workflow's canary produce latency p99, by phase (before, during, after)."}, []string{"phase"})
 	m.events = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetd_events_total", Help: "AWS events handled (new, not duplicates), by kind."}, []string{"kind"})
 	m.messages = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "fleetd_event_messages_total", Help: "SQS event messages by outcome: deleted, malformed (left for the dead-letter redrive) or retry."}, []string{"outcome"})
 	sinceChaos := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "fleetd_seconds_since_last_chaos_replacement",
 		Help: "Seconds since the last chaos replacement completed; +Inf if none has (alert when chaos is enabled and this exceeds a week or two).",
 	}, m.secondsSinceChaos)
-	m.Registry.MustRegister(m.replacements, m.steps, m.refusals, m.chaos, m.queueDepth, m.inProgress, m.paused, m.leaseHeld, m.bytesMoved, m.events, m.messages, sinceChaos,
+	m.Registry.MustRegister(m.replacements, m.steps, m.refusals, m.chaos, m.queueDepth, m.inProgress, m.paused, m.leaseHeld, m.bytesMoved, m.events, m.messages, m.verified, m.canaryLost, m.canaryP99, sinceChaos,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.leaseHeld.WithLabelValues(holder).Set(0)
 	return m
@@ -122,6 +133,20 @@ func (m *Metrics) Finished(r *replace.Record) {
 	m.replacements.WithLabelValues(string(trigger), string(r.Strategy), string(r.Phase)).Inc()
 	for _, c := range r.Refusals {
 		m.refusals.WithLabelValues(string(c)).Inc()
+	}
+	if v := r.Canary; v != nil {
+		switch {
+		case v.Error != "" && v.Lost == 0:
+			m.verified.WithLabelValues("incomplete").Inc()
+		case v.Verified:
+			m.verified.WithLabelValues("verified").Inc()
+		default:
+			m.verified.WithLabelValues("failed").Inc()
+		}
+		m.canaryLost.Add(float64(v.Lost))
+		for phase, w := range map[string]replace.LatencyWindow{"before": v.Before, "during": v.During, "after": v.After} {
+			m.canaryP99.WithLabelValues(phase).Set(w.P99Ms / 1000)
+		}
 	}
 	if r.Phase == replace.PhaseCompleted {
 		m.bytesMoved.Add(float64(r.BytesMoved))

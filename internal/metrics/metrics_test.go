@@ -50,3 +50,27 @@ func TestMetricsFollowReplacements(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+// Canary verdicts are counted by outcome (every outcome's series exists
+// from start-up), losses summed, and the last workflow's p99 kept by phase.
+func TestCanaryVerdictsAreCounted(t *testing.T) {
+	m := New("host:1", nil)
+	if n := testutil.CollectAndCount(m.verified); n != 3 {
+		t.Fatalf("%d verification series at start-up, want 3 at 0", n)
+	}
+	m.Finished(&replace.Record{Phase: replace.PhaseCompleted, Canary: &replace.CanaryVerdict{Verified: true, During: replace.LatencyWindow{P99Ms: 250}}})
+	m.Finished(&replace.Record{Phase: replace.PhaseCompleted, Canary: &replace.CanaryVerdict{CanaryCounts: replace.CanaryCounts{Lost: 4}}})
+	m.Finished(&replace.Record{Phase: replace.PhaseCompleted, Canary: &replace.CanaryVerdict{Error: "canary did not start"}})
+	for outcome, want := range map[string]float64{"verified": 1, "failed": 1, "incomplete": 1} {
+		if got := testutil.ToFloat64(m.verified.WithLabelValues(outcome)); got != want {
+			t.Errorf("%s verifications %v, want %v", outcome, got, want)
+		}
+	}
+	if got := testutil.ToFloat64(m.canaryLost); got != 4 {
+		t.Errorf("lost records %v, want 4", got)
+	}
+	m.Finished(&replace.Record{Phase: replace.PhaseCompleted, Canary: &replace.CanaryVerdict{Verified: true, During: replace.LatencyWindow{P99Ms: 250}}})
+	if got := testutil.ToFloat64(m.canaryP99.WithLabelValues("during")); got != 0.25 {
+		t.Errorf("during p99 %v s, want 0.25", got)
+	}
+}
