@@ -56,7 +56,7 @@ type CanaryVerdict struct {
 
 // disruptiveSteps begin the phase in which a workflow disturbs producers:
 // "during" runs from the first of them to the workflow's end.
-var disruptiveSteps = []Step{StepMove, StepStopOld, StepAddVoter, StepCancelMoves}
+var disruptiveSteps = []Step{StepDemoteOld, StepMove, StepStopOld, StepAddVoter, StepCancelMoves}
 
 // canaryRun is the probe of the workflow running now.
 type canaryRun struct {

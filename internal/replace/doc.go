@@ -19,30 +19,34 @@
 //  4. launch a broker like the old one (same zone) with the new node id.
 //  5. await-registration of the new broker in the old one's rack.
 //  6. throttle: record, then set, the replication rates.
-//  7. move: stream the replicas through a window (stream.go): up to
+//  7. demote-old: the old broker last wherever it is the preferred leader
+//     (no data moves), then preferred elections: leadership leaves it
+//     before the copy, so no partition changes leader during the copy.
+//  8. move: stream the replicas through a window (stream.go): up to
 //     Concurrency moves in flight (more while small), the next submitted as
 //     soon as one is done, the throttled-replica lists naming only the
 //     window, the configured rate steered so the copy achieves the
 //     throttle; the new broker copies as the last replica, so it leads
 //     nothing. A move is done only when every target is in the ISR.
-//  8. reorder: the new broker takes the old one's place in each replica
+//  9. reorder: the new broker takes the old one's place in each replica
 //     list (no data moves).
-//  9. elect-leaders: a settle time after the copy, restore preferred
+//  10. elect-leaders: a settle time after the copy, restore preferred
 //     leadership a few partitions at a time (a timeout only warns).
-//  10. unthrottle: put back what was there before fleetd's throttles.
-//  11. verify-empty: the cluster's metadata shows the old broker holding nothing.
-//  12. stop-old — the point of no return — asks the blast-radius guard, records
+//  11. unthrottle: put back what was there before fleetd's throttles.
+//  12. verify-empty: the cluster's metadata shows the old broker holding nothing.
+//  13. stop-old — the point of no return — asks the blast-radius guard, records
 //     old_stopped, then shuts the old broker down.
-//  13. terminate-old, after the guard again.
-//  14. uncordon-old: the cordon goes while the id is still registered (the
+//  14. terminate-old, after the guard again.
+//  15. uncordon-old: the cordon goes while the id is still registered (the
 //     controllers refuse configs of an unregistered id).
-//  15. unregister-old: its id leaves the cluster's metadata.
+//  16. unregister-old: its id leaves the cluster's metadata.
 //
-// A failure in steps 1-2 changes nothing (rolled back); in 3-11 it runs the
+// A failure in steps 1-2 changes nothing (rolled back); in 3-12 it runs the
 // rollback table: cancel our reassignments, uncordon the old broker (Kafka
-// refuses a reassignment onto a cordoned one), move back what arrived,
+// refuses a reassignment onto a cordoned one), move back what arrived and
+// give every partition its original replica order (preferred leader) back,
 // remove our throttles, and terminate the new broker once it holds nothing
-// (the guard asked first). From step 12 on, a failure needs a person and an
+// (the guard asked first). From step 13 on, a failure needs a person and an
 // abort is declined: finishing is the only way back to full redundancy.
 //
 // Strategy identity (break-before-make), for a dead broker:

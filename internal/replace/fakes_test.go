@@ -106,6 +106,18 @@ func (c *fakeCluster) Reassign(_ context.Context, targets map[health.TP][]int32)
 	}
 	c.advance()
 	c.reassign++
+	listed := map[string]map[string]bool{} // topic -> its follower list's entries
+	throttled := func(topic string, entry string) bool {
+		if listed[topic] == nil {
+			listed[topic] = map[string]bool{}
+			if l := c.configs[ConfigKey{Kind: TopicConfig, Resource: topic, Name: followerReplicas}]; l != nil {
+				for _, e := range strings.Split(*l, ",") {
+					listed[topic][e] = true
+				}
+			}
+		}
+		return listed[topic][entry] || listed[topic]["*"]
+	}
 	for i := range c.snap.Partitions {
 		p := &c.snap.Partitions[i]
 		to, ok := targets[p.TP]
@@ -117,8 +129,7 @@ func (c *fakeCluster) Reassign(_ context.Context, targets map[health.TP][]int32)
 			if !slices.Contains(p.Replicas, b) {
 				adding = append(adding, b)
 				rate := c.configs[ConfigKey{Kind: BrokerConfig, Resource: brokerRes(b), Name: followerRate}]
-				list := c.configs[ConfigKey{Kind: TopicConfig, Resource: p.Topic, Name: followerReplicas}]
-				if rate != nil && (list == nil || !slices.Contains(strings.Split(*list, ","), fmt.Sprintf("%d:%d", p.Partition, b)) && *list != "*") {
+				if rate != nil && !throttled(p.Topic, fmt.Sprintf("%d:%d", p.Partition, b)) {
 					c.unthrottledCopies++
 				}
 			}
@@ -208,9 +219,13 @@ func (c *fakeCluster) CancelReassign(_ context.Context, tps []health.TP) error {
 func (c *fakeCluster) ElectPreferred(_ context.Context, tps []health.TP) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	want := map[health.TP]bool{}
+	for _, tp := range tps {
+		want[tp] = true
+	}
 	for i := range c.snap.Partitions {
 		p := &c.snap.Partitions[i]
-		if slices.Contains(tps, p.TP) && len(p.Replicas) > 0 && slices.Contains(p.ISR, p.Replicas[0]) {
+		if want[p.TP] && len(p.Replicas) > 0 && slices.Contains(p.ISR, p.Replicas[0]) {
 			p.Leader = p.Replicas[0]
 		}
 	}

@@ -125,8 +125,15 @@ func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
 			}
 		}
 	}
-	// Groups of LeaderGroup, but never more than maxLeaderGroups of them:
-	// 2,000 partitions must not take 200 pauses.
+	return e.electGroups(ctx, r, need, r.NewBroker)
+}
+
+// electGroups elects the preferred leaders of need in groups of
+// LeaderGroup, but never more than maxLeaderGroups of them (2,000
+// partitions must not take 200 pauses), LeaderPause apart, each group
+// watched (through broker) until it settles or LeaderTimeout passes: then
+// it is warned about, and the next goes on.
+func (e *Executor) electGroups(ctx context.Context, r *Record, need []health.TP, broker int32) error {
 	size := max(e.Opts.LeaderGroup, (len(need)+maxLeaderGroups-1)/maxLeaderGroups)
 	for start := 0; start < len(need); start += size {
 		if start > 0 && !sleepCtx(ctx, e.Opts.LeaderPause) {
@@ -137,7 +144,7 @@ func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
 			return err
 		}
 		err := e.pollEvery(ctx, r, fmt.Sprintf("preferred leaders of %d partitions", len(group)), e.Opts.LeaderTimeout, min(e.Opts.MovePoll, leaderPoll), func(ctx context.Context) (bool, error) {
-			w, err := e.Cluster.Watch(ctx, group, r.NewBroker)
+			w, err := e.Cluster.Watch(ctx, group, broker)
 			if err != nil {
 				return false, err
 			}
@@ -157,9 +164,89 @@ func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
 		}
 	}
 	if len(need) > 0 {
-		e.logger(r).Info().Int("partitions", len(need)).Int("group", size).Msg("preferred leaders restored")
+		e.logger(r).Info().Int("partitions", len(need)).Int("group", size).Msg("preferred leaders elected")
 	}
 	return nil
+}
+
+// demoted is replicas with old moved last.
+func demoted(replicas []int32, old int32) []int32 {
+	out := slices.DeleteFunc(slices.Clone(replicas), func(b int32) bool { return b == old })
+	return append(out, old)
+}
+
+// demoteOld moves leadership off the old broker before the copy begins, so
+// that no partition changes leader while the copy runs (a completed move
+// would otherwise take the old broker's leadership away mid-copy, and
+// producers would see a leader change at every completion): an order-only
+// reassignment puts the old broker last wherever it is the preferred
+// leader, then preferred elections, a few groups at a time, move the
+// leaders. Producers see one wave of leader changes before the copy, and
+// one after it (elect-leaders), as with Kafka's own tool.
+func (e *Executor) demoteOld(ctx context.Context, r *Record) error {
+	if r.Plan == nil {
+		return nil
+	}
+	old := r.Plan.Old
+	var tps []health.TP
+	target := map[health.TP][]int32{}
+	for _, m := range r.Plan.Moves {
+		tps = append(tps, m.TP)
+		if m.From[0] == old && len(m.From) > 1 {
+			target[m.TP] = demoted(m.From, old)
+		}
+	}
+	var leading []health.TP
+	for start := 0; start < len(tps); start += reorderChunk {
+		chunk := tps[start:min(start+reorderChunk, len(tps))]
+		err := e.pollEvery(ctx, r, fmt.Sprintf("demotion of broker %d in %d partitions", old, len(chunk)), e.Opts.LeaderTimeout, e.Opts.MovePoll, func(ctx context.Context) (bool, error) {
+			w, err := e.Cluster.Watch(ctx, chunk, old)
+			if err != nil {
+				return false, err
+			}
+			submit := map[health.TP][]int32{}
+			for _, tp := range chunk {
+				p, ok := w.Partitions[tp]
+				to, reorder := target[tp]
+				if !ok || !reorder || !slices.Contains(p.Replicas, old) || p.Reassigning || slices.Equal(p.Replicas, to) {
+					continue // gone, not led by preference, already moved, moving, or done
+				}
+				if sameSet(p.Replicas, to) {
+					submit[tp] = to
+				}
+			}
+			if len(submit) == 0 {
+				for _, tp := range chunk {
+					if p, ok := w.Partitions[tp]; ok && p.Leader == old && slices.Contains(p.Replicas, old) {
+						leading = append(leading, tp)
+					}
+				}
+				return true, nil
+			}
+			return false, e.Cluster.Reassign(ctx, submit) // order only: nothing is copied
+		})
+		if isTimeout(err) {
+			e.logger(r).Warn().Err(err).Msg("old broker not moved last in every replica list; the copy goes on (leadership is not redundancy)")
+			continue
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return e.electGroups(ctx, r, leading, old)
+}
+
+// sameSet: a and b hold the same brokers, in any order.
+func sameSet(a, b []int32) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 // needsElection: led by another replica while the preferred one is in sync.

@@ -3,7 +3,6 @@ package replace
 import (
 	"context"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/fleetd/fleetd/internal/health"
@@ -116,7 +115,8 @@ func (e *Executor) cancelMoves(ctx context.Context, r *Record) error {
 }
 
 // moveBack (rollback) moves every partition that already reached the new
-// broker back to the old one, so the cluster ends as it began.
+// broker back to the old one, and gives every partition its original order
+// (its preferred leader) back, so the cluster ends as it began.
 func (e *Executor) moveBack(ctx context.Context, r *Record) error {
 	if r.Plan == nil {
 		return nil
@@ -125,13 +125,11 @@ func (e *Executor) moveBack(ctx context.Context, r *Record) error {
 	if err != nil {
 		return err
 	}
-	moved := map[health.TP][]int32{}
+	current := map[health.TP][]int32{}
 	for _, p := range snap.Partitions {
-		if slices.Contains(p.Replicas, r.Plan.New) {
-			moved[p.TP] = p.Replicas
-		}
+		current[p.TP] = p.Replicas
 	}
-	rev := r.Plan.Reverse(moved)
+	rev := r.Plan.Reverse(current)
 	if rev.Partitions == 0 {
 		return nil
 	}

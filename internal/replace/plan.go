@@ -174,24 +174,24 @@ func copyOrder(to []int32, new int32) []int32 {
 	return append(out, new)
 }
 
-// Reverse is the plan that moves everything of p's that reached New back to
-// Old, for a rollback. moved lists the partitions that now hold New. The
-// old broker takes the new one's place in the current list.
-func (p *Plan) Reverse(moved map[health.TP][]int32) *Plan {
+// Reverse is the plan that puts every partition of p back as it was,
+// its original replicas in their original order, for a rollback: the
+// partitions that reached New go back to Old, and those only reordered
+// (demote-old, a cancelled copy) get their order, and so their preferred
+// leader, back. current holds the current replicas of p's partitions.
+func (p *Plan) Reverse(current map[health.TP][]int32) *Plan {
 	r := &Plan{Old: p.New, New: p.Old, Rack: p.Rack, Options: p.Options}
 	for _, m := range p.Moves {
-		cur, ok := moved[m.TP]
-		if !ok {
+		cur, ok := current[m.TP]
+		if !ok || slices.Equal(cur, m.From) {
 			continue
 		}
-		idx := slices.Index(cur, p.New)
-		if idx < 0 || slices.Contains(cur, p.Old) {
-			continue
+		mv := Move{TP: m.TP, From: cur, To: slices.Clone(m.From)}
+		if slices.Contains(cur, p.New) {
+			mv.Bytes = m.Bytes
 		}
-		to := slices.Clone(cur)
-		to[idx] = p.Old
-		r.Moves = append(r.Moves, Move{TP: m.TP, From: cur, To: to, Bytes: m.Bytes})
-		r.TotalBytes += m.Bytes
+		r.Moves = append(r.Moves, mv)
+		r.TotalBytes += mv.Bytes
 	}
 	r.Partitions = len(r.Moves)
 	return r

@@ -215,7 +215,7 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 				w.doneBytes += m.Bytes
 				delete(w.last, m.TP)
 				continue
-			case !p.Reassigning && slices.Equal(p.Replicas, m.From):
+			case !p.Reassigning && sameSet(p.Replicas, m.From):
 				// Recorded as submitted, but Kafka has no reassignment
 				// (fleetd died between the two, or someone cancelled it).
 				resubmit = append(resubmit, i)

@@ -89,6 +89,7 @@ func TestTheWindowKeepsConcurrencyMovesInFlight(t *testing.T) {
 // Kafka does, a config value over 32,767 bytes), and 10,000 partitions of
 // one topic move too.
 func TestManySmallPartitionsMoveAtTheSpeedOfFewLargeOnes(t *testing.T) {
+	t.Parallel() // 10,000 partitions under the race detector: seconds
 	throttle := int64(50 << 20)
 	run := func(n, topics int, size int64) (time.Duration, *fakeCluster) {
 		var took time.Duration

@@ -162,6 +162,7 @@ const (
 	StepUncordon      Step = "rollback-uncordon"
 	StepAwaitInSync   Step = "await-in-sync"
 	StepReorder       Step = "reorder"
+	StepDemoteOld     Step = "demote-old"
 	StepDone          Step = "done"
 	StepCancelMoves   Step = "rollback-cancel"
 	StepMoveBack      Step = "rollback-move-back"

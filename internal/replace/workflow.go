@@ -140,6 +140,7 @@ var (
 		{Step: StepLaunch, Run: (*Executor).launch, OnFailure: RollBack},
 		{Step: StepAwaitRegister, Run: (*Executor).awaitRegister, OnFailure: RollBack},
 		{Step: StepThrottle, Run: (*Executor).throttle, OnFailure: RollBack},
+		{Step: StepDemoteOld, Run: (*Executor).demoteOld, OnFailure: RollBack},
 		{Step: StepMove, Run: (*Executor).move, OnFailure: RollBack},
 		{Step: StepReorder, Run: (*Executor).reorder, OnFailure: RollBack},
 		{Step: StepElectLeaders, Run: (*Executor).electLeaders, OnFailure: RollBack},
