@@ -293,6 +293,10 @@ func TestNewBrokerDyingMidCopyAbortsCleanly(t *testing.T) {
 	}
 	ex, p, _ = newExecutor(t, c, o)
 	ctx := testbed.Context(t)
+	before := map[int32][]int32{}
+	for _, part := range c.Partitions("orders") {
+		before[part.Partition] = part.Replicas
+	}
 	rec, err := ex.Begin(ctx, replace.Request{Broker: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -302,6 +306,13 @@ func TestNewBrokerDyingMidCopyAbortsCleanly(t *testing.T) {
 		t.Fatalf("want a rollback, got phase %s err %v", rec.Phase, err)
 	}
 	t.Logf("rolled back: %s", rec.Error)
+	// Every partition has its replicas back in their order (demote-old had
+	// put broker 1 last where it was the preferred leader).
+	for _, part := range c.Partitions("orders") {
+		if !slices.Equal(part.Replicas, before[part.Partition]) {
+			t.Errorf("orders-%d replicas %v after the rollback, want %v as before", part.Partition, part.Replicas, before[part.Partition])
+		}
+	}
 	if b, ok := c.Fleet.Broker(1); !ok || !b.Running {
 		t.Fatal("the old broker must keep serving after a rollback")
 	}
