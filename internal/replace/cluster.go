@@ -34,6 +34,10 @@ type Cluster interface {
 	// and the size of tps' replicas on dest. Its cost follows tps (and
 	// their topics), not the cluster's size.
 	Watch(ctx context.Context, tps []health.TP, dest int32) (*Watched, error)
+	// LeaderBytes reports the size of tps' replicas on their leaders (what
+	// a new follower must copy, and how fast it grows). Its cost follows
+	// tps and their leaders, not the cluster's size.
+	LeaderBytes(ctx context.Context, tps []health.TP) (map[health.TP]int64, error)
 	// Unregister removes a shut-down broker's registration (KRaft).
 	Unregister(ctx context.Context, broker int32) error
 	// Quorum reads the controller quorum fresh (DescribeQuorum v2).

@@ -35,6 +35,10 @@ type Options struct {
 	// 2; 1 turns steering off).
 	RateInterval time.Duration
 	RateCap      float64
+	// Adaptive, if set, is the throttle of replacements whose request
+	// names none: it adapts within [Min, Max] to the canary's latency and
+	// the health of partitions not moving (adapt.go).
+	Adaptive *Adaptive
 	// WindowTime: beyond Concurrency, the mover admits small moves while
 	// the bytes left in flight are below this much copying at the throttle
 	// (default 10 s).
@@ -153,6 +157,9 @@ type Progress struct {
 	AppliedRate int64  `json:"applied_rate,omitempty"`
 	// ETASeconds is the copy left at the measured rate (0: not known yet).
 	ETASeconds int64 `json:"eta_seconds,omitempty"`
+	// Behind names the moves copying slower than their partitions are
+	// written, with both rates: they cannot finish at this rate.
+	Behind []string `json:"behind,omitempty"`
 }
 
 // Request asks for one broker to be replaced.
@@ -191,6 +198,9 @@ type Executor struct {
 	running bool
 	pending *throttleChange
 	wake    chan struct{} // a pending change wakes a waiting poll
+	// canary is the running workflow's canary (the adaptive throttle's
+	// signal); only the goroutine running the workflow uses it.
+	canary *canaryRun
 }
 
 // New returns an executor with defaults applied.
@@ -240,7 +250,8 @@ func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
 	r := &Record{
 		ID:          fmt.Sprintf("r-%s-%d-%s", now.UTC().Format("20060102T150405"), req.Broker, hex.EncodeToString(id)),
 		Triggers:    triggersOr(req.Triggers),
-		Throttle:    req.Throttle.Or(e.Opts.Throttle),
+		Throttle:    e.startThrottle(req),
+		Adaptive:    e.adaptiveFor(req),
 		Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
 		Order:       cmp.Or(req.Order, e.Opts.Plan.Order),
 		Reason:      req.Reason,
@@ -259,6 +270,17 @@ func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
 	return r, nil
 }
 
+// adaptiveFor is the adaptive throttle a request runs with: the executor's,
+// unless the request names a throttle of its own (an operator's rate is
+// kept as given).
+func (e *Executor) adaptiveFor(req Request) *Adaptive {
+	if e.Opts.Adaptive == nil || req.Throttle.IsSet() {
+		return nil
+	}
+	a := *e.Opts.Adaptive
+	return &a
+}
+
 // Reopen puts a record the gate refused back at the gate, for another try
 // of the same request: one record per request, however often it is retried.
 // Only a refused record can be reopened (nothing was changed for it).
@@ -274,7 +296,7 @@ func (e *Executor) Reopen(ctx context.Context, r *Record, req Request) error {
 		triggers = req.Triggers
 	}
 	*r = Record{ID: r.ID, Triggers: triggers, Strategy: req.Strategy, OldBroker: req.Broker, OldInstance: req.Instance,
-		Throttle: req.Throttle.Or(e.Opts.Throttle), Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
+		Throttle: e.startThrottle(req), Adaptive: e.adaptiveFor(req), Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
 		Order: cmp.Or(req.Order, e.Opts.Plan.Order), Reason: req.Reason,
 		NewBroker: -1, Phase: PhaseRunning, Step: StepGate, Attempts: r.Attempts, Created: r.Created, Updated: e.Opts.Now()}
 	return e.save(ctx, r)
@@ -324,6 +346,7 @@ func (e *Executor) Run(ctx context.Context, r *Record) error {
 	}()
 	var canary *canaryRun
 	defer func() {
+		e.canary = nil
 		if canary != nil && !r.Phase.Terminal() {
 			// Killed or shutting down: the canary's records are its own,
 			// and a resumed workflow starts a new one.
@@ -338,6 +361,7 @@ func (e *Executor) Run(ctx context.Context, r *Record) error {
 		}
 		if canary == nil && r.Canary == nil {
 			canary = e.startCanary(ctx, r)
+			e.canary = canary
 		}
 		e.applyPending(ctx, r)
 		if reason := e.abortReason(); reason != "" && r.Phase == PhaseRunning {

@@ -47,6 +47,8 @@ type fakeCluster struct {
 	// maxListEntries is the longest throttled-replica list set.
 	unthrottledCopies int
 	maxListEntries    int
+	// writes are producers' write rates (bytes/s) by partition.
+	writes map[health.TP]int64
 }
 
 // fakeCopy is one reassignment in flight.
@@ -173,6 +175,18 @@ func (c *fakeCluster) advance() {
 		dt = 0
 	}
 	c.lastAdvance = now
+	// Producers write to the partitions in writes: a copy must catch up
+	// with what is written meanwhile.
+	for i := range c.snap.Partitions {
+		p := &c.snap.Partitions[i]
+		if w := c.writes[p.TP]; w > 0 && dt > 0 {
+			grown := int64(float64(w) * dt)
+			p.Bytes += grown
+			if cp, ok := c.copies[p.TP]; ok {
+				cp.bytes += grown
+			}
+		}
+	}
 	if len(c.copies) == 0 {
 		return
 	}
@@ -257,6 +271,19 @@ func (c *fakeCluster) Watch(_ context.Context, tps []health.TP, dest int32) (*Wa
 		}
 	}
 	return w, nil
+}
+
+func (c *fakeCluster) LeaderBytes(_ context.Context, tps []health.TP) (map[health.TP]int64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.advance()
+	out := map[health.TP]int64{}
+	for _, p := range c.snap.Partitions {
+		if slices.Contains(tps, p.TP) {
+			out[p.TP] = p.Bytes
+		}
+	}
+	return out, nil
 }
 
 func (c *fakeCluster) Configs(_ context.Context, keys []ConfigKey) (map[ConfigKey]*string, error) {

@@ -436,3 +436,53 @@ func (k KafkaCluster) Watch(ctx context.Context, tps []health.TP, dest int32) (*
 	})
 	return w, nil
 }
+
+// LeaderBytes asks each leader of tps for their sizes (DescribeLogDirs of
+// just those partitions): one request per leader.
+func (k KafkaCluster) LeaderBytes(ctx context.Context, tps []health.TP) (map[health.TP]int64, error) {
+	set := kadm.TopicsSet{}
+	for _, tp := range tps {
+		set.Add(tp.Topic, tp.Partition)
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	for _, t := range set.Topics() {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	meta, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %d topics: %w", len(set), err)
+	}
+	byLeader := map[int32]kadm.TopicsSet{}
+	for _, t := range meta.Topics {
+		if t.Topic == nil {
+			continue
+		}
+		for _, p := range t.Partitions {
+			if _, ok := set[*t.Topic][p.Partition]; ok && p.Leader >= 0 {
+				ls := byLeader[p.Leader]
+				if ls == nil {
+					ls = kadm.TopicsSet{}
+					byLeader[p.Leader] = ls
+				}
+				ls.Add(*t.Topic, p.Partition)
+			}
+		}
+	}
+	out := make(map[health.TP]int64, len(tps))
+	for leader, s := range byLeader {
+		dirs, err := k.adm().DescribeBrokerLogDirs(ctx, leader, s)
+		if err == nil {
+			err = dirs.Error()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("log dirs of broker %d: %w", leader, err)
+		}
+		dirs.EachPartition(func(d kadm.DescribedLogDirPartition) {
+			out[health.TP{Topic: d.Topic, Partition: d.Partition}] += d.Size
+		})
+	}
+	return out, nil
+}

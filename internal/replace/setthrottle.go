@@ -79,6 +79,8 @@ func (e *Executor) applyPending(ctx context.Context, r *Record) {
 func (e *Executor) changeThrottle(ctx context.Context, r *Record, t Throttle) (ThrottleResult, error) {
 	res := ThrottleResult{Replacement: r.ID, Previous: e.throttleOf(r), Throttle: t}
 	r.Throttle = t
+	adaptive := r.Adaptive != nil
+	r.Adaptive = nil // an operator's rate is kept as given
 	active := len(r.Throttles) > 0 && !r.ThrottlesRemoved
 	bps, isRate := t.BytesPerSec()
 	log := e.logger(r).Info().Str("from", res.Previous.String()).Str("to", t.String())
@@ -101,6 +103,9 @@ func (e *Executor) changeThrottle(ctx context.Context, r *Record, t Throttle) (T
 		}
 		set := rateKeys(r)
 		res.Applied, res.Message = len(set), fmt.Sprintf("applied to %d broker rate configs", len(set))
+	}
+	if adaptive {
+		res.Message += "; the adaptive throttle is off for the rest of this replacement"
 	}
 	if err := e.save(ctx, r); err != nil {
 		return res, err

@@ -168,13 +168,11 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 	if bps, ok := e.throttleOf(r).BytesPerSec(); ok {
 		timeout = max(timeout, 3*time.Duration(float64(total)/float64(bps)*float64(time.Second)))
 	}
-	conc := max(e.planOptions(r).Concurrency, 1)
-	windowBytes := int64(unthrottledWindow)
-	if bps, ok := e.throttleOf(r).BytesPerSec(); ok {
-		windowBytes = int64(float64(bps) * e.Opts.WindowTime.Seconds())
-	}
 	st := stallTracker{inflight: w.describe}
 	steer := newRateSteer(e, r)
+	var conv convergence
+	var behind []string
+	var sampled time.Time
 	deadPolls := 0
 	first := true
 	return e.pollEvery(ctx, r, s.what, timeout, e.Opts.MovePoll, func(ctx context.Context) (bool, error) {
@@ -224,6 +222,13 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 			inflightBytes += w.last[m.TP]
 		}
 		w.inflight = still
+		// The window follows the throttle and, with an adaptive throttle,
+		// its concurrency.
+		conc := e.windowConc(r)
+		windowBytes := int64(unthrottledWindow)
+		if bps, ok := e.throttleOf(r).BytesPerSec(); ok {
+			windowBytes = int64(float64(bps) * e.Opts.WindowTime.Seconds())
+		}
 		var fresh []int
 		for cursor < len(s.moves) && w.admits(s.moves[cursor], conc, windowBytes) {
 			w.add(cursor)
@@ -254,6 +259,13 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		}
 		finished := w.done == len(s.moves)
 		rate := steer.observe(ctx, w.copied, len(w.inflight) > 0 && !finished)
+		// Every RateInterval: which moves fall behind their writes, and
+		// what the adaptive throttle makes of the producers' health.
+		if now := e.Opts.Now(); !finished && now.Sub(sampled) >= e.Opts.RateInterval {
+			sampled = now
+			behind = conv.observe(ctx, e, r, w)
+			e.adapt(ctx, r, w, behind)
+		}
 		// Moves with nothing left to copy (empty partitions) wait on Kafka,
 		// not on the throttle: they are no stall.
 		stalled, serr := st.observe(e, r, w.copied+int64(w.done), finished || w.left() == 0)
@@ -263,7 +275,8 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		}
 		e.progress(Progress{ID: r.ID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight), ETASeconds: eta,
 			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: w.doneBytes + inflightBytes, BytesTotal: total,
-			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled})
+			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled || len(behind) > 0,
+			Behind: behind})
 		if serr != nil {
 			return false, serr
 		}

@@ -249,6 +249,9 @@ type Record struct {
 	// (the request's, else the executor's); a throttle change is recorded
 	// here before it is applied. Reason is the operator's free text.
 	Throttle    Throttle `json:"throttle,omitzero"`
+	// Adaptive, if set, adapts Throttle within its bounds (adapt.go);
+	// each change is recorded before it is set.
+	Adaptive    *Adaptive `json:"adaptive,omitempty"`
 	Concurrency int      `json:"concurrency,omitempty"`
 	Order       Order    `json:"order,omitempty"`
 	Reason      string   `json:"reason,omitempty"`
