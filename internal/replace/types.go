@@ -248,13 +248,13 @@ type Record struct {
 	// Throttle, Concurrency and Order are what this replacement runs with
 	// (the request's, else the executor's); a throttle change is recorded
 	// here before it is applied. Reason is the operator's free text.
-	Throttle    Throttle `json:"throttle,omitzero"`
+	Throttle Throttle `json:"throttle,omitzero"`
 	// Adaptive, if set, adapts Throttle within its bounds (adapt.go);
 	// each change is recorded before it is set.
 	Adaptive    *Adaptive `json:"adaptive,omitempty"`
-	Concurrency int      `json:"concurrency,omitempty"`
-	Order       Order    `json:"order,omitempty"`
-	Reason      string   `json:"reason,omitempty"`
+	Concurrency int       `json:"concurrency,omitempty"`
+	Order       Order     `json:"order,omitempty"`
+	Reason      string    `json:"reason,omitempty"`
 	// OldBroker is the node id being replaced; NewBroker the node id taking
 	// over (equal for the identity strategy). For the controller strategy
 	// they are controllers' node ids.
