@@ -313,6 +313,9 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 				fmt.Fprint(w, ", STALLED")
 			}
 			fmt.Fprintln(w)
+			for _, b := range p.Behind {
+				fmt.Fprintf(w, "  BEHIND its writes: %s\n", b)
+			}
 		}
 	} else {
 		fmt.Fprintln(w, "running: nothing")

@@ -478,6 +478,9 @@ func (v *progressView) progress(p replace.Progress) {
 	}
 	fmt.Fprintf(v.w, "  [%s] partitions %d/%d  copied %s/%s%s%s\n", p.Step, p.PartitionsDone, p.Partitions,
 		humanize.IBytes(uint64(max(p.BytesCopied, 0))), humanize.IBytes(uint64(max(p.BytesTotal, 0))), extra, stalled)
+	for _, b := range p.Behind {
+		fmt.Fprintf(v.w, "      behind its writes: %s\n", b)
+	}
 }
 
 func (v *progressView) event(ev string, r *replace.Record) {

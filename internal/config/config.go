@@ -200,16 +200,64 @@ type Log struct {
 }
 
 // Throttle is replace.throttle: a rate per second like "50MiB", or none
-// (replace.ParseThrottle); unset takes the executor's default.
-type Throttle struct{ replace.Throttle }
+// (replace.ParseThrottle), or an adaptive throttle
+// {min: 20MiB, max: 200MiB, target_p99: 200ms}; unset takes the
+// executor's default.
+type Throttle struct {
+	replace.Throttle
+	Adaptive *replace.Adaptive
+}
 
-// UnmarshalYAML accepts a rate or none (see ParseRate).
+// UnmarshalYAML accepts a rate, none, or the adaptive mapping.
 func (t *Throttle) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		return t.adaptive(n)
+	}
 	v, err := replace.ParseThrottle(n.Value)
 	if err != nil {
 		return fmt.Errorf("line %d: replace.throttle: %w", n.Line, err)
 	}
 	t.Throttle = v
+	return nil
+}
+
+// adaptive reads {min, max, target_p99}: every key is required, and the
+// bounds are rates.
+func (t *Throttle) adaptive(n *yaml.Node) error {
+	var raw struct {
+		Min       *string        `yaml:"min"`
+		Max       *string        `yaml:"max"`
+		TargetP99 *time.Duration `yaml:"target_p99"`
+	}
+	if err := n.Decode(&raw); err != nil {
+		return fmt.Errorf("line %d: replace.throttle: %w", n.Line, err)
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k := n.Content[i].Value; k != "min" && k != "max" && k != "target_p99" {
+			return fmt.Errorf("line %d: replace.throttle: unknown key %q: an adaptive throttle has min, max and target_p99", n.Content[i].Line, k)
+		}
+	}
+	if raw.Min == nil || raw.Max == nil || raw.TargetP99 == nil {
+		return fmt.Errorf("line %d: replace.throttle: an adaptive throttle needs min, max and target_p99 (e.g. {min: 20MiB, max: 200MiB, target_p99: 200ms})", n.Line)
+	}
+	var a replace.Adaptive
+	for _, b := range []struct {
+		name string
+		v    string
+		into *int64
+	}{{"min", *raw.Min, &a.Min}, {"max", *raw.Max, &a.Max}} {
+		v, err := replace.ParseThrottle(b.v)
+		bps, ok := v.BytesPerSec()
+		if err != nil || !ok {
+			return fmt.Errorf("line %d: replace.throttle.%s: %q, want a rate like 50MiB", n.Line, b.name, b.v)
+		}
+		*b.into = bps
+	}
+	a.TargetP99 = *raw.TargetP99
+	if err := a.Check(); err != nil {
+		return fmt.Errorf("line %d: replace.throttle: %w", n.Line, err)
+	}
+	t.Throttle, t.Adaptive = replace.Rate(a.Min), &a
 	return nil
 }
 
@@ -445,6 +493,7 @@ func (r *Replace) Defaults() {
 func (r Replace) Options() replace.Options {
 	return replace.Options{
 		Throttle:        r.Throttle.Throttle,
+		Adaptive:        r.Throttle.Adaptive,
 		Plan:            replace.PlanOptions{Concurrency: r.Concurrency, Order: r.Order},
 		Poll:            r.Poll,
 		RegisterTimeout: r.RegisterTimeout,

@@ -69,6 +69,10 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		{"throttle 0", minimal + "replace:\n  throttle: 0\n", []string{"line 7", "replace.throttle", "write none for no throttle"}},
 		{"throttle \"0\"", minimal + "replace:\n  throttle: \"0\"\n", []string{"replace.throttle", "write none"}},
 		{"throttle 0MiB", minimal + "replace:\n  throttle: 0MiB\n", []string{"replace.throttle", "zero"}},
+		{"adaptive without target", minimal + "replace:\n  throttle: {min: 10MiB, max: 100MiB}\n", []string{"line 7", "replace.throttle", "target_p99"}},
+		{"adaptive max below min", minimal + "replace:\n  throttle: {min: 100MiB, max: 10MiB, target_p99: 200ms}\n", []string{"replace.throttle", "below min"}},
+		{"adaptive none", minimal + "replace:\n  throttle: {min: none, max: 10MiB, target_p99: 200ms}\n", []string{"replace.throttle.min", "want a rate"}},
+		{"adaptive unknown key", minimal + "replace:\n  throttle: {min: 1MiB, max: 10MiB, target_p99: 200ms, step: 1MiB}\n", []string{"replace.throttle", "unknown key \"step\""}},
 		{"zero lead time", minimal + "events:\n  lead_time: 0s\n", []string{"line 7", "events.lead_time", "must be above zero"}},
 		{"zero min interval", minimal + "chaos:\n  min_interval: 0\n", []string{"chaos.min_interval"}},
 		{"zero lease ttl", minimal + "lease:\n  ttl: 0s\n", []string{"lease.ttl"}},
@@ -164,6 +168,21 @@ func TestThrottleIsTyped(t *testing.T) {
 		if got := cfg.Replace.Options().Throttle; got != c.want {
 			t.Errorf("%q: throttle %s, want %s", c.yaml, got, c.want)
 		}
+	}
+}
+
+// An adaptive throttle reads into the executor's options and starts at
+// its min.
+func TestAdaptiveThrottle(t *testing.T) {
+	noEnv(t)
+	cfg, err := Parse([]byte(minimal+"replace:\n  throttle:\n    min: 20MiB\n    max: 200MiB\n    target_p99: 250ms\n"), "test.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := cfg.Replace.Options()
+	want := replace.Adaptive{Min: 20 << 20, Max: 200 << 20, TargetP99: 250 * time.Millisecond}
+	if o.Adaptive == nil || *o.Adaptive != want || o.Throttle != replace.Rate(20<<20) {
+		t.Errorf("options: adaptive %+v throttle %s, want %+v from 20 MiB/s", o.Adaptive, o.Throttle, want)
 	}
 }
 
