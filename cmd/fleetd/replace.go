@@ -359,6 +359,9 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 		return
 	}
 	fmt.Fprintf(w, "plan: replace broker %d (%s, zone %s) with strategy %s\n", r.OldBroker, r.OldInstance, r.Zone, r.Strategy)
+	if r.DeadlineDecision != "" {
+		fmt.Fprintf(w, "  deadline %s: %s\n", r.Deadline.Local().Format(time.RFC3339), r.DeadlineDecision)
+	}
 	if r.Plan == nil {
 		fmt.Fprintf(w, "  a new instance takes node id %d with an empty disk; Kafka re-replicates its partitions\n", r.NewBroker)
 		return

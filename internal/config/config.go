@@ -76,6 +76,11 @@ type Replace struct {
 	// after the copy, this many partitions at a time.
 	LeaderSettle time.Duration `yaml:"leader_settle"`
 	LeaderGroup  int           `yaml:"leader_group"`
+	// DeadlinePolicy is what a move that cannot finish before its
+	// request's deadline (an AWS retirement) does; DeadlineMargin the time
+	// kept before the deadline for the rest of the workflow.
+	DeadlinePolicy replace.DeadlinePolicy `yaml:"deadline_policy"`
+	DeadlineMargin time.Duration          `yaml:"deadline_margin"`
 }
 
 // Canary is fleetd's canary: during every workflow, sequenced records
@@ -265,7 +270,7 @@ func (t *Throttle) adaptive(n *yaml.Node) error {
 // them, and taking it as "the default" would run fleetd with a value nobody
 // wrote. (events.poll_interval is not here: 0 turns polling off.)
 var positiveKeys = []string{
-	"replace.concurrency", "replace.poll", "replace.register_timeout", "replace.stall_warn", "replace.stall_abort",
+	"replace.concurrency", "replace.poll", "replace.deadline_margin", "replace.register_timeout", "replace.stall_warn", "replace.stall_abort",
 	"gate.retry_base", "gate.retry_max", "gate.give_up_after", "chaos.min_interval", "chaos.check_interval", "chaos.controller_min_interval", "lease.ttl",
 	"events.wait", "events.lead_time", "ami_drift.interval", "kafka.dial_timeout", "ec2.controller_port",
 }
@@ -483,6 +488,8 @@ func (r *Replace) Defaults() {
 	r.StallWarn = cmp.Or(r.StallWarn, d.StallWarn)
 	r.StallAbort = cmp.Or(r.StallAbort, d.StallAbort)
 	r.RateCap = cmp.Or(r.RateCap, d.RateCap)
+	r.DeadlinePolicy = cmp.Or(r.DeadlinePolicy, d.DeadlinePolicy)
+	r.DeadlineMargin = cmp.Or(r.DeadlineMargin, d.DeadlineMargin)
 	r.LeaderSettle = cmp.Or(r.LeaderSettle, d.LeaderSettle)
 	r.LeaderGroup = cmp.Or(r.LeaderGroup, d.LeaderGroup)
 }
@@ -500,6 +507,8 @@ func (r Replace) Options() replace.Options {
 		StallWarn:       r.StallWarn,
 		StallAbort:      r.StallAbort,
 		RateCap:         r.RateCap,
+		DeadlinePolicy:  r.DeadlinePolicy,
+		DeadlineMargin:  r.DeadlineMargin,
 		LeaderSettle:    r.LeaderSettle,
 		LeaderGroup:     r.LeaderGroup,
 	}
@@ -560,6 +569,9 @@ func (c *Config) Validate() error {
 		if d < 0 {
 			return fmt.Errorf("%s: %s is negative", key, d)
 		}
+	}
+	if !slices.Contains(replace.DeadlinePolicies, c.Replace.DeadlinePolicy) {
+		return fmt.Errorf("replace.deadline_policy: %q, want one of %s", c.Replace.DeadlinePolicy, joinNames(replace.DeadlinePolicies))
 	}
 	if c.Replace.RateCap < 1 || c.Replace.RateCap > 10 {
 		return fmt.Errorf("replace.rate_cap: %g, want 1 (the configured rate is the throttle) to 10 (fleetd may configure up to 10x the throttle to achieve it)", c.Replace.RateCap)

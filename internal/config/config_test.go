@@ -73,6 +73,7 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		{"adaptive max below min", minimal + "replace:\n  throttle: {min: 100MiB, max: 10MiB, target_p99: 200ms}\n", []string{"replace.throttle", "below min"}},
 		{"adaptive none", minimal + "replace:\n  throttle: {min: none, max: 10MiB, target_p99: 200ms}\n", []string{"replace.throttle.min", "want a rate"}},
 		{"adaptive unknown key", minimal + "replace:\n  throttle: {min: 1MiB, max: 10MiB, target_p99: 200ms, step: 1MiB}\n", []string{"replace.throttle", "unknown key \"step\""}},
+		{"deadline policy", minimal + "replace:\n  deadline_policy: wait\n", []string{"replace.deadline_policy", "raise-throttle, identity"}},
 		{"zero lead time", minimal + "events:\n  lead_time: 0s\n", []string{"line 7", "events.lead_time", "must be above zero"}},
 		{"zero min interval", minimal + "chaos:\n  min_interval: 0\n", []string{"chaos.min_interval"}},
 		{"zero lease ttl", minimal + "lease:\n  ttl: 0s\n", []string{"lease.ttl"}},

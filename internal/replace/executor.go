@@ -35,6 +35,12 @@ type Options struct {
 	// 2; 1 turns steering off).
 	RateInterval time.Duration
 	RateCap      float64
+	// DeadlinePolicy is what a move that cannot finish before its
+	// request's deadline does (default raise-throttle); DeadlineMargin is
+	// the time kept before the deadline for the workflow's other steps
+	// (default 10 min).
+	DeadlinePolicy DeadlinePolicy
+	DeadlineMargin time.Duration
 	// Adaptive, if set, is the throttle of replacements whose request
 	// names none: it adapts within [Min, Max] to the canary's latency and
 	// the health of partitions not moving (adapt.go).
@@ -115,6 +121,10 @@ func (o *Options) defaults() {
 	def(&o.LeaderSettle, 10*time.Second)
 	def(&o.LeaderPause, time.Second)
 	def(&o.CanaryTail, 5*time.Second)
+	def(&o.DeadlineMargin, 10*time.Minute)
+	if o.DeadlinePolicy == "" {
+		o.DeadlinePolicy = DeadlineRaiseThrottle
+	}
 	if o.LeaderGroup <= 0 {
 		o.LeaderGroup = 10
 	}
@@ -176,6 +186,10 @@ type Request struct {
 	Order       Order
 	// Reason is the operator's free text, kept in the record.
 	Reason string
+	// Deadline, if set, is when the old broker's instance goes away (an
+	// AWS retirement's not-before): the gate compares the copy's ETA with
+	// it and applies Options.DeadlinePolicy.
+	Deadline time.Time
 	// Instance, if known, is the old broker's instance (an event names it):
 	// with a provider that can look it up, a broker whose instance is
 	// already terminated is replaced in the same subnet and AZ.
@@ -255,6 +269,7 @@ func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
 		Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
 		Order:       cmp.Or(req.Order, e.Opts.Plan.Order),
 		Reason:      req.Reason,
+		Deadline:    req.Deadline,
 		Strategy:    req.Strategy,
 		OldBroker:   req.Broker,
 		OldInstance: req.Instance,
@@ -297,7 +312,7 @@ func (e *Executor) Reopen(ctx context.Context, r *Record, req Request) error {
 	}
 	*r = Record{ID: r.ID, Triggers: triggers, Strategy: req.Strategy, OldBroker: req.Broker, OldInstance: req.Instance,
 		Throttle: e.startThrottle(req), Adaptive: e.adaptiveFor(req), Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
-		Order: cmp.Or(req.Order, e.Opts.Plan.Order), Reason: req.Reason,
+		Order: cmp.Or(req.Order, e.Opts.Plan.Order), Reason: req.Reason, Deadline: req.Deadline,
 		NewBroker: -1, Phase: PhaseRunning, Step: StepGate, Attempts: r.Attempts, Created: r.Created, Updated: e.Opts.Now()}
 	return e.save(ctx, r)
 }

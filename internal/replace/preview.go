@@ -13,7 +13,7 @@ func (e *Executor) Preview(ctx context.Context, req Request) (*Record, error) {
 		return nil, err
 	}
 	r := &Record{ID: "preview", OldBroker: req.Broker, NewBroker: -1, Strategy: req.Strategy, Triggers: triggersOr(req.Triggers),
-		Throttle: e.startThrottle(req), Adaptive: e.adaptiveFor(req), Concurrency: req.Concurrency, Order: req.Order, Reason: req.Reason,
+		Throttle: e.startThrottle(req), Adaptive: e.adaptiveFor(req), Concurrency: req.Concurrency, Order: req.Order, Reason: req.Reason, Deadline: req.Deadline,
 		Phase: PhaseRunning, Step: StepGate}
 	// The first step of every table is its gate (the controller workflow
 	// has its own).

@@ -140,6 +140,7 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 			}
 		}
 	}
+	requested := r.Strategy
 	if r.Strategy == "" {
 		r.Strategy = StrategyMove
 		if r.OldDead {
@@ -194,6 +195,7 @@ func (e *Executor) gate(ctx context.Context, r *Record) error {
 	if !v.Safe {
 		return &refusedError{v}
 	}
+	e.meetDeadline(ctx, r, snap, requested)
 	if r.Strategy == StrategyIdentity {
 		// The same guard the stop asks right before acting; asked here too so
 		// that a request that could never pass is refused before it waits.

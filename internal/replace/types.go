@@ -255,6 +255,10 @@ type Record struct {
 	Concurrency int       `json:"concurrency,omitempty"`
 	Order       Order     `json:"order,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
+	// Deadline is when the old instance goes away (the request's);
+	// DeadlineDecision what the gate made of it (DeadlinePolicy).
+	Deadline         time.Time `json:"deadline,omitzero"`
+	DeadlineDecision string    `json:"deadline_decision,omitempty"`
 	// OldBroker is the node id being replaced; NewBroker the node id taking
 	// over (equal for the identity strategy). For the controller strategy
 	// they are controllers' node ids.
