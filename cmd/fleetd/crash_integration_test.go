@@ -146,15 +146,23 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 	// points where the cluster's own state matters most: a new instance
 	// launched but not registered, a batch submitted and copying, the old
 	// broker stopping.
-	events := []string{
-		"after:launch",
-		"moves-submitted:", // the first moves submitted, copying, fleetd dead mid-window
-		"after:stop-old",
+	adaptive := []string{"--throttle", "1MiB", "--throttle-max", "8MiB", "--target-p99", "5s"}
+	events := []struct {
+		ev    string
+		extra []string
+	}{
+		{"after:launch", nil},
+		{"moves-submitted:", nil}, // the first moves submitted, copying, fleetd dead mid-window
+		// An adaptive throttle that has just raised its rate (recorded
+		// and set), moves in flight.
+		{"throttle-adapted", adaptive},
+		{"after:stop-old", nil},
 	}
-	for _, ev := range events {
+	for _, e := range events {
+		ev := e.ev
 		t.Run(strings.ReplaceAll(ev, ":", "_"), func(t *testing.T) {
 			victim := oldestBroker(c)
-			args := append([]string{"replace", "--broker", fmt.Sprint(victim)}, common...)
+			args := append(append([]string{"replace", "--broker", fmt.Sprint(victim)}, common...), e.extra...)
 			if !killAt(t, ev, args...) {
 				t.Fatalf("fleetd did not reach %s", ev)
 			}

@@ -73,6 +73,8 @@ type replaceFlags struct {
 	canary      bool
 	canaryTopic string
 	throttle    string
+	throttleMax string
+	targetP99   time.Duration
 	concurrency int
 	order       string
 	poll        time.Duration
@@ -83,7 +85,7 @@ type replaceFlags struct {
 
 // localOnly are the replace flags that only mean something when this
 // process replaces the broker itself; the daemon has its own.
-var localOnly = []string{"local-fleet", "state-dir", "poll", "config", "bootstrap", "tls", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "sasl-mechanism", "sasl-username", "timeout", "canary", "canary-topic"}
+var localOnly = []string{"local-fleet", "state-dir", "poll", "config", "bootstrap", "tls", "tls-ca", "tls-cert", "tls-key", "tls-server-name", "sasl-mechanism", "sasl-username", "timeout", "canary", "canary-topic", "throttle-max", "target-p99"}
 
 func defaultStateDir() string {
 	if d := os.Getenv("FLEETD_STATE_DIR"); d != "" {
@@ -140,6 +142,8 @@ func newReplaceCmd() *cobra.Command {
 	fs.StringVar(&f.stateDir, "state-dir", defaultStateDir(), "where replacement records are kept (env FLEETD_STATE_DIR)")
 	def := replace.DefaultOptions()
 	fs.StringVar(&f.throttle, "throttle", def.Throttle.String(), `replication throttle per second, e.g. 20MiB or 100MB, or "none" for no throttle (with --api: the daemon's replace.throttle unless given)`)
+	fs.StringVar(&f.throttleMax, "throttle-max", "", "with --target-p99: an adaptive throttle from --throttle up to this rate (e.g. 200MiB), raised while producers are healthy, halved when the canary's p99 passes --target-p99 or a partition not moving is under min ISR")
+	fs.DurationVar(&f.targetP99, "target-p99", 0, "with --throttle-max: the canary's produce p99 the adaptive throttle keeps under (e.g. 200ms)")
 	fs.IntVar(&f.concurrency, "concurrency", def.Plan.Concurrency, "partition moves in flight at once; small ones are admitted beyond it while the window holds under 10 s of copying (with --api: the daemon's unless given)")
 	fs.StringVar(&f.order, "order", string(def.Plan.Order), "move order: "+orderNames()+" (with --api: the daemon's unless given)")
 	fs.DurationVar(&f.poll, "poll", def.Poll, "how often progress is checked")
@@ -222,6 +226,28 @@ func parseThrottle(s string) (replace.Throttle, error) {
 	return v, nil
 }
 
+// adaptiveFlags reads --throttle-max and --target-p99 into an adaptive
+// throttle starting at --throttle (nil when neither is given).
+func adaptiveFlags(min replace.Throttle, maxRate string, p99 time.Duration) (*replace.Adaptive, error) {
+	if maxRate == "" && p99 == 0 {
+		return nil, nil
+	}
+	lo, ok := min.BytesPerSec()
+	if maxRate == "" || p99 <= 0 || !ok {
+		return nil, errors.New("an adaptive throttle needs --throttle RATE (its start and min), --throttle-max RATE and --target-p99 DURATION")
+	}
+	hi, err := replace.ParseThrottle(maxRate)
+	hiBps, isRate := hi.BytesPerSec()
+	if err != nil || !isRate {
+		return nil, fmt.Errorf("--throttle-max %q: want a rate like 200MiB", maxRate)
+	}
+	a := &replace.Adaptive{Min: lo, Max: hiBps, TargetP99: p99}
+	if err := a.Check(); err != nil {
+		return nil, fmt.Errorf("--throttle, --throttle-max, --target-p99: %w", err)
+	}
+	return a, nil
+}
+
 func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brokerSet bool) error {
 	throttle, err := parseThrottle(f.throttle)
 	if err != nil {
@@ -265,6 +291,9 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	log := zerolog.New(zerolog.ConsoleWriter{Out: errOut, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
 	view := newProgressView(out)
 	rc := config.Replace{Throttle: config.Throttle{Throttle: throttle}, Concurrency: f.concurrency, Order: replace.Order(f.order), Poll: f.poll}
+	if rc.Throttle.Adaptive, err = adaptiveFlags(throttle, f.throttleMax, f.targetP99); err != nil {
+		return err
+	}
 	rc.Defaults()
 	opts := rc.Options()
 	opts.Log, opts.OnProgress = log, view.progress
