@@ -13,15 +13,17 @@
 //  1. gate: the cluster may be disrupted now (health.CanDisrupt, the
 //     controller quorum included); else refused.
 //  2. plan: a pure 1:1 substitution of the old node id by a new one.
-//  3. cordon-old: record, then set, cordoned.log.dirs=* on the old broker
-//     (KIP-1066, Kafka 4.3+), so partitions created during the move are not
-//     placed on it; skipped, and said why, on an older Kafka.
-//  4. launch a broker like the old one (same zone) with the new node id.
-//  5. await-registration of the new broker in the old one's rack.
-//  6. throttle: record, then set, the replication rates.
-//  7. demote-old: the old broker last wherever it is the preferred leader
+//  3. demote-old: the old broker last wherever it is the preferred leader
 //     (no data moves), then preferred elections: leadership leaves it
 //     before the copy, so no partition changes leader during the copy.
+//     Before the cordon: Kafka 4.4 refuses this reordering of a cordoned
+//     broker.
+//  4. cordon-old: record, then set, cordoned.log.dirs=* on the old broker
+//     (KIP-1066, Kafka 4.3+), so partitions created during the move are not
+//     placed on it; skipped, and said why, on an older Kafka.
+//  5. launch a broker like the old one (same zone) with the new node id.
+//  6. await-registration of the new broker in the old one's rack.
+//  7. throttle: record, then set, the replication rates.
 //  8. move: stream the replicas through a window (stream.go): up to
 //     Concurrency moves in flight (more while small), the next submitted as
 //     soon as one is done, the throttled-replica lists naming only the

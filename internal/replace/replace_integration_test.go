@@ -89,6 +89,21 @@ func TestMoveReplacesBrokerWithoutLoss(t *testing.T) {
 	o.Plan.Concurrency = 2
 	o.Canary = canary.ForExecutor(c.Client, true, canary.Options{Seeds: c.Fleet.Bootstrap()})
 	ex, _, store := newExecutor(t, c, o)
+	// demote-old leaves broker 2 leading nothing, before the copy.
+	var ledAfterDemote []string
+	ex.Opts.OnEvent = func(ev string, _ *replace.Record) {
+		if ev != "after:"+string(replace.StepDemoteOld) {
+			return
+		}
+		ledAfterDemote = []string{}
+		for _, topic := range []string{"orders", canary.DefaultTopic} {
+			for _, p := range c.Partitions(topic) {
+				if p.Leader == 2 {
+					ledAfterDemote = append(ledAfterDemote, fmt.Sprintf("%s-%d", topic, p.Partition))
+				}
+			}
+		}
+	}
 	ctx := testbed.Context(t)
 	rec, err := ex.Begin(ctx, replace.Request{Broker: 2, Strategy: replace.StrategyMove})
 	if err != nil {
@@ -132,6 +147,9 @@ func TestMoveReplacesBrokerWithoutLoss(t *testing.T) {
 	assertReplaced(t, c, 2)
 	if len(led) > 1 {
 		t.Errorf("broker 4 led partitions it was still copying: %v", led)
+	}
+	if ledAfterDemote == nil || len(ledAfterDemote) > 0 {
+		t.Errorf("after demote-old broker 2 still led %v (nil: the step never ran)", ledAfterDemote)
 	}
 	t.Logf("leader watcher: %v", led)
 	for _, p := range c.Partitions("orders") {

@@ -136,11 +136,14 @@ var (
 	moveFlow = &Workflow{Name: "move", End: StepDone, EndPhase: PhaseCompleted, Rollback: rollbackFlow, Steps: []StepSpec{
 		{Step: StepGate, Run: (*Executor).gate, OnFailure: NothingToUndo},
 		{Step: StepPlan, Run: (*Executor).plan, OnFailure: NothingToUndo},
+		// Before the cordon: Kafka 4.4 refuses an order-only reassignment
+		// that moves a cordoned broker within a replica list
+		// (INVALID_REPLICA_ASSIGNMENT, seen in this project's tests).
+		{Step: StepDemoteOld, Run: (*Executor).demoteOld, OnFailure: RollBack},
 		{Step: StepCordon, Run: (*Executor).cordon, OnFailure: RollBack},
 		{Step: StepLaunch, Run: (*Executor).launch, OnFailure: RollBack},
 		{Step: StepAwaitRegister, Run: (*Executor).awaitRegister, OnFailure: RollBack},
 		{Step: StepThrottle, Run: (*Executor).throttle, OnFailure: RollBack},
-		{Step: StepDemoteOld, Run: (*Executor).demoteOld, OnFailure: RollBack},
 		{Step: StepMove, Run: (*Executor).move, OnFailure: RollBack},
 		{Step: StepReorder, Run: (*Executor).reorder, OnFailure: RollBack},
 		{Step: StepElectLeaders, Run: (*Executor).electLeaders, OnFailure: RollBack},
