@@ -5,10 +5,12 @@
 //     step and the copy phase against the ideal bytes/T;
 //   - Kafka's own kafka-reassign-partitions (kafka-tools from Maven Central,
 //     the same version) doing the same 1:1 move at the same throttle, in the
-//     same run, alternating with fleetd, two runs each; and one fleetd run
-//     with the rate steering off (open loop, as the tool);
-//   - the ledger producer's p99 produce latency with and without a
-//     replacement in progress;
+//     same run, alternating with fleetd, three runs each;
+//   - latency from Kafka's own ProducerPerformance during each copy,
+//     three rounds alternating tool, fleetd and fleetd with the adaptive
+//     throttle, beside idle runs;
+//   - with -small, 2,000 partitions of 100 kB against 200 of 1 MB (fleetd
+//     and the tool), and an identity replacement's throttled catch-up;
 //   - with -controllers, each of three KRaft controllers replaced in turn,
 //     wall time per step, beside the bare runbook of the same Kafka calls.
 package main
@@ -21,6 +23,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 
@@ -28,6 +31,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
 
+	"github.com/fleetd/fleetd/internal/canary"
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/health"
 	"github.com/fleetd/fleetd/internal/kclient"
@@ -44,7 +48,15 @@ func main() {
 	throttle := flag.String("throttle", "50MiB", "replication throttle per second")
 	awsOnly := flag.Bool("aws", false, "run the AWS benchmark (fleetd run against moto) instead")
 	controllers := flag.Bool("controllers", false, "run the controller replacement benchmark instead")
+	small := flag.Bool("small", false, "run the many-small-partitions and identity catch-up benchmarks instead")
 	flag.Parse()
+	if *small {
+		if err := runSmall(ctx, os.Stdout, *throttle); err != nil {
+			fmt.Fprintln(os.Stderr, "fleetd-bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if *controllers {
 		if err := runControllers(ctx, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "fleetd-bench:", err)
@@ -67,15 +79,18 @@ func main() {
 
 type result struct {
 	name     string
+	side     string // tool, fleetd, adaptive
 	rec      *replace.Record
 	bytes    int64
 	copyTime time.Duration
 	total    time.Duration
-	// lat is the ledger run around the replacement; copyFrom..copyTo the
-	// copy phase its latencies are cut to.
-	lat              *ledger.Run
-	copyFrom, copyTo time.Time
+	// perf is ProducerPerformance run from the copy's start for about the
+	// ideal copy time: its latencies fall in the copy phase.
+	perf perfResult
 }
+
+// perfRate is the independent producer's rate (records of 1 KiB).
+const perfRate = 200
 
 func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 	data, err := humanize.ParseBytes(dataS)
@@ -98,9 +113,11 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		return err
 	}
 	defer closeClients()
-	const topic = "bench"
-	if err := workload.CreateTopic(ctx, kadm.NewClient(cl), workload.Topic{Name: topic, Partitions: 12, ReplicationFactor: 3, MinInsyncReplicas: 2}, time.Minute); err != nil {
-		return err
+	const topic, perfTopic = "bench", "bench-perf"
+	for _, t := range []workload.Topic{{Name: topic, Partitions: 12, ReplicationFactor: 3, MinInsyncReplicas: 2}, {Name: perfTopic, Partitions: 6, ReplicationFactor: 3, MinInsyncReplicas: 2}} {
+		if err := workload.CreateTopic(ctx, kadm.NewClient(cl), t, time.Minute); err != nil {
+			return err
+		}
 	}
 	fmt.Fprintf(os.Stderr, "loading %s\n", humanize.Bytes(data))
 	fillStart := time.Now()
@@ -108,12 +125,11 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		return err
 	}
 	fillTime := time.Since(fillStart)
+	ideal := func(b int64) time.Duration { return time.Duration(float64(b) / float64(rate) * float64(time.Second)) }
+	// ProducerPerformance runs for 0.9 of the ideal copy time from the
+	// copy's start: inside the copy phase, whoever copies.
+	perfRecords := int(ideal(int64(data)).Seconds() * 0.9 * perfRate)
 
-	// p99 with no replacement: the same producer, the same rate, 30 s.
-	idle, err := ledgerAround(ctx, fleet, topic, func() error { return sleepCtx(ctx, 30*time.Second) })
-	if err != nil {
-		return err
-	}
 	store, err := replace.NewFileStore(filepath.Join(fleet.Dir(), "state"))
 	if err != nil {
 		return err
@@ -135,20 +151,30 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		}
 		return low, top, nil
 	}
-	fleetdOnce := func(name string, rateCap float64) (result, error) {
+	fleetdOnce := func(name, side string, adaptive *replace.Adaptive) (result, error) {
 		broker, _, err := lowest()
 		if err != nil {
 			return result{}, err
 		}
 		fmt.Fprintf(os.Stderr, "%s: replacing broker %d\n", name, broker)
-		rc := config.Replace{Throttle: config.Throttle{Throttle: replace.Rate(int64(rate))}, Poll: time.Second, RegisterTimeout: 2 * time.Minute, RateCap: rateCap}
+		rc := config.Replace{Throttle: config.Throttle{Throttle: replace.Rate(int64(rate)), Adaptive: adaptive}, Poll: time.Second, RegisterTimeout: 2 * time.Minute}
+		if adaptive != nil {
+			rc.Throttle.Throttle = replace.Rate(adaptive.Min)
+		}
 		rc.Defaults()
 		opts := rc.Options()
 		opts.Log, opts.StopTimeout = log, time.Minute
+		opts.Canary = canary.ForExecutor(cl, true, canary.Options{Seeds: fleet.Bootstrap()})
+		var wait func() (perfResult, error)
+		opts.OnEvent = func(ev string, _ *replace.Record) {
+			if ev == "after:"+string(replace.StepThrottle) && wait == nil { // the move starts now
+				wait = perfAsync(ctx, fleet.Bootstrap(), perfTopic, perfRecords, perfRate)
+			}
+		}
 		ex := replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, provider, store, opts)
-		res := result{name: name}
+		res := result{name: name, side: side}
 		var runErr error
-		res.lat, err = ledgerAround(ctx, fleet, topic, func() error {
+		_, err = ledgerAround(ctx, fleet, topic, func() error {
 			rec, err := ex.Begin(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove, Triggers: []replace.Trigger{replace.TriggerBench}})
 			if err != nil {
 				return err
@@ -157,6 +183,13 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 			runErr = ex.Run(ctx, rec)
 			return nil
 		})
+		if wait != nil {
+			p, perr := wait()
+			if perr != nil && err == nil {
+				err = perr
+			}
+			res.perf = p
+		}
 		if err != nil {
 			return res, err
 		}
@@ -167,71 +200,145 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		for _, s := range res.rec.Steps {
 			if s.Step == replace.StepMove {
 				res.copyTime += s.Duration()
-				res.copyFrom, res.copyTo = s.Started, s.Ended
 			}
 			res.total += s.Duration()
 		}
 		return res, nil
 	}
-	toolOnce := func() (result, error) {
+	toolOnce := func(name string) (result, error) {
 		broker, top, err := lowest()
 		if err != nil {
 			return result{}, err
 		}
-		res := result{name: "kafka-reassign-partitions"}
+		res := result{name: name, side: "tool"}
 		fmt.Fprintf(os.Stderr, "%s: replacing broker %d\n", res.name, broker)
-		res.lat, err = ledgerAround(ctx, fleet, topic, func() error {
+		var wait func() (perfResult, error)
+		_, err = ledgerAround(ctx, fleet, topic, func() error {
 			var err error
-			res.copyFrom, res.copyTime, res.bytes, err = toolReplace(ctx, fleet, provider, cl, broker, top+1, int64(rate))
-			res.copyTo = res.copyFrom.Add(res.copyTime)
+			_, res.copyTime, res.bytes, err = toolReplace(ctx, fleet, provider, cl, broker, top+1, int64(rate), func() {
+				wait = perfAsync(ctx, fleet.Bootstrap(), perfTopic, perfRecords, perfRate)
+			})
 			return err
 		})
+		if wait != nil {
+			p, perr := wait()
+			if perr != nil && err == nil {
+				err = perr
+			}
+			res.perf = p
+		}
 		return res, err
 	}
+	var idle []perfResult
+	idleOnce := func() error {
+		fmt.Fprintf(os.Stderr, "idle: ProducerPerformance without a replacement\n")
+		p, err := producerPerf(ctx, fleet.Bootstrap(), perfTopic, perfRecords, perfRate)
+		idle = append(idle, p)
+		return err
+	}
+	if err := idleOnce(); err != nil {
+		return err
+	}
+	// The adaptive throttle: from half the throttle to twice it, keeping
+	// the canary's p99 under twice the idle p99 ProducerPerformance saw.
+	target := max(2*idle[0].p99, 50*time.Millisecond)
+	adaptive := &replace.Adaptive{Min: int64(rate) / 2, Max: 2 * int64(rate), TargetP99: target}
 	var results []result
-	for i := range 2 {
-		r, err := fleetdOnce(fmt.Sprintf("fleetd #%d", i+1), 0)
+	for i := range 3 {
+		if i > 0 {
+			if err := idleOnce(); err != nil {
+				return err
+			}
+		}
+		r, err := toolOnce(fmt.Sprintf("kafka-reassign-partitions #%d", i+1))
 		if err != nil {
 			return err
 		}
 		results = append(results, r)
-		if r, err = toolOnce(); err != nil {
+		if r, err = fleetdOnce(fmt.Sprintf("fleetd #%d", i+1), "fleetd", nil); err != nil {
 			return err
 		}
-		r.name += fmt.Sprintf(" #%d", i+1)
+		results = append(results, r)
+		if r, err = fleetdOnce(fmt.Sprintf("fleetd adaptive #%d", i+1), "adaptive", adaptive); err != nil {
+			return err
+		}
 		results = append(results, r)
 	}
-	open, err := fleetdOnce("fleetd, steering off (rate_cap 1)", 1)
-	if err != nil {
-		return err
-	}
-	results = append(results, open)
 
-	ideal := func(b int64) time.Duration { return time.Duration(float64(b) / float64(rate) * float64(time.Second)) }
 	fmt.Fprintf(out, "## Replacement on a local fleet, beside Kafka's own tool\n\n")
-	fmt.Fprintf(out, "3 brokers, topic with 12 partitions at RF 3 (min ISR 2), %s loaded in %s; throttle T = %s/s; ledger producer at 200 records/s throughout. "+
-		"Each run replaces a broker holding all the data with a new one, 1:1; runs alternate on the same fleet. The tool's copy phase is from `--execute` to Kafka listing no reassignment (polled every 250 ms: its best case).\n\n",
-		humanize.Bytes(data), fillTime.Round(time.Second), humanize.IBytes(rate))
-	fmt.Fprintf(out, "| run | bytes moved | copy phase | ideal (bytes / T) | copy / ideal | total | produce p50 / p99 in the copy phase | p99 over the whole run |\n|---|---|---|---|---|---|---|---|\n")
-	fmt.Fprintf(out, "| no replacement (30 s) | - | - | - | - | - | %s / %s | %s |\n", idle.LatencyPercentile(0.5).Round(100*time.Microsecond),
-		idle.LatencyPercentile(0.99).Round(100*time.Microsecond), idle.LatencyPercentile(0.99).Round(100*time.Microsecond))
+	fmt.Fprintf(out, "3 brokers, topic with 12 partitions at RF 3 (min ISR 2), %s loaded in %s; throttle T = %s/s. "+
+		"Each run replaces a broker holding all the data with a new one, 1:1; runs alternate on the same fleet (tool, fleetd, fleetd adaptive; three rounds). "+
+		"The tool's copy phase is from `--execute` to Kafka listing no reassignment (polled every 250 ms: its best case). "+
+		"Latency is Kafka's own ProducerPerformance (1 KiB records at %d/s, acks=all, its own topic), started as the copy starts and sending for 0.9x the ideal copy time, so that its records fall in the copy phase; idle is the same run with no replacement, before each round. "+
+		"The adaptive throttle runs from %s/s to %s/s with target_p99 %s (twice the first idle p99). The ledger producer runs throughout every replacement and lost nothing (else the benchmark fails).\n\n",
+		humanize.Bytes(data), fillTime.Round(time.Second), humanize.IBytes(rate), perfRate, humanize.IBytes(uint64(adaptive.Min)), humanize.IBytes(uint64(adaptive.Max)), target)
+	fmt.Fprintf(out, "| run | bytes moved | copy phase | ideal (bytes / T) | copy / ideal | total | ProducerPerformance p50 / p99 / max during the copy | canary |\n|---|---|---|---|---|---|---|---|\n")
+	for i, p := range idle {
+		fmt.Fprintf(out, "| idle, round %d | - | - | - | - | - | %s | - |\n", i+1, p)
+	}
 	for _, r := range results {
-		total := "-"
+		total, verdict := "-", "-"
 		if r.total > 0 {
 			total = r.total.Round(100 * time.Millisecond).String()
 		}
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %.2f | %s | %s / %s | %s |\n", r.name, humanize.IBytes(uint64(r.bytes)), r.copyTime.Round(100*time.Millisecond),
-			ideal(r.bytes).Round(100*time.Millisecond), r.copyTime.Seconds()/ideal(r.bytes).Seconds(), total,
-			r.lat.LatencyPercentileBetween(0.5, r.copyFrom, r.copyTo).Round(100*time.Microsecond), r.lat.LatencyPercentileBetween(0.99, r.copyFrom, r.copyTo).Round(100*time.Microsecond),
-			r.lat.LatencyPercentile(0.99).Round(100*time.Microsecond))
+		if r.rec != nil && r.rec.Canary != nil {
+			v := r.rec.Canary
+			verdict = fmt.Sprintf("%d acked, %d lost", v.Acked, v.Lost)
+		}
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %.2f | %s | %s | %s |\n", r.name, humanize.IBytes(uint64(r.bytes)), r.copyTime.Round(100*time.Millisecond),
+			ideal(r.bytes).Round(100*time.Millisecond), r.copyTime.Seconds()/ideal(r.bytes).Seconds(), total, r.perf, verdict)
 	}
-	first := results[0]
+	summarize(out, results, idle, ideal)
+	first := results[1]
 	fmt.Fprintf(out, "\nWall time per step (%s):\n\n| step | wall time |\n|---|---|\n", first.name)
 	for _, s := range first.rec.Steps {
 		fmt.Fprintf(out, "| %s | %s |\n", s.Step, s.Duration().Round(10*time.Millisecond))
 	}
 	fmt.Fprintln(out)
 	return nil
+}
+
+// summarize prints each side's spread and the targets, met or not.
+func summarize(out io.Writer, results []result, idle []perfResult, ideal func(int64) time.Duration) {
+	ratio := map[string][]float64{}
+	p99 := map[string][]float64{}
+	for _, r := range results {
+		ratio[r.side] = append(ratio[r.side], r.copyTime.Seconds()/ideal(r.bytes).Seconds())
+		p99[r.side] = append(p99[r.side], float64(r.perf.p99.Milliseconds()))
+	}
+	for _, p := range idle {
+		p99["idle"] = append(p99["idle"], float64(p.p99.Milliseconds()))
+	}
+	spread := func(v []float64, unit string) string {
+		if len(v) == 0 {
+			return "-"
+		}
+		s := slices.Clone(v)
+		slices.Sort(s)
+		return fmt.Sprintf("median %.2f%s (%.2f-%.2f)", s[len(s)/2], unit, s[0], s[len(s)-1])
+	}
+	med := func(v []float64) float64 {
+		s := slices.Clone(v)
+		slices.Sort(s)
+		if len(s) == 0 {
+			return 0
+		}
+		return s[len(s)/2]
+	}
+	fmt.Fprintf(out, "\n| side | copy / ideal | ProducerPerformance p99 during the copy |\n|---|---|---|\n")
+	for _, side := range []string{"tool", "fleetd", "adaptive", "idle"} {
+		r := "-"
+		if side != "idle" {
+			r = spread(ratio[side], "x")
+		}
+		fmt.Fprintf(out, "| %s | %s | %s |\n", side, r, spread(p99[side], " ms"))
+	}
+	fmt.Fprintf(out, "\nTargets: fleetd copy / ideal <= 1.10 and below the tool's (medians %.2f vs %.2f): %s. "+
+		"fleetd at a fixed throttle no worse than the tool's p99 (medians %.0f vs %.0f ms): %s. "+
+		"fleetd adaptive p99 during the move at most 2x idle (medians %.0f vs %.0f ms): %s.\n",
+		med(ratio["fleetd"]), med(ratio["tool"]), metIf(med(ratio["fleetd"]) <= 1.10 && med(ratio["fleetd"]) < med(ratio["tool"])),
+		med(p99["fleetd"]), med(p99["tool"]), metIf(med(p99["fleetd"]) <= med(p99["tool"])),
+		med(p99["adaptive"]), med(p99["idle"]), metIf(med(p99["adaptive"]) <= 2*med(p99["idle"])))
 }
 
 // ledgerP99 runs a ledger producer around during and returns its p99 produce

@@ -28,8 +28,9 @@ import (
 // operator polling --verify would notice later), then --verify removes the
 // throttles; the old broker is stopped and unregistered so the fleet keeps
 // three. It returns the copy phase (when --execute ran, and how long until
-// the last partition was done) and the bytes moved.
-func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provider, cl *kgo.Client, old, new int32, rate int64) (start time.Time, took time.Duration, bytes int64, err error) {
+// the last partition was done) and the bytes moved. onCopy, if set, is
+// called as the copy starts.
+func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provider, cl *kgo.Client, old, new int32, rate int64, onCopy func()) (start time.Time, took time.Duration, bytes int64, err error) {
 	tools := os.Getenv("FLEETD_KAFKA_TOOLS")
 	if tools == "" {
 		return start, 0, 0, fmt.Errorf("FLEETD_KAFKA_TOOLS is not set (scripts/bench.sh sets it from scripts/kafka-tools.sh)")
@@ -98,6 +99,9 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 	start = time.Now()
 	if err := tool("--execute", "--throttle", strconv.FormatInt(rate, 10)); err != nil {
 		return start, 0, 0, err
+	}
+	if onCopy != nil {
+		onCopy()
 	}
 	if err := until(ctx, time.Hour, func() (bool, error) {
 		resp, err := kmsg.NewPtrListPartitionReassignmentsRequest().RequestWith(ctx, cl)

@@ -1,0 +1,236 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/fleetd/fleetd/internal/config"
+	"github.com/fleetd/fleetd/internal/health"
+	"github.com/fleetd/fleetd/internal/kclient"
+	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/workload"
+)
+
+// requestCounter counts the requests a client writes to brokers.
+type requestCounter struct{ n atomic.Int64 }
+
+func (c *requestCounter) OnBrokerWrite(_ kgo.BrokerMetadata, _ int16, _ int, _, _ time.Duration, err error) {
+	if err == nil {
+		c.n.Add(1)
+	}
+}
+
+// layout is one shape of the same bytes.
+type layout struct {
+	name       string
+	partitions int
+	topics     int
+	size       int64 // per partition
+}
+
+// runSmall replaces a broker holding the same bytes as 200 partitions of
+// 1 MB and as 2,000 of 100 kB (across 10 topics, and in one topic), with
+// fleetd and with kafka-reassign-partitions at the same throttle, on a
+// fresh fleet; then an identity replacement's throttled catch-up.
+func runSmall(ctx context.Context, out io.Writer, throttleS string) error {
+	rate, err := humanize.ParseBytes(throttleS)
+	if err != nil {
+		return err
+	}
+	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	fleet, err := local.Up(ctx, local.Options{Log: log}, 3)
+	if err != nil {
+		return err
+	}
+	defer fleet.Close()
+	var counter requestCounter
+	conn := kclient.Settings{Bootstrap: fleet.Bootstrap()}
+	cl, adm, err := conn.Admin(kgo.WithHooks(&counter))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	ctrl := kclient.Settings{Bootstrap: fleet.QuorumBootstrap()}
+	cc, _, err := ctrl.Admin(kgo.WithHooks(&counter))
+	if err != nil {
+		return err
+	}
+	defer cc.Close()
+	store, err := replace.NewFileStore(filepath.Join(fleet.Dir(), "state"))
+	if err != nil {
+		return err
+	}
+	provider := local.NewProvider(fleet)
+	lowest := func() (int32, int32, error) {
+		snap, err := health.Collect(ctx, cl)
+		if err != nil {
+			return 0, 0, err
+		}
+		low, top := int32(-1), int32(0)
+		for _, b := range snap.Brokers {
+			if !b.Fenced && (low < 0 || b.ID < low) {
+				low = b.ID
+			}
+			top = max(top, b.ID)
+		}
+		return low, top, nil
+	}
+	executor := func(opts replace.Options) *replace.Executor {
+		opts.Log, opts.StopTimeout = log, time.Minute
+		return replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, provider, store, opts)
+	}
+	options := func(t replace.Throttle) replace.Options {
+		rc := config.Replace{Throttle: config.Throttle{Throttle: t}, Poll: time.Second, RegisterTimeout: 2 * time.Minute}
+		rc.Defaults()
+		return rc.Options()
+	}
+	layouts := []layout{
+		{"200 x 1 MB, 10 topics", 200, 10, 1_000_000},
+		{"2,000 x 100 kB, 10 topics", 2000, 10, 100_000},
+		{"2,000 x 100 kB, one topic", 2000, 1, 100_000},
+	}
+	fmt.Fprintf(out, "## Many small partitions against few large ones\n\n")
+	fmt.Fprintf(out, "A fresh 3-broker fleet; the same bytes in each layout (RF 3, min ISR 2: every broker holds all of it); throttle T = %s/s. "+
+		"Each layout is replaced once by fleetd (in this process: RSS is the process's peak during the replacement, admin requests every request its clients wrote to brokers and controllers) and once by kafka-reassign-partitions.\n\n", humanize.IBytes(rate))
+	fmt.Fprintf(out, "| layout | bytes | fleetd copy phase | per partition | fleetd total | peak RSS | admin requests | tool copy phase | fleetd / tool |\n|---|---|---|---|---|---|---|---|---|\n")
+	var base time.Duration
+	var copies []time.Duration
+	var tools []time.Duration
+	for _, l := range layouts {
+		names := make([]string, l.topics)
+		for i := range l.topics {
+			names[i] = fmt.Sprintf("small-%d", i)
+			t := workload.Topic{Name: names[i], Partitions: int32(l.partitions / l.topics), ReplicationFactor: 3, MinInsyncReplicas: 2}
+			if err := workload.CreateTopic(ctx, adm, t, 2*time.Minute); err != nil {
+				return err
+			}
+			// Records of 10 kB round-robin: every partition gets its share.
+			if err := workload.Fill(ctx, fleet.Bootstrap(), names[i], l.size*int64(l.partitions/l.topics), workload.FillOptions{RecordBytes: 10_000}); err != nil {
+				return err
+			}
+		}
+		broker, _, err := lowest()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "%s: fleetd replacing broker %d\n", l.name, broker)
+		ex := executor(options(replace.Rate(int64(rate))))
+		peakRSS(true)
+		counter.n.Store(0)
+		rec, err := ex.Begin(ctx, replace.Request{Broker: broker, Strategy: replace.StrategyMove, Triggers: []replace.Trigger{replace.TriggerBench}})
+		if err != nil {
+			return err
+		}
+		if err := ex.Run(ctx, rec); err != nil {
+			return fmt.Errorf("%s: %w", l.name, err)
+		}
+		requests, rss := counter.n.Load(), peakRSS(false)
+		var copyTime, total time.Duration
+		for _, s := range rec.Steps {
+			if s.Step == replace.StepMove {
+				copyTime += s.Duration()
+			}
+			total += s.Duration()
+		}
+		broker, top, err := lowest()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(os.Stderr, "%s: kafka-reassign-partitions replacing broker %d\n", l.name, broker)
+		_, toolTime, _, err := toolReplace(ctx, fleet, provider, cl, broker, top+1, int64(rate), nil)
+		if err != nil {
+			return fmt.Errorf("%s: tool: %w", l.name, err)
+		}
+		if base == 0 {
+			base = copyTime
+		}
+		copies, tools = append(copies, copyTime), append(tools, toolTime)
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %d | %s | %.2f |\n", l.name, humanize.Bytes(uint64(rec.BytesMoved)), copyTime.Round(100*time.Millisecond),
+			(copyTime / time.Duration(max(rec.Plan.Partitions, 1))).Round(time.Microsecond*100), total.Round(100*time.Millisecond), humanize.IBytes(uint64(rss)), requests,
+			toolTime.Round(100*time.Millisecond), copyTime.Seconds()/toolTime.Seconds())
+		if _, err := adm.DeleteTopics(ctx, names...); err != nil {
+			return err
+		}
+		if err := until(ctx, 2*time.Minute, func() (bool, error) {
+			ts, err := adm.ListTopics(ctx, names...)
+			return err == nil && len(ts) == 0, nil
+		}); err != nil {
+			return err
+		}
+	}
+	worst := max(copies[1], copies[2])
+	fmt.Fprintf(out, "\nTargets: the 2,000-partition copy within 1.5x the 200-partition one (%.2fx, %.2fx): %s; within 2x the tool's (%.2fx, %.2fx): %s.\n\n",
+		copies[1].Seconds()/base.Seconds(), copies[2].Seconds()/base.Seconds(), metIf(worst.Seconds() <= 1.5*base.Seconds()),
+		copies[1].Seconds()/tools[1].Seconds(), copies[2].Seconds()/tools[2].Seconds(),
+		metIf(copies[1].Seconds() <= 2*tools[1].Seconds() && copies[2].Seconds() <= 2*tools[2].Seconds()))
+	return runIdentity(ctx, out, fleet, cl, adm, executor, options, rate)
+}
+
+// runIdentity kills a broker holding 200 MB and replaces it by identity at
+// a throttle: the catch-up's time against bytes / throttle, and the record's
+// proof that the throttles were set and removed.
+func runIdentity(ctx context.Context, out io.Writer, fleet *local.Fleet, cl *kgo.Client, adm *kadm.Client,
+	executor func(replace.Options) *replace.Executor, options func(replace.Throttle) replace.Options, rate uint64) error {
+	const topic = "identity"
+	if err := workload.CreateTopic(ctx, adm, workload.Topic{Name: topic, Partitions: 12, ReplicationFactor: 3, MinInsyncReplicas: 2}, time.Minute); err != nil {
+		return err
+	}
+	if err := workload.Fill(ctx, fleet.Bootstrap(), topic, 200_000_000, workload.FillOptions{}); err != nil {
+		return err
+	}
+	snap, err := health.Collect(ctx, cl)
+	if err != nil {
+		return err
+	}
+	victim := snap.Brokers[0].ID
+	var bytes int64
+	for _, p := range snap.Partitions {
+		for _, r := range p.Replicas {
+			if r == victim {
+				bytes += p.Bytes
+			}
+		}
+	}
+	throttle := int64(rate) / 2
+	fmt.Fprintf(os.Stderr, "identity: killing broker %d, replacing it by identity at %s/s\n", victim, humanize.IBytes(uint64(throttle)))
+	if err := fleet.KillNode(victim); err != nil {
+		return err
+	}
+	ex := executor(options(replace.Rate(throttle)))
+	rec, err := ex.Begin(ctx, replace.Request{Broker: victim, Strategy: replace.StrategyIdentity, Triggers: []replace.Trigger{replace.TriggerBench}})
+	if err != nil {
+		return err
+	}
+	if err := ex.Run(ctx, rec); err != nil {
+		return fmt.Errorf("identity: %w", err)
+	}
+	var catchUp time.Duration
+	for _, s := range rec.Steps {
+		if s.Step == replace.StepAwaitInSync {
+			catchUp += s.Duration()
+		}
+	}
+	ideal := time.Duration(float64(bytes) / float64(throttle) * float64(time.Second))
+	fmt.Fprintf(out, "## Identity catch-up\n\nBroker %d killed (its disk gone with it) and replaced by identity at %s/s: %s to catch up.\n\n", victim, humanize.IBytes(uint64(throttle)), humanize.Bytes(uint64(bytes)))
+	fmt.Fprintf(out, "| catch-up (await-in-sync) | ideal (bytes / throttle) | catch-up / ideal | throttle configs recorded and set | removed |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(out, "| %s | %s | %.2f | %d | %v |\n\n", catchUp.Round(100*time.Millisecond), ideal.Round(100*time.Millisecond), catchUp.Seconds()/ideal.Seconds(), len(rec.Throttles), rec.ThrottlesRemoved)
+	return nil
+}
+
+func metIf(ok bool) string {
+	if ok {
+		return "met"
+	}
+	return "NOT MET"
+}
