@@ -61,7 +61,8 @@ func writeAt(t *testing.T, c *testbed.Cluster, topic string, rate, size int) (st
 	}
 }
 
-// A partition written at 3 MiB/s, an adaptive throttle starting at
+// A retirement deadline shorter than the ETA is said and handled in the
+// dry-run. Then a partition written at 3 MiB/s, an adaptive throttle starting at
 // 256 KiB/s: the copy of that partition falls behind its writes, fleetd
 // names it with both rates, the adaptive throttle raises the rate (within
 // its max) until the copy catches up, the move completes, the canary
@@ -90,6 +91,27 @@ func TestAThrottleBelowTheWriteRateIsDetectedAndTheAdaptiveThrottleCatchesUp(t *
 		}
 	}
 	ctx := testbed.Context(t)
+	// A retirement deadline shorter than the ETA, on the same cluster: the
+	// dry-run says so and applies the policy (raise the throttle within
+	// the adaptive max; or, for a request that left the strategy to
+	// fleetd, identity).
+	deadline := replace.Request{Broker: 2, Deadline: time.Now().Add(ex.Opts.DeadlineMargin + 5*time.Second)}
+	pre, err := ex.Preview(ctx, deadline)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bps, _ := pre.Throttle.BytesPerSec(); pre.Strategy != replace.StrategyMove || bps <= 256<<10 || bps > 8<<20 || !strings.Contains(pre.DeadlineDecision, "policy raise-throttle: throttle raised to") {
+		t.Errorf("deadline, raise-throttle: %s at %d B/s: %q", pre.Strategy, bps, pre.DeadlineDecision)
+	}
+	t.Logf("deadline: %s", pre.DeadlineDecision)
+	ex.Opts.DeadlinePolicy = replace.DeadlineIdentity
+	if pre, err = ex.Preview(ctx, deadline); err != nil {
+		t.Fatal(err)
+	}
+	if pre.Strategy != replace.StrategyIdentity || !strings.Contains(pre.DeadlineDecision, "policy identity") {
+		t.Errorf("deadline, identity: %s %q", pre.Strategy, pre.DeadlineDecision)
+	}
+	ex.Opts.DeadlinePolicy = replace.DeadlineRaiseThrottle
 	rec, err := ex.Begin(ctx, replace.Request{Broker: 2, Strategy: replace.StrategyMove})
 	if err != nil {
 		t.Fatal(err)
