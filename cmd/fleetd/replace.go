@@ -401,6 +401,9 @@ func printPreview(w io.Writer, r *replace.Record, asJSON bool) {
 		fmt.Fprintf(w, ", about %s at %s/s (%s)", p.ETA, humanize.IBytes(uint64(p.Options.Throttle)), p.ETABasis)
 	}
 	fmt.Fprintln(w)
+	if p.TieredNote != "" {
+		fmt.Fprintf(w, "  tiered storage: %s\n", p.TieredNote)
+	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  #\tPARTITION\tFROM\tCOPY AS\tTO\tBYTES")
 	for i, m := range p.Moves {

@@ -38,6 +38,9 @@ type Cluster interface {
 	// a new follower must copy, and how fast it grows). Its cost follows
 	// tps and their leaders, not the cluster's size.
 	LeaderBytes(ctx context.Context, tps []health.TP) (map[health.TP]int64, error)
+	// TieredSpans reads, for those of tps whose topics have remote storage
+	// enabled, the offsets a new follower copies (tiered.go).
+	TieredSpans(ctx context.Context, tps []health.TP) (map[health.TP]TieredSpan, error)
 	// Unregister removes a shut-down broker's registration (KRaft).
 	Unregister(ctx context.Context, broker int32) error
 	// Quorum reads the controller quorum fresh (DescribeQuorum v2).

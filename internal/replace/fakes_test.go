@@ -49,6 +49,8 @@ type fakeCluster struct {
 	maxListEntries    int
 	// writes are producers' write rates (bytes/s) by partition.
 	writes map[health.TP]int64
+	// tiered are the spans of partitions with remote storage.
+	tiered map[health.TP]TieredSpan
 }
 
 // fakeCopy is one reassignment in flight.
@@ -281,6 +283,18 @@ func (c *fakeCluster) LeaderBytes(_ context.Context, tps []health.TP) (map[healt
 	for _, p := range c.snap.Partitions {
 		if slices.Contains(tps, p.TP) {
 			out[p.TP] = p.Bytes
+		}
+	}
+	return out, nil
+}
+
+func (c *fakeCluster) TieredSpans(_ context.Context, tps []health.TP) (map[health.TP]TieredSpan, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[health.TP]TieredSpan{}
+	for _, tp := range tps {
+		if s, ok := c.tiered[tp]; ok {
+			out[tp] = s
 		}
 	}
 	return out, nil

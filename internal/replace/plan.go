@@ -48,6 +48,9 @@ type Move struct {
 	Copy  []int32 `json:"copy,omitempty"`
 	To    []int32 `json:"to"`
 	Bytes int64   `json:"bytes"`
+	// Tiered, for a topic with remote storage, is the log's span: the new
+	// replica copies only from its LocalStart (Bytes is the local log's).
+	Tiered *TieredSpan `json:"tiered,omitempty"`
 }
 
 // CopyTarget is the replica list the copy is submitted with.
@@ -82,6 +85,27 @@ type Plan struct {
 	// scaled by what this cluster's past moves achieved; ETABasis says which.
 	ETA      time.Duration `json:"eta"`
 	ETABasis string        `json:"eta_basis,omitempty"`
+	// Tiered counts the moves of tiered partitions (remote storage), and
+	// TieredNote says what the plan made of them.
+	Tiered     int    `json:"tiered,omitempty"`
+	TieredNote string `json:"tiered_note,omitempty"`
+}
+
+// markTiered puts each tiered partition's span on its move and says how
+// much of their logs stays remote.
+func (p *Plan) markTiered(spans map[health.TP]TieredSpan) {
+	var remote, local int64
+	for i := range p.Moves {
+		if s, ok := spans[p.Moves[i].TP]; ok {
+			p.Moves[i].Tiered = &s
+			p.Tiered++
+			remote += s.Remote()
+			local += max(s.End-s.LocalStart, 0)
+		}
+	}
+	if p.Tiered > 0 {
+		p.TieredNote = fmt.Sprintf("%d partitions have remote storage: a new replica copies only the local log (%d offsets), not the %d offsets in remote storage; their bytes are the local log's", p.Tiered, local, remote)
+	}
 }
 
 // Normalize reads a plan written before moves streamed (batches) into

@@ -275,6 +275,17 @@ func (e *Executor) plan(ctx context.Context, r *Record) error {
 	if err != nil {
 		return fatal("%w", err)
 	}
+	tps := make([]health.TP, len(p.Moves))
+	for i, m := range p.Moves {
+		tps[i] = m.TP
+	}
+	if spans, err := e.Cluster.TieredSpans(ctx, tps); err != nil {
+		// The offsets are for the plan's reader: the bytes (DescribeLogDirs,
+		// local logs only) stand without them.
+		e.logger(r).Warn().Err(err).Msg("could not read the tiered partitions' local offsets; the plan's bytes are local logs all the same")
+	} else {
+		p.markTiered(spans)
+	}
 	if past, err := e.Store.List(ctx); err == nil {
 		p.estimate(past)
 	}
