@@ -82,6 +82,72 @@ func (e *Executor) startCanary(ctx context.Context, r *Record) *canaryRun {
 	return &canaryRun{probe: probe, started: e.Opts.Now(), partial: resumed}
 }
 
+// disturbedAt is when r's first disruptive step started under this canary
+// (else end): "before" ends there, "during" begins.
+func (c *canaryRun) disturbedAt(r *Record, end time.Time) time.Time {
+	from := end
+	for _, s := range r.Steps {
+		if slices.Contains(disruptiveSteps, s.Step) && s.Started.Before(from) && !s.Started.Before(c.started) {
+			from = s.Started
+		}
+	}
+	return from
+}
+
+// calmLimit is the produce p99 the canary must be back under before the
+// next group of leader elections: the adaptive throttle's target, else
+// twice the canary's p99 before the workflow disturbed anything (four
+// times its median so far when it has no such samples), at least 50 ms.
+// 0: no canary, or no samples at all.
+func (e *Executor) calmLimit(r *Record) time.Duration {
+	c := e.canary
+	if c == nil {
+		return 0
+	}
+	if r.Adaptive != nil {
+		return r.Adaptive.TargetP99
+	}
+	now := e.Opts.Now()
+	base := 2 * c.probe.Latency(0.99, c.started, c.disturbedAt(r, now))
+	if base <= 0 {
+		base = 4 * c.probe.Latency(0.5, c.started, now)
+	}
+	if base <= 0 {
+		return 0
+	}
+	return max(base, 50*time.Millisecond)
+}
+
+// calm waits, between groups of leader elections, while the canary's
+// produce p99 over the last LeaderPause is above calmLimit, at most
+// calmRounds pauses: a leader that has not caught up costs producers
+// 3-10x p99, and elections should not pile onto a cluster still digesting
+// the last group. It returns how many pauses it waited.
+func (e *Executor) calm(ctx context.Context, r *Record) int {
+	limit := e.calmLimit(r)
+	if limit <= 0 {
+		return 0
+	}
+	for i := range calmRounds {
+		now := e.Opts.Now()
+		p99 := e.canary.probe.Latency(0.99, now.Add(-e.Opts.LeaderPause), now)
+		if p99 <= limit {
+			return i
+		}
+		if i == 0 {
+			e.logger(r).Info().Dur("canary_p99", p99).Dur("limit", limit).Msg("producers are slow: the next group of leader elections waits")
+		}
+		if !sleepCtx(ctx, e.Opts.LeaderPause) {
+			return i
+		}
+	}
+	return calmRounds
+}
+
+// calmRounds bounds calm's wait at each group (in LeaderPauses): with at
+// most maxLeaderGroups groups, a step waits at most a minute and a half.
+const calmRounds = 5
+
 // finishCanary lets the canary run CanaryTail past the workflow's end (the
 // "after" phase), reads it back and records the verdict. A loss is logged
 // as an error: the workflow ended, but its verification failed.
@@ -94,12 +160,7 @@ func (e *Executor) finishCanary(ctx context.Context, r *Record, c *canaryRun) {
 	stopped := e.Opts.Now()
 	counts, err := c.probe.Stop(ctx)
 	v := &CanaryVerdict{Topic: c.probe.Topic(), CanaryCounts: counts, Partial: c.partial}
-	from := end
-	for _, s := range r.Steps {
-		if slices.Contains(disruptiveSteps, s.Step) && s.Started.Before(from) && !s.Started.Before(c.started) {
-			from = s.Started
-		}
-	}
+	from := c.disturbedAt(r, end)
 	window := func(a, b time.Time) LatencyWindow {
 		ms := func(q float64) float64 { return float64(c.probe.Latency(q, a, b).Microseconds()) / 1000 }
 		return LatencyWindow{P50Ms: ms(0.5), P99Ms: ms(0.99)}

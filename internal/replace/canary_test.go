@@ -1,7 +1,9 @@
 package replace
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -16,6 +18,7 @@ type fakeProbe struct {
 	lat     []time.Duration
 	slow    bool
 	lost    int64
+	slowLat time.Duration // the latency while slow (default 50 ms)
 	stopped bool
 	done    chan struct{}
 }
@@ -32,7 +35,7 @@ func newFakeProbe() *fakeProbe {
 			p.mu.Lock()
 			d := 5 * time.Millisecond
 			if p.slow {
-				d = 50 * time.Millisecond
+				d = cmp.Or(p.slowLat, 50*time.Millisecond)
 			}
 			p.sent, p.lat = append(p.sent, time.Now()), append(p.lat, d)
 			p.mu.Unlock()
@@ -57,13 +60,17 @@ func (p *fakeProbe) Stop(context.Context) (CanaryCounts, error) {
 func (p *fakeProbe) Latency(q float64, from, to time.Time) time.Duration {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	var max time.Duration
+	var in []time.Duration
 	for i, at := range p.sent {
-		if !at.Before(from) && at.Before(to) && p.lat[i] > max {
-			max = p.lat[i]
+		if !at.Before(from) && at.Before(to) {
+			in = append(in, p.lat[i])
 		}
 	}
-	return max
+	if len(in) == 0 {
+		return 0
+	}
+	slices.Sort(in)
+	return in[int(q*float64(len(in)-1))]
 }
 
 // The canary runs from past the gate to a tail after the end; the record
@@ -133,4 +140,52 @@ func TestNoCanaryAtTheGateAndNoFailureWithoutOne(t *testing.T) {
 			t.Fatalf("phase %s, canary started %d times, verdict %+v", r.Phase, started, r.Canary)
 		}
 	})
+}
+
+// Between groups of leader elections fleetd checks the canary: while its
+// p99 is above twice what it was before the workflow, the next group waits
+// (at most calmRounds pauses); with healthy producers it does not.
+func TestLeaderElectionsWaitWhileTheCanaryIsSlow(t *testing.T) {
+	elect := func(slowAfterMove bool) time.Duration {
+		var took time.Duration
+		synctest.Test(t, func(t *testing.T) {
+			_, _, ex := streamFakes(40, 2, 1<<20)
+			ex.Opts.LeaderGroup = 5
+			var probe *fakeProbe
+			ex.Opts.Canary = func(context.Context) (CanaryProbe, error) {
+				probe = newFakeProbe()
+				probe.slowLat = 400 * time.Millisecond
+				return probe, nil
+			}
+			ex.Opts.OnEvent = func(ev string, _ *Record) {
+				if ev == "after:"+string(StepPlan) {
+					// A real gate and plan take a second or two: the
+					// canary's "before" they give.
+					time.Sleep(2 * time.Second)
+				}
+				if ev == "after:"+string(StepMove) && slowAfterMove {
+					probe.mu.Lock()
+					probe.slow = true
+					probe.mu.Unlock()
+				}
+			}
+			r, _ := ex.Begin(context.Background(), Request{Broker: 2})
+			if err := ex.Run(context.Background(), r); err != nil || r.Phase != PhaseCompleted {
+				t.Fatalf("ended %s: %v %s", r.Phase, err, r.Error)
+			}
+			for _, s := range r.Steps {
+				if s.Step == StepElectLeaders {
+					took = s.Duration()
+				}
+			}
+		})
+		return took
+	}
+	calm, slow := elect(false), elect(true)
+	t.Logf("elect-leaders: %s with healthy producers, %s with slow ones", calm, slow)
+	// Broker 2 leads 13 of the 40 by preference: groups of 5, two waits of
+	// up to calmRounds pauses (1 s) each.
+	if slow < calm+2*calmRounds*time.Second {
+		t.Errorf("elections with a slow canary took %s, healthy %s: want the groups held back", slow, calm)
+	}
 }

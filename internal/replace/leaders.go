@@ -139,6 +139,9 @@ func (e *Executor) electGroups(ctx context.Context, r *Record, need []health.TP,
 		if start > 0 && !sleepCtx(ctx, e.Opts.LeaderPause) {
 			return ctx.Err()
 		}
+		if start > 0 {
+			e.calm(ctx, r)
+		}
 		group := need[start:min(start+size, len(need))]
 		if err := e.Cluster.ElectPreferred(ctx, group); err != nil {
 			return err
