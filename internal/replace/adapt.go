@@ -76,8 +76,9 @@ func (s adaptSignals) bad(a *Adaptive) string {
 }
 
 // adapt runs one adaptation: it reads the signals, chooses the next rate
-// and window, records them and applies the rate.
-func (e *Executor) adapt(ctx context.Context, r *Record, w *window, behind []string) {
+// and window, records them and applies the rate. moving are the partitions
+// being copied (their under-min-ISR is the copy's, not a signal).
+func (e *Executor) adapt(ctx context.Context, r *Record, moving []health.TP, behind []string) {
 	a := r.Adaptive
 	if a == nil || !throttlesActive(r) {
 		return
@@ -88,12 +89,8 @@ func (e *Executor) adapt(ctx context.Context, r *Record, w *window, behind []str
 		sig.p99 = c.probe.Latency(0.99, now.Add(-e.Opts.RateInterval), now)
 	}
 	if snap, err := e.Cluster.Snapshot(ctx); err == nil {
-		moving := map[health.TP]bool{}
-		for _, tp := range w.tps() {
-			moving[tp] = true
-		}
 		for _, tp := range health.UnderMinISR(snap) {
-			if !moving[tp] {
+			if !slices.Contains(moving, tp) {
 				sig.underMinISR = append(sig.underMinISR, tp)
 			}
 		}

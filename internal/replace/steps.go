@@ -464,6 +464,7 @@ func (e *Executor) unregister(ctx context.Context, r *Record, broker int32) erro
 // at Kafka's pace; done when it is back in every ISR.
 func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
 	st := stallTracker{}
+	var sampled time.Time
 	err := e.poll(ctx, r, fmt.Sprintf("broker %d back in sync", r.NewBroker), e.Opts.InSyncTimeout, func(ctx context.Context) (bool, error) {
 		snap, err := e.Cluster.Snapshot(ctx)
 		if err != nil {
@@ -471,6 +472,7 @@ func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
 		}
 		var total int64
 		var parts, synced int
+		var catching []health.TP
 		for _, p := range snap.Partitions {
 			if !slices.Contains(p.Replicas, r.NewBroker) {
 				continue
@@ -479,7 +481,14 @@ func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
 			total += p.Bytes
 			if slices.Contains(p.ISR, r.NewBroker) {
 				synced++
+			} else {
+				catching = append(catching, p.TP)
 			}
+		}
+		// An adaptive throttle adapts the catch-up too.
+		if now := e.Opts.Now(); len(catching) > 0 && now.Sub(sampled) >= e.Opts.RateInterval {
+			sampled = now
+			e.adapt(ctx, r, catching, nil)
 		}
 		copied := int64(0)
 		if sizes, err := e.Cluster.ReplicaBytes(ctx, r.NewBroker); err == nil {

@@ -264,7 +264,7 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		if now := e.Opts.Now(); !finished && now.Sub(sampled) >= e.Opts.RateInterval {
 			sampled = now
 			behind = conv.observe(ctx, e, r, w)
-			e.adapt(ctx, r, w, behind)
+			e.adapt(ctx, r, w.tps(), behind)
 		}
 		// Moves with nothing left to copy (empty partitions) wait on Kafka,
 		// not on the throttle: they are no stall.
