@@ -164,7 +164,15 @@ func runSmall(ctx context.Context, out io.Writer, throttleS string) error {
 		}
 		if err := until(ctx, 2*time.Minute, func() (bool, error) {
 			ts, err := adm.ListTopics(ctx, names...)
-			return err == nil && len(ts) == 0, nil
+			if err != nil {
+				return false, nil
+			}
+			for _, d := range ts {
+				if d.Err == nil { // still there (a deleted topic answers UNKNOWN_TOPIC_OR_PARTITION)
+					return false, nil
+				}
+			}
+			return true, nil
 		}); err != nil {
 			return err
 		}
