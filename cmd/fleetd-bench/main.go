@@ -30,6 +30,7 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/fleetd/fleetd/internal/canary"
 	"github.com/fleetd/fleetd/internal/config"
@@ -135,22 +136,7 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 		return err
 	}
 	provider := local.NewProvider(fleet)
-	// lowest is the lowest broker id serving: every broker holds all the
-	// data (RF 3 on 3 brokers), so each run replaces a full one.
-	lowest := func() (int32, int32, error) {
-		snap, err := health.Collect(ctx, cl)
-		if err != nil {
-			return 0, 0, err
-		}
-		low, top := int32(-1), int32(0)
-		for _, b := range snap.Brokers {
-			if !b.Fenced && (low < 0 || b.ID < low) {
-				low = b.ID
-			}
-			top = max(top, b.ID)
-		}
-		return low, top, nil
-	}
+	lowest := func() (int32, int32, error) { return lowestBroker(ctx, cl) }
 	fleetdOnce := func(name, side string, adaptive *replace.Adaptive) (result, error) {
 		broker, _, err := lowest()
 		if err != nil {
@@ -296,6 +282,24 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 	}
 	fmt.Fprintln(out)
 	return nil
+}
+
+// lowestBroker is the lowest broker id serving, and the highest id: every
+// broker holds all the data (RF 3 on 3 brokers), so each run replaces a
+// full one, and the tool's new broker takes the id above the highest.
+func lowestBroker(ctx context.Context, cl *kgo.Client) (low, top int32, err error) {
+	snap, err := health.Collect(ctx, cl)
+	if err != nil {
+		return 0, 0, err
+	}
+	low = -1
+	for _, b := range snap.Brokers {
+		if !b.Fenced && (low < 0 || b.ID < low) {
+			low = b.ID
+		}
+		top = max(top, b.ID)
+	}
+	return low, top, nil
 }
 
 // summarize prints each side's spread and the targets, met or not.

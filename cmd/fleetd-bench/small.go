@@ -72,20 +72,7 @@ func runSmall(ctx context.Context, out io.Writer, throttleS string) error {
 		return err
 	}
 	provider := local.NewProvider(fleet)
-	lowest := func() (int32, int32, error) {
-		snap, err := health.Collect(ctx, cl)
-		if err != nil {
-			return 0, 0, err
-		}
-		low, top := int32(-1), int32(0)
-		for _, b := range snap.Brokers {
-			if !b.Fenced && (low < 0 || b.ID < low) {
-				low = b.ID
-			}
-			top = max(top, b.ID)
-		}
-		return low, top, nil
-	}
+	lowest := func() (int32, int32, error) { return lowestBroker(ctx, cl) }
 	executor := func(opts replace.Options) *replace.Executor {
 		opts.Log, opts.StopTimeout = log, time.Minute
 		return replace.New(replace.KafkaCluster{Client: cl, Controllers: cc}, provider, store, opts)

@@ -137,7 +137,7 @@ func (e *Executor) calm(ctx context.Context, r *Record) int {
 		if i == 0 {
 			e.logger(r).Info().Dur("canary_p99", p99).Dur("limit", limit).Msg("producers are slow: the next group of leader elections waits")
 		}
-		if !sleepCtx(ctx, e.Opts.LeaderPause) {
+		if !sleep(ctx, e.Opts.LeaderPause) {
 			return i
 		}
 	}

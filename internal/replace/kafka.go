@@ -376,19 +376,9 @@ func (k KafkaCluster) Watch(ctx context.Context, tps []health.TP, dest int32) (*
 		set.Add(tp.Topic, tp.Partition)
 	}
 	w := &Watched{Partitions: make(map[health.TP]WatchedPartition, len(tps))}
-	// A MetadataRequest of our own: kadm.Metadata answers from franz-go's
-	// cache, up to 5 s old, which made every wave of moves, reorder and
-	// election wait 5 s for what Kafka had done in milliseconds.
-	req := kmsg.NewPtrMetadataRequest()
-	req.Topics = []kmsg.MetadataRequestTopic{}
-	for _, t := range set.Topics() {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
-	}
-	meta, err := req.RequestWith(ctx, k.Client)
+	meta, err := k.metadata(ctx, set.Topics())
 	if err != nil {
-		return nil, fmt.Errorf("metadata of %d topics: %w", len(set), err)
+		return nil, err
 	}
 	for _, b := range meta.Brokers {
 		w.DestAlive = w.DestAlive || b.NodeID == dest
@@ -444,16 +434,9 @@ func (k KafkaCluster) LeaderBytes(ctx context.Context, tps []health.TP) (map[hea
 	for _, tp := range tps {
 		set.Add(tp.Topic, tp.Partition)
 	}
-	req := kmsg.NewPtrMetadataRequest()
-	req.Topics = []kmsg.MetadataRequestTopic{}
-	for _, t := range set.Topics() {
-		rt := kmsg.NewMetadataRequestTopic()
-		rt.Topic = kmsg.StringPtr(t)
-		req.Topics = append(req.Topics, rt)
-	}
-	meta, err := req.RequestWith(ctx, k.Client)
+	meta, err := k.metadata(ctx, set.Topics())
 	if err != nil {
-		return nil, fmt.Errorf("metadata of %d topics: %w", len(set), err)
+		return nil, err
 	}
 	byLeader := map[int32]kadm.TopicsSet{}
 	for _, t := range meta.Topics {
@@ -485,4 +468,23 @@ func (k KafkaCluster) LeaderBytes(ctx context.Context, tps []health.TP) (map[hea
 		})
 	}
 	return out, nil
+}
+
+// metadata reads topics' metadata fresh, with a MetadataRequest of our
+// own: kadm.Metadata answers from franz-go's cache, up to 5 s old, which
+// made every wave of moves, reorder and election wait 5 s for what Kafka
+// had done in milliseconds.
+func (k KafkaCluster) metadata(ctx context.Context, topics []string) (*kmsg.MetadataResponse, error) {
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = []kmsg.MetadataRequestTopic{}
+	for _, t := range topics {
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr(t)
+		req.Topics = append(req.Topics, rt)
+	}
+	meta, err := req.RequestWith(ctx, k.Client)
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %d topics: %w", len(topics), err)
+	}
+	return meta, nil
 }

@@ -136,7 +136,7 @@ func (e *Executor) electLeaders(ctx context.Context, r *Record) error {
 func (e *Executor) electGroups(ctx context.Context, r *Record, need []health.TP, broker int32) error {
 	size := max(e.Opts.LeaderGroup, (len(need)+maxLeaderGroups-1)/maxLeaderGroups)
 	for start := 0; start < len(need); start += size {
-		if start > 0 && !sleepCtx(ctx, e.Opts.LeaderPause) {
+		if start > 0 && !sleep(ctx, e.Opts.LeaderPause) {
 			return ctx.Err()
 		}
 		if start > 0 {
@@ -264,20 +264,8 @@ func (e *Executor) settle(ctx context.Context, r *Record) error {
 		return err
 	}
 	wait := r.CopiedAt.Add(e.Opts.LeaderSettle).Sub(e.Opts.Now())
-	if wait > 0 && !sleepCtx(ctx, min(wait, e.Opts.LeaderSettle)) {
+	if wait > 0 && !sleep(ctx, min(wait, e.Opts.LeaderSettle)) {
 		return ctx.Err()
 	}
 	return nil
-}
-
-// sleepCtx sleeps d; false means ctx ended first.
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }
