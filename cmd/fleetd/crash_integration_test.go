@@ -174,6 +174,11 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 				t.Fatalf("replacement ended %s: %s", last.Phase, last.Error)
 			}
 			assertConsistent(t, c, store)
+			// The resumed run's canary started, on a cluster whose old
+			// broker was cordoned already (it spreads around it).
+			if v := last.Canary; ev != "after:stop-old" && (v == nil || v.Error != "" || !v.Verified) {
+				t.Errorf("resumed at %s: canary verdict %+v, want one, verified", ev, v)
+			}
 			if ev == "moves-submitted:" {
 				// The move cordoned the victim first; killed mid-move and
 				// resumed, nothing of it may stay in the cluster's metadata.

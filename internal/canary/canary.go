@@ -82,6 +82,10 @@ func (c *Canary) Ensure(ctx context.Context, snap *health.Snapshot) error {
 			brokers = append(brokers, b.ID)
 		}
 	}
+	// A cordoned broker (KIP-1066: a broker being replaced) takes no new
+	// replica: Kafka refuses a layout naming it.
+	cordoned := c.cordoned(ctx, brokers)
+	brokers = slices.DeleteFunc(brokers, func(b int32) bool { return cordoned[b] })
 	slices.Sort(brokers)
 	if len(brokers) == 0 {
 		return errors.New("canary: no serving broker")
@@ -141,6 +145,29 @@ func (c *Canary) Ensure(ctx context.Context, snap *health.Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// cordoned reads which of brokers have cordoned.log.dirs set. A Kafka
+// without cordoning, or a failed read, has none cordoned: Ensure then
+// tries the layout and Kafka says no if it must.
+func (c *Canary) cordoned(ctx context.Context, brokers []int32) map[int32]bool {
+	out := map[int32]bool{}
+	rcs, err := c.admin.DescribeBrokerConfigs(ctx, brokers...)
+	if err != nil {
+		return out
+	}
+	for _, rc := range rcs {
+		id, err := strconv.ParseInt(rc.Name, 10, 32)
+		if rc.Err != nil || err != nil {
+			continue
+		}
+		for _, cfg := range rc.Configs {
+			if cfg.Key == "cordoned.log.dirs" && cfg.Value != nil && *cfg.Value != "" {
+				out[int32(id)] = true
+			}
+		}
+	}
+	return out
 }
 
 // create makes the topic with the layout want: min ISR 2 (1 on a

@@ -311,6 +311,9 @@ func (e *Executor) poll(ctx context.Context, r *Record, what string, timeout tim
 	return e.pollEvery(ctx, r, what, timeout, e.Opts.Poll, check)
 }
 
+// checkTimeout bounds one check of a poll (its requests to Kafka).
+const checkTimeout = time.Minute
+
 // pollEvery is poll at its own interval.
 func (e *Executor) pollEvery(ctx context.Context, r *Record, what string, timeout, every time.Duration, check func(ctx context.Context) (bool, error)) error {
 	deadline := e.Opts.Now().Add(timeout)
@@ -320,7 +323,16 @@ func (e *Executor) pollEvery(ctx context.Context, r *Record, what string, timeou
 			return errAborted
 		}
 		e.applyPending(ctx, r)
-		done, err := check(ctx)
+		// Every check has a bound: a request that never returns (a broker
+		// franz-go cannot reach) is a transient error, retried and logged,
+		// never a silent hang.
+		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+		done, err := check(cctx)
+		cancel()
+		if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+			err = fmt.Errorf("%s: a check took over %s: %w", what, checkTimeout, err)
+			e.logger(r).Warn().Err(err).Msg("check timed out; retrying")
+		}
 		switch {
 		case err == nil && done:
 			return nil
