@@ -176,7 +176,7 @@ func TestCrashAtEveryStepBoundaryResumesOrRollsBack(t *testing.T) {
 			assertConsistent(t, c, store)
 			// The resumed run's canary started, on a cluster whose old
 			// broker was cordoned already (it spreads around it).
-			if v := last.Canary; (v == nil || v.Error != "" || !v.Verified) {
+			if v := last.Canary; v == nil || v.Error != "" || !v.Verified {
 				t.Errorf("resumed at %s: canary verdict %+v, want one, verified", ev, v)
 			}
 			if ev == "moves-submitted:" {
