@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -136,16 +138,23 @@ func runSmall(ctx context.Context, out io.Writer, throttleS string) error {
 		}
 		fmt.Fprintf(os.Stderr, "%s: kafka-reassign-partitions replacing broker %d\n", l.name, broker)
 		_, toolTime, _, err := toolReplace(ctx, fleet, provider, cl, broker, top+1, int64(rate), nil)
-		if err != nil {
+		toolCol, ratio := toolTime.Round(100*time.Millisecond).String(), "-"
+		var failed *toolFailed
+		switch {
+		case errors.As(err, &failed):
+			toolCol = "failed: " + firstLine(failed.Error())
+		case err != nil:
 			return fmt.Errorf("%s: tool: %w", l.name, err)
+		default:
+			ratio = fmt.Sprintf("%.2f", copyTime.Seconds()/toolTime.Seconds())
 		}
 		if base == 0 {
 			base = copyTime
 		}
 		copies, tools = append(copies, copyTime), append(tools, toolTime)
-		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %d | %s | %.2f |\n", l.name, humanize.Bytes(uint64(rec.BytesMoved)), copyTime.Round(100*time.Millisecond),
+		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %d | %s | %s |\n", l.name, humanize.Bytes(uint64(rec.BytesMoved)), copyTime.Round(100*time.Millisecond),
 			(copyTime / time.Duration(max(rec.Plan.Partitions, 1))).Round(time.Microsecond*100), total.Round(100*time.Millisecond), humanize.IBytes(uint64(rss)), requests,
-			toolTime.Round(100*time.Millisecond), copyTime.Seconds()/toolTime.Seconds())
+			toolCol, ratio)
 		if _, err := adm.DeleteTopics(ctx, names...); err != nil {
 			return err
 		}
@@ -165,10 +174,18 @@ func runSmall(ctx context.Context, out io.Writer, throttleS string) error {
 		}
 	}
 	worst := max(copies[1], copies[2])
-	fmt.Fprintf(out, "\nTargets: the 2,000-partition copy within 1.5x the 200-partition one (%.2fx, %.2fx): %s; within 2x the tool's (%.2fx, %.2fx): %s.\n\n",
+	vsTool, toolOK := "", true
+	for i := 1; i < 3; i++ {
+		if tools[i] <= 0 {
+			vsTool += fmt.Sprintf(" %s: the tool failed;", layouts[i].name)
+			continue
+		}
+		vsTool += fmt.Sprintf(" %s: %.2fx;", layouts[i].name, copies[i].Seconds()/tools[i].Seconds())
+		toolOK = toolOK && copies[i].Seconds() <= 2*tools[i].Seconds()
+	}
+	fmt.Fprintf(out, "\nTargets: the 2,000-partition copy within 1.5x the 200-partition one (%.2fx, %.2fx): %s; within 2x the tool's (%s): %s.\n\n",
 		copies[1].Seconds()/base.Seconds(), copies[2].Seconds()/base.Seconds(), metIf(worst.Seconds() <= 1.5*base.Seconds()),
-		copies[1].Seconds()/tools[1].Seconds(), copies[2].Seconds()/tools[2].Seconds(),
-		metIf(copies[1].Seconds() <= 2*tools[1].Seconds() && copies[2].Seconds() <= 2*tools[2].Seconds()))
+		strings.TrimSuffix(strings.TrimSpace(vsTool), ";"), metIf(toolOK))
 	return runIdentity(ctx, out, fleet, cl, adm, executor, options, rate)
 }
 
@@ -221,6 +238,12 @@ func runIdentity(ctx context.Context, out io.Writer, fleet *local.Fleet, cl *kgo
 	fmt.Fprintf(out, "| catch-up (await-in-sync) | ideal (bytes / throttle) | catch-up / ideal | throttle configs recorded and set | removed |\n|---|---|---|---|---|\n")
 	fmt.Fprintf(out, "| %s | %s | %.2f | %d | %v |\n\n", catchUp.Round(100*time.Millisecond), ideal.Round(100*time.Millisecond), catchUp.Seconds()/ideal.Seconds(), len(rec.Throttles), rec.ThrottlesRemoved)
 	return nil
+}
+
+// firstLine is s up to its first newline.
+func firstLine(s string) string {
+	line, _, _ := strings.Cut(s, "\n")
+	return line
 }
 
 func metIf(ok bool) string {

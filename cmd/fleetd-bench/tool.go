@@ -48,7 +48,8 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 	if like.ID == "" {
 		return start, 0, 0, fmt.Errorf("no instance of broker %d", old)
 	}
-	if _, err := provider.Launch(ctx, replace.LaunchRequest{Token: fmt.Sprintf("tool-%d", new), Like: like, NodeID: new}); err != nil {
+	launched, err := provider.Launch(ctx, replace.LaunchRequest{Token: fmt.Sprintf("tool-%d", new), Like: like, NodeID: new})
+	if err != nil {
 		return start, 0, 0, err
 	}
 	if err := until(ctx, 2*time.Minute, func() (bool, error) {
@@ -88,9 +89,17 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 		return start, 0, 0, err
 	}
 	tool := func(args ...string) error {
+		// Bounded: on a topic whose throttled-replica list would pass
+		// Kafka's 32,767-byte config limit the broker closes the
+		// connection, and --execute never returns.
+		ctx, cancel := context.WithTimeout(ctx, toolTimeout)
+		defer cancel()
 		cmd := exec.CommandContext(ctx, "java", append([]string{"-cp", filepath.Join(tools, "*"), "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
 			"--bootstrap-server", strings.Join(fleet.Bootstrap(), ","), "--reassignment-json-file", file}, args...)...)
 		out, err := cmd.CombinedOutput()
+		if ctx.Err() != nil {
+			return fmt.Errorf("kafka-reassign-partitions %s did not return within %s (killed)", args[0], toolTimeout)
+		}
 		if err != nil {
 			return fmt.Errorf("kafka-reassign-partitions %s: %w\n%s", strings.Join(args, " "), err, out)
 		}
@@ -98,7 +107,11 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 	}
 	start = time.Now()
 	if err := tool("--execute", "--throttle", strconv.FormatInt(rate, 10)); err != nil {
-		return start, 0, 0, err
+		// The fleet goes on without the broker the tool could not fill.
+		_ = provider.Terminate(context.WithoutCancel(ctx), launched.ID)
+		k := replace.KafkaCluster{Client: cl}
+		_ = until(ctx, time.Minute, func() (bool, error) { return k.Unregister(ctx, new) == nil, nil })
+		return start, 0, 0, &toolFailed{err}
 	}
 	if onCopy != nil {
 		onCopy()
@@ -141,6 +154,15 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 	}
 	return start, took, bytes, nil
 }
+
+// toolTimeout bounds one kafka-reassign-partitions command.
+const toolTimeout = 3 * time.Minute
+
+// toolFailed is Kafka's tool failing at what fleetd is compared on: a
+// result of the benchmark, not an error of it.
+type toolFailed struct{ err error }
+
+func (f *toolFailed) Error() string { return f.err.Error() }
 
 // until calls ok every 250 ms until it reports true, fails, or timeout.
 func until(ctx context.Context, timeout time.Duration, ok func() (bool, error)) error {
