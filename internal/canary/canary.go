@@ -74,8 +74,10 @@ func Spread(brokers []int32) [][]int32 {
 // preferred leader, re-spreads it: missing partitions are added, existing
 // ones reassigned (tiny: at most an hour of canary records) and their
 // preferred leaders elected. A 1:1 move keeps the layout (the new broker
-// takes the old one's place), so it rarely has anything to do.
-func (c *Canary) Ensure(ctx context.Context, snap *health.Snapshot) error {
+// takes the old one's place), so it rarely has anything to do. Without
+// respread (a workflow whose plan already moves the canary's partitions)
+// it only creates a missing topic.
+func (c *Canary) Ensure(ctx context.Context, snap *health.Snapshot, respread bool) error {
 	var brokers []int32
 	for _, b := range snap.Brokers {
 		if !b.Fenced {
@@ -104,8 +106,8 @@ func (c *Canary) Ensure(ctx context.Context, snap *health.Snapshot) error {
 	for _, b := range brokers {
 		covered = covered && slices.ContainsFunc(parts, func(p health.Partition) bool { return len(p.Replicas) > 0 && p.Replicas[0] == b })
 	}
-	if covered {
-		return nil // every serving broker is some partition's preferred leader
+	if covered || !respread {
+		return nil // every serving broker is some partition's preferred leader, or a plan pins the layout
 	}
 	if len(parts) < len(want) {
 		resp, err := c.admin.CreatePartitions(ctx, len(want)-len(parts), c.opts.Topic)
@@ -205,12 +207,12 @@ func (c *Canary) create(ctx context.Context, want [][]int32) error {
 
 // Probe makes sure of the topic (Ensure, on a fresh snapshot) and starts a
 // probe on it: what replace.Options.Canary calls for every workflow.
-func (c *Canary) Probe(ctx context.Context) (replace.CanaryProbe, error) {
+func (c *Canary) Probe(ctx context.Context, respread bool) (replace.CanaryProbe, error) {
 	snap, err := health.Collect(ctx, c.cl)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.Ensure(ctx, snap); err != nil {
+	if err := c.Ensure(ctx, snap, respread); err != nil {
 		return nil, err
 	}
 	// A topic just created may not be in every broker's metadata yet.
@@ -249,7 +251,7 @@ func (p *probe) Stop(ctx context.Context) (replace.CanaryCounts, error) {
 // ForExecutor is replace.Options.Canary for a cluster reached with s's
 // seeds and kgo opts (opts includes the seeds; ledger clients add their
 // own), or nil when off.
-func ForExecutor(cl *kgo.Client, on bool, o Options) func(context.Context) (replace.CanaryProbe, error) {
+func ForExecutor(cl *kgo.Client, on bool, o Options) func(context.Context, bool) (replace.CanaryProbe, error) {
 	if !on {
 		return nil
 	}

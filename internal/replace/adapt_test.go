@@ -17,7 +17,7 @@ func adaptiveFakes(n int, size int64, lo, hi int64) (*fakeCluster, *Executor, **
 	c, _, ex := streamFakes(n, 1, size)
 	ex.Opts.Adaptive = &Adaptive{Min: lo, Max: hi, TargetP99: 20 * time.Millisecond}
 	probe := new(*fakeProbe)
-	ex.Opts.Canary = func(context.Context) (CanaryProbe, error) {
+	ex.Opts.Canary = func(context.Context, bool) (CanaryProbe, error) {
 		*probe = newFakeProbe()
 		return *probe, nil
 	}
@@ -189,11 +189,21 @@ func TestKilledMidAdaptationResumesAndCleansUp(t *testing.T) {
 		}
 		again := New(c, ex.Provider, store, ex.Opts)
 		again.Opts.OnEvent = nil
+		// The resumed canary must not re-spread its topic: the plan moves
+		// its partitions already.
+		var respreads []bool
+		again.Opts.Canary = func(_ context.Context, respread bool) (CanaryProbe, error) {
+			respreads = append(respreads, respread)
+			return newFakeProbe(), nil
+		}
 		if err := again.Run(context.Background(), saved); err != nil || saved.Phase != PhaseCompleted {
 			t.Fatalf("resumed: %s %v %s", saved.Phase, err, saved.Error)
 		}
 		if len(c.configs) != 0 {
 			t.Errorf("configs left after the resumed replacement: %v", c.configs)
+		}
+		if len(respreads) != 1 || respreads[0] {
+			t.Errorf("resumed canary started with respread %v, want once, false", respreads)
 		}
 	})
 }

@@ -73,7 +73,7 @@ func (e *Executor) startCanary(ctx context.Context, r *Record) *canaryRun {
 		return nil
 	}
 	resumed := len(r.Steps) > 1 // more than the gate ran before this fleetd
-	probe, err := e.Opts.Canary(ctx)
+	probe, err := e.Opts.Canary(ctx, r.Plan == nil)
 	if err != nil {
 		e.logger(r).Warn().Err(err).Msg("the canary could not start; this replacement carries no canary verdict")
 		r.Canary = &CanaryVerdict{Error: "canary did not start: " + err.Error()}

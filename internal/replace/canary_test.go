@@ -82,7 +82,10 @@ func TestTheRecordCarriesTheCanaryVerdict(t *testing.T) {
 			c, _, ex := fakes()
 			c.copyRate = 1 << 20
 			var probe *fakeProbe
-			ex.Opts.Canary = func(context.Context) (CanaryProbe, error) {
+			ex.Opts.Canary = func(_ context.Context, respread bool) (CanaryProbe, error) {
+				if !respread {
+					t.Error("a fresh workflow's canary may re-spread its topic (no plan pins it yet)")
+				}
 				probe = newFakeProbe()
 				probe.lost = lost
 				return probe, nil
@@ -125,7 +128,7 @@ func TestNoCanaryAtTheGateAndNoFailureWithoutOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		_, _, ex := fakes()
 		started := 0
-		ex.Opts.Canary = func(context.Context) (CanaryProbe, error) {
+		ex.Opts.Canary = func(context.Context, bool) (CanaryProbe, error) {
 			started++
 			return nil, errCloud
 		}
@@ -152,7 +155,7 @@ func TestLeaderElectionsWaitWhileTheCanaryIsSlow(t *testing.T) {
 			_, _, ex := streamFakes(40, 2, 1<<20)
 			ex.Opts.LeaderGroup = 5
 			var probe *fakeProbe
-			ex.Opts.Canary = func(context.Context) (CanaryProbe, error) {
+			ex.Opts.Canary = func(context.Context, bool) (CanaryProbe, error) {
 				probe = newFakeProbe()
 				probe.slowLat = 400 * time.Millisecond
 				return probe, nil

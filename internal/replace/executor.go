@@ -81,7 +81,10 @@ type Options struct {
 	// Canary, if set, starts a canary probe for each workflow that gets
 	// past its gate; its verdict goes in the record. CanaryTail is how long
 	// it runs past the workflow's end (default 5 s).
-	Canary     func(ctx context.Context) (CanaryProbe, error)
+	// respread says whether the canary may change its topic's layout: not
+	// once a plan exists, whose moves include the canary's partitions (a
+	// re-spread then would fight the move).
+	Canary     func(ctx context.Context, respread bool) (CanaryProbe, error)
 	CanaryTail time.Duration
 	// OnProgress sees live progress (CLI display).
 	OnProgress func(Progress)

@@ -217,6 +217,11 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 				// Recorded as submitted, but Kafka has no reassignment
 				// (fleetd died between the two, or someone cancelled it).
 				resubmit = append(resubmit, i)
+			case !p.Reassigning && !sameSet(p.Replicas, m.CopyTarget()):
+				// Neither where it was nor where fleetd sends it: something
+				// else reassigned it, and waiting would never end.
+				return false, &personError{fmt.Errorf("partition %s has replicas %v, neither the plan's %v nor its copy target %v: something other than fleetd reassigned it during the move",
+					m.TP, p.Replicas, m.From, m.CopyTarget())}
 			}
 			still = append(still, i)
 			inflightBytes += w.last[m.TP]

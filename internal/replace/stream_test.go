@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -223,6 +224,35 @@ func TestIdentityCatchUpIsThrottled(t *testing.T) {
 		}
 		if len(c.configs) != 0 || !r.ThrottlesRemoved {
 			t.Errorf("after: configs %v, removed %v", c.configs, r.ThrottlesRemoved)
+		}
+	})
+}
+
+// A partition in flight that something else reassigns elsewhere (neither
+// where it was nor where fleetd sends it) stops the replacement for a
+// person, naming the partition, instead of waiting for ever.
+func TestAForeignReassignmentOfAMoveInFlightNeedsAPerson(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _, ex := streamFakes(6, 1, 64<<20)
+		c.copyRate = 1 << 20
+		foreign := health.TP{Topic: "t0", Partition: 0}
+		ex.Opts.OnProgress = func(Progress) {
+			c.mu.Lock()
+			defer c.mu.Unlock()
+			if _, ok := c.copies[foreign]; !ok {
+				return
+			}
+			delete(c.copies, foreign)
+			for i := range c.snap.Partitions {
+				if p := &c.snap.Partitions[i]; p.TP == foreign {
+					p.Replicas, p.ISR, p.Leader, p.Reassigning = []int32{1, 3, 9}, []int32{1, 3, 9}, 1, false
+				}
+			}
+		}
+		r, _ := ex.Begin(context.Background(), Request{Broker: 2, Throttle: Rate(1 << 20)})
+		_ = ex.Run(context.Background(), r)
+		if r.Phase != PhaseFailed || !strings.Contains(r.Error, "partition t0-0 has replicas [1 3 9]") {
+			t.Fatalf("phase %s: %s; want failed for a person, naming t0-0", r.Phase, r.Error)
 		}
 	})
 }
