@@ -51,6 +51,10 @@ type fakeCluster struct {
 	writes map[health.TP]int64
 	// tiered are the spans of partitions with remote storage.
 	tiered map[health.TP]TieredSpan
+	// unlisted: Watch shows copies in flight with their replicas on the
+	// way (the union) but not as reassigning, as Kafka's two reads do when
+	// a move completes between them.
+	unlisted bool
 }
 
 // fakeCopy is one reassignment in flight.
@@ -265,7 +269,7 @@ func (c *fakeCluster) Watch(_ context.Context, tps []health.TP, dest int32) (*Wa
 		if !want[p.TP] {
 			continue
 		}
-		w.Partitions[p.TP] = WatchedPartition{Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR), Leader: p.Leader, Reassigning: p.Reassigning}
+		w.Partitions[p.TP] = WatchedPartition{Replicas: slices.Clone(p.Replicas), ISR: slices.Clone(p.ISR), Leader: p.Leader, Reassigning: p.Reassigning && !c.unlisted}
 		if cp, ok := c.copies[p.TP]; ok {
 			w.DestBytes[p.TP] = int64(cp.copied)
 		} else if slices.Contains(p.Replicas, dest) {

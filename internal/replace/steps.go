@@ -2,6 +2,7 @@ package replace
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -329,7 +330,7 @@ func (e *Executor) pollEvery(ctx context.Context, r *Record, what string, timeou
 		cctx, cancel := context.WithTimeout(ctx, checkTimeout)
 		done, err := check(cctx)
 		cancel()
-		if err != nil && ctx.Err() == nil && cctx.Err() != nil {
+		if err != nil && ctx.Err() == nil && errors.Is(cctx.Err(), context.DeadlineExceeded) {
 			err = fmt.Errorf("%s: a check took over %s: %w", what, checkTimeout, err)
 			e.logger(r).Warn().Err(err).Msg("check timed out; retrying")
 		}

@@ -217,9 +217,12 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 				// Recorded as submitted, but Kafka has no reassignment
 				// (fleetd died between the two, or someone cancelled it).
 				resubmit = append(resubmit, i)
-			case !p.Reassigning && !sameSet(p.Replicas, m.CopyTarget()):
-				// Neither where it was nor where fleetd sends it: something
-				// else reassigned it, and waiting would never end.
+			case !p.Reassigning && !sameSet(p.Replicas, m.CopyTarget()) && !sameSet(p.Replicas, union(m.From, m.CopyTarget())):
+				// Neither where it was, nor on its way (Metadata and
+				// ListPartitionReassignments are two reads: a move that
+				// completes between them shows the union, unlisted), nor
+				// where fleetd sends it: something else reassigned it, and
+				// waiting would never end.
 				return false, &personError{fmt.Errorf("partition %s has replicas %v, neither the plan's %v nor its copy target %v: something other than fleetd reassigned it during the move",
 					m.TP, p.Replicas, m.From, m.CopyTarget())}
 			}
@@ -287,6 +290,17 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		}
 		return finished, nil
 	})
+}
+
+// union is a's replicas, then b's not in a.
+func union(a, b []int32) []int32 {
+	out := slices.Clone(a)
+	for _, r := range b {
+		if !slices.Contains(out, r) {
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 // followWindow makes the throttled-replica lists name exactly the moves in

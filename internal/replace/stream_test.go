@@ -228,6 +228,19 @@ func TestIdentityCatchUpIsThrottled(t *testing.T) {
 	})
 }
 
+// A move seen on its way (replicas old and new) but no longer listed as a
+// reassignment is not mistaken for a foreign one.
+func TestAMoveBetweenTwoReadsIsNotForeign(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		c, _, ex := streamFakes(6, 1, 64<<20)
+		c.unlisted = true
+		_, r := copyTime(t, ex, Request{Throttle: Rate(32 << 20)})
+		if r.MovesDone != 6 {
+			t.Errorf("moves done %d", r.MovesDone)
+		}
+	})
+}
+
 // A partition in flight that something else reassigns elsewhere (neither
 // where it was nor where fleetd sends it) stops the replacement for a
 // person, naming the partition, instead of waiting for ever.
