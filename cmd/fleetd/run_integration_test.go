@@ -315,21 +315,28 @@ chaos:
 	testbed.Eventually(t, 15*time.Second, c.NoThrottles)
 	c.StopLedger(ledgerRun)
 
-	m := metricsText(t, d.url)
-	for _, want := range []string{
-		`fleetd_replacements_total{outcome="completed",strategy="move",trigger="chaos"} 1`,
-		`fleetd_replacement_step_duration_seconds_count{outcome="ok",step="move"} 1`,
-		`fleetd_chaos_decisions_total{decision="fired"} 1`,
-		`fleetd_lease_held{holder=`,
-		`fleetd_queue_depth 0`,
-	} {
-		if !strings.Contains(m, want) {
-			t.Errorf("metrics lack %s", want)
+	// The record is final before the workflow returns: the canary runs a
+	// tail past the end (5 s) and reads back, and the outcome is counted
+	// when it has.
+	testbed.Eventually(t, 60*time.Second, func() error {
+		m := metricsText(t, d.url)
+		for _, want := range []string{
+			`fleetd_replacements_total{outcome="completed",strategy="move",trigger="chaos"} 1`,
+			`fleetd_replacement_step_duration_seconds_count{outcome="ok",step="move"} 1`,
+			`fleetd_chaos_decisions_total{decision="fired"} 1`,
+			`fleetd_canary_verifications_total{outcome="verified"} 1`,
+			`fleetd_lease_held{holder=`,
+			`fleetd_queue_depth 0`,
+		} {
+			if !strings.Contains(m, want) {
+				return fmt.Errorf("metrics lack %s", want)
+			}
 		}
-	}
-	if strings.Contains(m, "fleetd_seconds_since_last_chaos_replacement +Inf") {
-		t.Error("seconds since the last chaos replacement is still +Inf")
-	}
+		if strings.Contains(m, "fleetd_seconds_since_last_chaos_replacement +Inf") {
+			return fmt.Errorf("seconds since the last chaos replacement is still +Inf")
+		}
+		return nil
+	})
 	// The minimum interval holds: later slots are skipped, not fired.
 	st := d.waitFor(t, "a later chaos slot to be decided", 90*time.Second, func(st api.Status) bool {
 		return len(st.Chaos.Decisions) >= 2
