@@ -39,6 +39,9 @@ func producerPerf(ctx context.Context, bootstrap []string, topic string, records
 	if tools == "" {
 		return perfResult{}, fmt.Errorf("FLEETD_KAFKA_TOOLS is not set (scripts/bench.sh sets it from scripts/kafka-tools.sh)")
 	}
+	// Bounded: three times its sending time, plus a minute for the JVM.
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Duration(records/max(rate, 1))*time.Second+time.Minute)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, "java", "-Xmx256m", "-cp", filepath.Join(tools, "*"), "org.apache.kafka.tools.ProducerPerformance",
 		"--topic", topic, "--num-records", strconv.Itoa(records), "--record-size", "1024", "--throughput", strconv.Itoa(rate),
 		"--producer-props", "bootstrap.servers="+strings.Join(bootstrap, ","), "acks=all", "linger.ms=0", "enable.idempotence=false")
