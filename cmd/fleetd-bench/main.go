@@ -50,9 +50,14 @@ func main() {
 	awsOnly := flag.Bool("aws", false, "run the AWS benchmark (fleetd run against moto) instead")
 	controllers := flag.Bool("controllers", false, "run the controller replacement benchmark instead")
 	small := flag.Bool("small", false, "run the many-small-partitions and identity catch-up benchmarks instead")
+	only := flag.String("only", "", "with -small: run only the layouts whose name contains this (e.g. \"one topic\"), and no identity catch-up; for diagnosis, not for docs/benchmarks.md")
+	debug := flag.Bool("debug", false, "log fleetd's executor at debug level to stderr")
 	flag.Parse()
+	if *debug {
+		benchLevel = zerolog.DebugLevel
+	}
 	if *small {
-		if err := runSmall(ctx, os.Stdout, *throttle); err != nil {
+		if err := runSmall(ctx, os.Stdout, *throttle, *only); err != nil {
 			fmt.Fprintln(os.Stderr, "fleetd-bench:", err)
 			os.Exit(1)
 		}
@@ -90,6 +95,9 @@ type result struct {
 	perf perfResult
 }
 
+// benchLevel is the level of fleetd's logs on stderr (-debug lowers it).
+var benchLevel = zerolog.WarnLevel
+
 // perfRate is the independent producer's rate (records of 1 KiB).
 const perfRate = 200
 
@@ -102,7 +110,7 @@ func run(ctx context.Context, out io.Writer, dataS, throttleS string) error {
 	if err != nil {
 		return err
 	}
-	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	log := zerolog.New(os.Stderr).Level(benchLevel).With().Timestamp().Logger()
 	fleet, err := local.Up(ctx, local.Options{Log: log}, 3)
 	if err != nil {
 		return err

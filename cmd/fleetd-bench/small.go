@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -45,12 +46,12 @@ type layout struct {
 // 1 MB and as 2,000 of 100 kB (across 10 topics, and in one topic), with
 // fleetd and with kafka-reassign-partitions at the same throttle, on a
 // fresh fleet; then an identity replacement's throttled catch-up.
-func runSmall(ctx context.Context, out io.Writer, throttleS string) error {
+func runSmall(ctx context.Context, out io.Writer, throttleS, only string) error {
 	rate, err := humanize.ParseBytes(throttleS)
 	if err != nil {
 		return err
 	}
-	log := zerolog.New(os.Stderr).Level(zerolog.WarnLevel)
+	log := zerolog.New(os.Stderr).Level(benchLevel).With().Timestamp().Logger()
 	fleet, err := local.Up(ctx, local.Options{Log: log}, 3)
 	if err != nil {
 		return err
@@ -93,6 +94,12 @@ func runSmall(ctx context.Context, out io.Writer, throttleS string) error {
 	fmt.Fprintf(out, "A fresh 3-broker fleet; the same bytes in each layout (RF 3, min ISR 2: every broker holds all of it); throttle T = %s/s. "+
 		"Each layout is replaced once by fleetd (in this process: RSS is the process's peak during the replacement, admin requests every request its clients wrote to brokers and controllers) and once by kafka-reassign-partitions.\n\n", humanize.IBytes(rate))
 	fmt.Fprintf(out, "| layout | bytes | fleetd copy phase | per partition | fleetd total | peak RSS | admin requests | tool copy phase | fleetd / tool |\n|---|---|---|---|---|---|---|---|---|\n")
+	if only != "" {
+		layouts = slices.DeleteFunc(layouts, func(l layout) bool { return !strings.Contains(l.name, only) })
+		if len(layouts) == 0 {
+			return fmt.Errorf("-only %q: no layout has that in its name", only)
+		}
+	}
 	var base time.Duration
 	var copies []time.Duration
 	var tools []time.Duration
@@ -172,6 +179,9 @@ func runSmall(ctx context.Context, out io.Writer, throttleS string) error {
 		}); err != nil {
 			return err
 		}
+	}
+	if only != "" {
+		return nil // a diagnosis: no targets, no identity catch-up
 	}
 	worst := max(copies[1], copies[2])
 	vsTool, toolOK := "", true

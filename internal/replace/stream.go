@@ -176,7 +176,9 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 	deadPolls := 0
 	first := true
 	return e.pollEvery(ctx, r, s.what, timeout, e.Opts.MovePoll, func(ctx context.Context) (bool, error) {
+		began := time.Now()
 		watched, err := e.Cluster.Watch(ctx, w.tps(), s.dest)
+		watchTook := time.Since(began)
 		if err != nil {
 			return false, err
 		}
@@ -256,6 +258,7 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 			}
 		}
 		first = false
+		followTook := time.Since(began) - watchTook
 		if len(submit) > 0 {
 			targets := make(map[health.TP][]int32, len(submit))
 			for _, i := range submit {
@@ -265,6 +268,9 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 				return false, err
 			}
 		}
+		// What a poll costs, at debug level: where a slow move's time goes.
+		e.logger(r).Debug().Int("in_flight", len(w.inflight)).Int("done", w.done).Int("submitted", len(submit)).
+			Dur("watch", watchTook).Dur("window", followTook).Dur("poll", time.Since(began)).Msg(s.what + ": poll")
 		finished := w.done == len(s.moves)
 		rate := steer.observe(ctx, w.copied, len(w.inflight) > 0 && !finished)
 		// Every RateInterval: which moves fall behind their writes, and
