@@ -287,7 +287,7 @@ func TestClassify(t *testing.T) {
 		{"person", live, &personError{errors.New("not empty")}, NeedsPerson},
 		{"person wrapping a timeout", live, &personError{&timeoutError{what: "in sync"}}, NeedsPerson},
 		{"refused", live, &refusedError{}, Refused},
-		{"aborted", live, errAborted, Aborted},
+		{"aborted", live, ErrAborted, Aborted},
 		{"interrupted", done, errors.New("anything"), Interrupted},
 		{"interrupted wins over fatal", done, fatal("x"), Interrupted},
 	}

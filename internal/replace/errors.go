@@ -51,7 +51,7 @@ func Classify(ctx context.Context, err error) Class {
 		return NeedsPerson
 	case errors.As(err, &ref):
 		return Refused
-	case errors.Is(err, errAborted):
+	case errors.Is(err, ErrAborted):
 		return Aborted
 	case errors.As(err, &f), errors.As(err, &g), errors.As(err, &to):
 		return Fatal
@@ -113,4 +113,12 @@ type refusedError struct{ v health.Verdict }
 
 func (r *refusedError) Error() string { return "refused: " + r.v.Summary() }
 
-var errAborted = errors.New("aborted")
+// ErrAborted is an operator's abort: errors.Is tells it from a failure
+// (metrics, traces and notifications report it as an outcome of its own).
+var ErrAborted = errors.New("aborted")
+
+// abortedError carries the operator's reason and is ErrAborted.
+type abortedError struct{ reason string }
+
+func (a *abortedError) Error() string        { return a.reason }
+func (a *abortedError) Is(target error) bool { return target == ErrAborted }

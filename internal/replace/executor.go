@@ -465,7 +465,7 @@ func (e *Executor) handleFailure(ctx context.Context, r *Record, step Step, err 
 	default:
 		aborted := class == Aborted
 		if aborted {
-			err = errors.New(e.abortReason())
+			err = &abortedError{e.abortReason()}
 		}
 		e.endTiming(r, step, err)
 		return e.beginRollback(ctx, r, fmt.Errorf("step %s: %w", step, err), aborted)

@@ -321,7 +321,7 @@ func (e *Executor) pollEvery(ctx context.Context, r *Record, what string, timeou
 	var last error
 	for {
 		if e.abortReason() != "" && r.Phase == PhaseRunning {
-			return errAborted
+			return ErrAborted
 		}
 		e.applyPending(ctx, r)
 		// Every check has a bound: a request that never returns (a broker

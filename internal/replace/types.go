@@ -342,6 +342,19 @@ type Record struct {
 // TriggerList is r's triggers for display ("chaos,operator").
 func (r *Record) TriggerList() string { return JoinTriggers(r.Triggers) }
 
+// OutcomeAborted is the outcome of a replacement an operator aborted and
+// fleetd rolled back: not a failure.
+const OutcomeAborted = "aborted"
+
+// Outcome is how r ended, as metrics, traces and notifications name it: its
+// phase, except that a rollback an operator asked for is "aborted".
+func (r *Record) Outcome() string {
+	if r.Phase == PhaseRolledBack && r.AbortRequested != "" {
+		return OutcomeAborted
+	}
+	return string(r.Phase)
+}
+
 // JoinTriggers is triggers for display: "a,b".
 func JoinTriggers(ts []Trigger) string {
 	s := make([]string, len(ts))

@@ -5,6 +5,7 @@ package tracing
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"sync"
@@ -107,7 +108,11 @@ func (t *Tracer) Step(r *replace.Record, st replace.StepTiming, err error) {
 		attribute.Int("kafka.broker.new", int(r.NewBroker)),
 		attribute.String("instance.new", r.NewInstance),
 	))
-	if err != nil {
+	switch {
+	case errors.Is(err, replace.ErrAborted):
+		// An operator's abort is a decision, not an exception.
+		span.SetAttributes(attribute.String("replacement.outcome", replace.OutcomeAborted), attribute.String("replacement.abort_reason", err.Error()))
+	case err != nil:
 		span.RecordError(err)
 		span.SetStatus(codes.Error, err.Error())
 	}
@@ -123,9 +128,12 @@ func (t *Tracer) End(r *replace.Record) {
 	if !ok {
 		return
 	}
-	root.SetAttributes(attribute.String("replacement.phase", string(r.Phase)), attribute.Int("kafka.broker.new", int(r.NewBroker)),
-		attribute.String("instance.new", r.NewInstance), attribute.Int64("replacement.bytes_moved", r.BytesMoved))
-	if r.Phase != replace.PhaseCompleted && r.Phase.Terminal() {
+	root.SetAttributes(attribute.String("replacement.phase", string(r.Phase)), attribute.String("replacement.outcome", r.Outcome()),
+		attribute.Int("kafka.broker.new", int(r.NewBroker)), attribute.String("instance.new", r.NewInstance), attribute.Int64("replacement.bytes_moved", r.BytesMoved))
+	switch {
+	case r.Outcome() == replace.OutcomeAborted:
+		root.SetStatus(codes.Ok, "") // rolled back as the operator asked
+	case r.Phase != replace.PhaseCompleted && r.Phase.Terminal():
 		root.SetStatus(codes.Error, string(r.Phase)+": "+r.Error)
 	}
 	root.End()

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
@@ -131,5 +133,33 @@ func TestDisabledRecordsNothing(t *testing.T) {
 	tr.End(r)
 	if err := tr.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestAnAbortIsAnOutcomeNotAnError(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr := NewWithExporter(exp, "test", "dev")
+	r := record()
+	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	tr.Begin(context.Background(), r, false)
+	tr.Step(r, replace.StepTiming{Step: replace.StepMove, Started: t0, Ended: t0.Add(time.Minute)}, fmt.Errorf("step move: %w", replace.ErrAborted))
+	r.Phase, r.AbortRequested = replace.PhaseRolledBack, "aborted by operator"
+	tr.End(r)
+	if err := tr.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range exp.GetSpans() {
+		if s.Status.Code == codes.Error || len(s.Events) > 0 {
+			t.Errorf("span %s: status %v, %d events: an abort is not an exception", s.Name, s.Status, len(s.Events))
+		}
+		var outcome string
+		for _, a := range s.Attributes {
+			if a.Key == "replacement.outcome" {
+				outcome = a.Value.AsString()
+			}
+		}
+		if outcome != replace.OutcomeAborted {
+			t.Errorf("span %s: outcome %q, want %q", s.Name, outcome, replace.OutcomeAborted)
+		}
 	}
 }
