@@ -332,8 +332,11 @@ chaos:
 				return fmt.Errorf("metrics lack %s", want)
 			}
 		}
-		if strings.Contains(m, "fleetd_seconds_since_last_chaos_replacement +Inf") {
-			return fmt.Errorf("seconds since the last chaos replacement is still +Inf")
+		if strings.Contains(m, `fleetd_last_success_timestamp_seconds{trigger="chaos"} 0`+"\n") {
+			return fmt.Errorf("the last chaos success is still 0 (never)")
+		}
+		if !strings.Contains(m, "fleetd_chaos_enabled 1") {
+			return fmt.Errorf("fleetd_chaos_enabled is not 1 with chaos enabled")
 		}
 		return nil
 	})

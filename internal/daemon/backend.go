@@ -28,15 +28,10 @@ func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	st := api.Status{Cluster: d.cfg.Cluster, Holder: d.o.Holder, Active: cst.LeaseHeld, Controller: cst, Fleet: []replace.Instance{}}
 	hctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	snap, err := health.Collect(hctx, d.cl)
-	if err != nil {
+	if snap, v, err := d.look(hctx, cst.Running); err != nil {
 		st.HealthError = err.Error()
 	} else {
-		pol := health.Policy{}
-		if cst.Running != nil {
-			pol.Own = cst.Running.Own()
-		}
-		rep := health.NewReport(snap, health.CanDisrupt(snap, pol))
+		rep := health.NewReport(snap, v)
 		st.Health = &rep
 	}
 	if insts, err := d.prov.Instances(hctx); err != nil {

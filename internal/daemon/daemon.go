@@ -27,12 +27,14 @@ import (
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/ec2"
 	"github.com/fleetd/fleetd/internal/events"
+	"github.com/fleetd/fleetd/internal/health"
 	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/metrics"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/tracing"
 	"github.com/fleetd/fleetd/internal/trigger"
+	"github.com/fleetd/fleetd/internal/version"
 )
 
 // Options are what the command line adds to the configuration.
@@ -147,7 +149,8 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		defer cancel()
 		_ = d.tracer.Shutdown(sctx)
 	})
-	d.metrics = metrics.New(o.Holder, nil)
+	v, rev := version.Get()
+	d.metrics = metrics.New(metrics.Options{Holder: o.Holder, Version: v, Revision: rev})
 	opts := cfg.Replace.Options()
 	opts.OnStep = func(r *replace.Record, t replace.StepTiming, err error) {
 		d.metrics.Step(r, t, err)
@@ -167,6 +170,7 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		d.mu.Lock()
 		d.progress = &p
 		d.mu.Unlock()
+		d.metrics.Progress(&p)
 	}
 	opts.Log = d.log
 	kopts, err := cfg.Kafka.Opts()
@@ -248,20 +252,59 @@ func (d *Daemon) onAcquire(ctx context.Context) (pause string, err error) {
 	case n > 0:
 		d.log.Warn().Int("records", n).Msg("removed throttles left behind by finished replacements")
 	}
+	if recs, err := d.store.List(sctx); err == nil {
+		d.metrics.ThrottlesSwept(recs)
+	}
 	return pause, nil
 }
 
 // seedMetrics restores what the metrics say about the past from history.
 func (d *Daemon) seedMetrics(ctx context.Context) {
-	recs, err := d.store.List(ctx)
-	if err != nil {
-		return
+	d.metrics.ChaosEnabled(d.chaos.Schedule.Enabled && !d.chaos.Schedule.Leashed)
+	if recs, err := d.store.List(ctx); err == nil {
+		d.metrics.Seed(recs)
 	}
-	for _, r := range recs {
-		if r.Phase == replace.PhaseCompleted && metrics.IsChaos(r) {
-			d.metrics.ChaosCompleted(r.Finished)
+}
+
+// probeEvery is how often the daemon looks at the cluster on its own, for
+// the gate and partition metrics (a status request looks too).
+const probeEvery = 30 * time.Second
+
+// probe looks at the cluster every probeEvery until ctx ends.
+func (d *Daemon) probe(ctx context.Context) {
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		pctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		if cst, err := d.ctl.Status(pctx); err == nil {
+			_, _, _ = d.look(pctx, cst.Running)
+		}
+		cancel()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
 	}
+}
+
+// look takes a snapshot and the gate's verdict on it (the running
+// workflow's own moves excused), and tells the metrics.
+func (d *Daemon) look(ctx context.Context, running *replace.Record) (*health.Snapshot, health.Verdict, error) {
+	snap, err := health.Collect(ctx, d.cl)
+	if err != nil {
+		v := health.Verdict{Blockers: []health.Reason{{Code: health.CodeCannotEvaluate, Message: err.Error()}}}
+		d.metrics.Gate(v)
+		return nil, v, err
+	}
+	pol := health.Policy{}
+	if running != nil {
+		pol.Own = running.Own()
+	}
+	v := health.CanDisrupt(snap, pol)
+	d.metrics.Gate(v)
+	d.metrics.Cluster(snap)
+	return snap, v, nil
 }
 
 func (d *Daemon) run(ctx context.Context) error {
@@ -298,6 +341,7 @@ func (d *Daemon) run(ctx context.Context) error {
 		names[i] = src.Name
 		wg.Go(func() { src.Run(ctx) })
 	}
+	wg.Go(func() { d.probe(ctx) })
 	d.log.Info().Str("listen", l.Addr().String()).Str("holder", d.o.Holder).Str("provider", d.cfg.Provider.Kind).Strs("triggers", names).
 		Bool("chaos", d.chaos.Schedule.Enabled).Bool("leashed", d.chaos.Schedule.Leashed).Str("version", d.o.Version).Msg("fleetd running")
 	select {
@@ -323,6 +367,7 @@ func (t *tracedExec) Run(ctx context.Context, r *replace.Record) error {
 		t.d.mu.Lock()
 		t.d.progress = nil
 		t.d.mu.Unlock()
+		t.d.metrics.Progress(nil)
 	}()
 	err := t.d.exec.Run(ctx, r)
 	t.d.tracer.End(r)

@@ -331,3 +331,12 @@ func ids(l []int32) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// Codes lists every code a verdict can carry, so that metrics labelled by
+// code exist from start-up.
+var Codes = []Code{
+	CodeCannotEvaluate, CodeBrokerDown, CodeMassFailure, CodeOffline, CodeUnderReplicated, CodeUnderMinISR,
+	CodeForeignReassignment, CodeNoHeadroom, CodeExcused, CodeLeaderSkew, CodeWouldGoOffline,
+	CodeWouldFallBelowMinISR, CodeHoldsReplicas, CodeInISR, CodeWouldLoseData, CodeDataLost,
+	CodeQuorumNoLeader, CodeVoterLagging, CodeVoterChange, CodeStaticQuorum, CodeQuorumMajority,
+}

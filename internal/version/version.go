@@ -16,7 +16,14 @@ var (
 
 // String is a one-line description: version, VCS revision, Go version, platform.
 func String() string {
-	v, rev := Version, Revision
+	v, rev := Get()
+	return fmt.Sprintf("fleetd %s (revision %s, %s, %s/%s)", v, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+// Get is the version and VCS revision: the link-time values, else the
+// module's build info, else "dev" and "unknown".
+func Get() (v, rev string) {
+	v, rev = Version, Revision
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		if v == "" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version
@@ -33,5 +40,5 @@ func String() string {
 	if rev == "" {
 		rev = "unknown"
 	}
-	return fmt.Sprintf("fleetd %s (revision %s, %s, %s/%s)", v, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	return v, rev
 }
