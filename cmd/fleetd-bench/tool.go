@@ -48,7 +48,8 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 	if like.ID == "" {
 		return start, 0, 0, fmt.Errorf("no instance of broker %d", old)
 	}
-	launched, err := provider.Launch(ctx, replace.LaunchRequest{Token: fmt.Sprintf("tool-%d", new), Like: like, NodeID: new})
+	// A fresh token per run: a failed run may have used (and terminated) this node id already.
+	launched, err := provider.Launch(ctx, replace.LaunchRequest{Token: fmt.Sprintf("tool-%d-%d", new, time.Now().UnixNano()), Like: like, NodeID: new})
 	if err != nil {
 		return start, 0, 0, err
 	}
@@ -105,8 +106,12 @@ func toolReplace(ctx context.Context, fleet *local.Fleet, provider *local.Provid
 		}
 		return nil
 	}
+	execute := []string{"--execute"}
+	if rate > 0 { // rate 0: unthrottled, Kafka's floor
+		execute = append(execute, "--throttle", strconv.FormatInt(rate, 10))
+	}
 	start = time.Now()
-	if err := tool("--execute", "--throttle", strconv.FormatInt(rate, 10)); err != nil {
+	if err := tool(execute...); err != nil {
 		// The fleet goes on without the broker the tool could not fill.
 		_ = provider.Terminate(context.WithoutCancel(ctx), launched.ID)
 		k := replace.KafkaCluster{Client: cl}
