@@ -27,6 +27,7 @@ import (
 	"github.com/fleetd/fleetd/internal/api"
 	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/local"
+	"github.com/fleetd/fleetd/internal/notify"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/testbed"
 )
@@ -451,7 +452,12 @@ func TestRunQueuePauseAndAbort(t *testing.T) {
 	c.Fill("orders", 16)
 	ledgerRun := c.StartLedger("orders", 100)
 	listen := freeAddr(t)
-	d := startDaemon(t, writeConfig(t, c, localFleetServer(t, c), t.TempDir(), listen, "replace:\n  throttle: 4MiB\n  concurrency: 2\n  poll: 500ms\n"), listen)
+	// Three receivers: one that answers, one that fails every event's first
+	// attempt, one that never answers (its URL's secret comes from url_env).
+	ops, flaky, hung := newHook(t, false, false), newHook(t, true, false), newHook(t, false, true)
+	d := startDaemon(t, writeConfig(t, c, localFleetServer(t, c), t.TempDir(), listen, "replace:\n  throttle: 4MiB\n  concurrency: 2\n  poll: 500ms\n"+
+		"notifications:\n  - {name: ops, url: \""+ops.srv.URL+"/ops\"}\n  - {name: flaky, url: \""+flaky.srv.URL+"/flaky\"}\n  - {name: hung, kind: slack, url_env: FLEETD_TEST_HUNG_URL}\n"),
+		listen, "FLEETD_TEST_HUNG_URL="+hung.srv.URL+"/services/T0/B0/hung-secret")
 	ctx := testbed.Context(t)
 	first, second := int32(1), int32(2)
 	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &first}); err != nil {
@@ -512,14 +518,86 @@ func TestRunQueuePauseAndAbort(t *testing.T) {
 	m := metricsText(t, d.url)
 	for _, want := range []string{
 		`fleetd_replacements_total{outcome="completed",strategy="move",trigger="operator"} 1`,
-		`fleetd_replacements_total{outcome="rolled-back",strategy="move",trigger="operator"} 1`,
+		`fleetd_replacements_total{outcome="aborted",strategy="move",trigger="operator"} 1`,
+		`fleetd_replacements_total{outcome="rolled-back",strategy="move",trigger="operator"} 0`,
+		`fleetd_replacement_step_duration_seconds_count{outcome="aborted",step="move"} 1`,
+		`fleetd_notifications_total{outcome="delivered",receiver="hung"} 0`,
 	} {
 		if !strings.Contains(m, want) {
 			t.Errorf("metrics lack %s", want)
 		}
 	}
+	checkNotifications(t, ops, flaky, hung, h[1].ID, h[0].ID)
 	d.stop(t)
 	checkLogs(t, d.logs.String())
+	if strings.Contains(d.logs.String(), "hung-secret") || strings.Contains(d.logs.String(), ops.srv.URL) {
+		t.Error("a receiver's URL reached fleetd's log")
+	}
+}
+
+// checkNotifications: the receiver that answers got the workflow's events in
+// order, each with its replacement's id; the flaky one got the same events,
+// each once, in the same order; the hung one held up nothing.
+func checkNotifications(t *testing.T, ops, flaky, hung *hook, completed, aborted string) {
+	t.Helper()
+	var evs []notify.Event
+	testbed.Eventually(t, 30*time.Second, func() error {
+		evs = ops.got()
+		if n := len(evs); n == 0 || evs[n-1].Kind != notify.Aborted {
+			return fmt.Errorf("%d events, the last not yet the abort", n)
+		}
+		return nil
+	})
+	var kinds []string
+	index := map[string]int{}
+	for i, ev := range evs {
+		key := string(ev.Kind)
+		if ev.Replacement != nil {
+			key += ":" + ev.Replacement.ID
+		}
+		if ev.Request != nil && ev.Kind == notify.Accepted {
+			key += fmt.Sprintf(":node %d", ev.Request.Node)
+		}
+		kinds = append(kinds, key)
+		if _, dup := index[key]; !dup {
+			index[key] = i
+		}
+		if ev.Cluster != "test" || ev.Message == "" || ev.ID == "" {
+			t.Errorf("event %d %+v lacks its cluster, message or id", i, ev)
+		}
+	}
+	// What must come before what (a request's acceptance and the pause
+	// race the first workflow's steps; nothing else does).
+	for _, pair := range [][2]string{
+		{"lease-acquired", "request-accepted:node 1"},
+		{"request-accepted:node 1", "started:" + completed},
+		{"started:" + completed, "completed:" + completed},
+		{"completed:" + completed, "started:" + aborted},
+		{"request-accepted:node 2", "started:" + aborted},
+		{"paused", "resumed"},
+		{"resumed", "started:" + aborted},
+		{"started:" + aborted, "aborted:" + aborted},
+	} {
+		a, okA := index[pair[0]]
+		b, okB := index[pair[1]]
+		if !okA || !okB || a > b {
+			t.Errorf("events %v: want %s before %s", kinds, pair[0], pair[1])
+		}
+	}
+	testbed.Eventually(t, 30*time.Second, func() error {
+		if got := flaky.got(); len(got) != len(evs) {
+			return fmt.Errorf("flaky receiver has %d events, want %d", len(got), len(evs))
+		}
+		return nil
+	})
+	for i, ev := range flaky.got() {
+		if ev.ID != evs[i].ID || ev.Kind != evs[i].Kind {
+			t.Errorf("flaky receiver's event %d is %s %s, want %s %s (the same events, once each, in order)", i, ev.Kind, ev.ID, evs[i].Kind, evs[i].ID)
+		}
+	}
+	if n := hung.requestCount(); n == 0 {
+		t.Error("the hung receiver was never called")
+	}
 }
 
 // The CLI's thin clients against a live daemon: pause, status, history.

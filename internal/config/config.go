@@ -26,6 +26,7 @@ import (
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/events"
 	"github.com/fleetd/fleetd/internal/kclient"
+	"github.com/fleetd/fleetd/internal/notify"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/schedule"
 	"github.com/fleetd/fleetd/internal/tfoutputs"
@@ -51,6 +52,28 @@ type Config struct {
 	API      API              `yaml:"api"`
 	Tracing  Tracing          `yaml:"tracing"`
 	Log      Log              `yaml:"log"`
+	// Notifications are the receivers of fleetd's events (none by default).
+	Notifications []Notification `yaml:"notifications"`
+}
+
+// Notification is one receiver of fleetd's events: a generic JSON webhook
+// or a Slack-compatible incoming webhook.
+type Notification struct {
+	// Name names the receiver in logs and metrics (its URL never appears).
+	Name string `yaml:"name"`
+	// Kind is webhook (the event as JSON; the default) or slack ({"text"}).
+	Kind string `yaml:"kind"`
+	// URL, or URLEnv: the environment variable that holds it, so that the
+	// secret stays out of the file.
+	URL    string `yaml:"url"`
+	URLEnv string `yaml:"url_env"`
+	// Events to send (default all): request-accepted, request-refused,
+	// started, completed, rolled-back, aborted, failed, paused, resumed,
+	// lease-lost, lease-acquired.
+	Events []string `yaml:"events"`
+	// RefusedAfter: request-refused is sent once per request, when the gate
+	// has refused it for this long (default 1h).
+	RefusedAfter time.Duration `yaml:"refused_after"`
 }
 
 // Provider says what fleetd's instances are.
@@ -400,6 +423,11 @@ func (c *Config) ApplyEnv(getenv func(string) string) {
 	if v := getenv(EnvAPIToken); v != "" {
 		c.API.Token = v
 	}
+	for i := range c.Notifications {
+		if n := &c.Notifications[i]; n.URLEnv != "" {
+			n.URL = getenv(n.URLEnv)
+		}
+	}
 }
 
 // ApplyOutputs fills settings the file left empty from the Terraform
@@ -431,6 +459,58 @@ func (c *Config) ApplyOutputs(o tfoutputs.Outputs) {
 	}
 }
 
+var receiverName = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// validateNotifications checks the receivers. No message quotes a URL: it
+// is the receiver's secret.
+func (c *Config) validateNotifications() error {
+	seen := map[string]bool{}
+	for i, n := range c.Notifications {
+		key := fmt.Sprintf("notifications[%d]", i)
+		if !receiverName.MatchString(n.Name) {
+			return fmt.Errorf("%s.name: %q, want lower-case letters, digits, '-' or '_' (at most 63; it labels metrics)", key, n.Name)
+		}
+		if seen[n.Name] {
+			return fmt.Errorf("%s.name: %q names two receivers", key, n.Name)
+		}
+		seen[n.Name] = true
+		if n.Kind != "webhook" && n.Kind != "slack" {
+			return fmt.Errorf("%s.kind: %q, want webhook or slack", key, n.Kind)
+		}
+		if n.URL == "" {
+			if n.URLEnv != "" {
+				return fmt.Errorf("%s.url_env: the environment variable %s is empty or not set", key, n.URLEnv)
+			}
+			return fmt.Errorf("%s.url: required (or url_env naming the environment variable that holds it)", key)
+		}
+		if u, err := url.Parse(n.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("%s.url: not an http(s) URL with a host (not shown: it may hold a secret)", key)
+		}
+		for _, e := range n.Events {
+			if !slices.Contains(notify.Kinds, notify.Kind(e)) {
+				return fmt.Errorf("%s.events: %q is not one of %s", key, e, joinNames(notify.Kinds))
+			}
+		}
+		if n.RefusedAfter < 0 {
+			return fmt.Errorf("%s.refused_after: %s is negative", key, n.RefusedAfter)
+		}
+	}
+	return nil
+}
+
+// Receivers are the notification receivers as the notify package takes them.
+func (c *Config) Receivers() []notify.Receiver {
+	var out []notify.Receiver
+	for _, n := range c.Notifications {
+		r := notify.Receiver{Name: n.Name, Slack: n.Kind == "slack", URL: n.URL, RefusedAfter: n.RefusedAfter}
+		for _, e := range n.Events {
+			r.Events = append(r.Events, notify.Kind(e))
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 var topicName = regexp.MustCompile(`^[A-Za-z0-9._-]{1,249}$`)
 
 // Defaults fills what the file left out. Safe values: chaos off, leashed
@@ -440,6 +520,11 @@ func (c *Config) Defaults() {
 	c.Provider.Kind = cmp.Or(c.Provider.Kind, "ec2")
 	c.Replace.Defaults()
 	c.Canary.Topic = cmp.Or(c.Canary.Topic, "fleetd-canary")
+	for i := range c.Notifications {
+		n := &c.Notifications[i]
+		n.Kind = cmp.Or(n.Kind, "webhook")
+		n.RefusedAfter = cmp.Or(n.RefusedAfter, time.Hour)
+	}
 	c.Canary.Rate = cmp.Or(c.Canary.Rate, 20)
 	gate := controller.DefaultOptions()
 	c.Gate.RetryBase = cmp.Or(c.Gate.RetryBase, gate.RetryBase)
@@ -608,6 +693,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("api.listen: %q: %w", c.API.Listen, err)
 	}
 	if err := checkToken(c.API.Token, c.API.Listen, host); err != nil {
+		return err
+	}
+	if err := c.validateNotifications(); err != nil {
 		return err
 	}
 	if c.Tracing.Enabled {

@@ -21,7 +21,8 @@ func noEnv(t *testing.T) {
 // TestDocumentedExampleLoads parses the complete example in docs/config.md,
 // so the documentation cannot drift from the code.
 func TestDocumentedExampleLoads(t *testing.T) {
-	noEnv(t) // it validates as written: no secret in the environment
+	noEnv(t) // it validates as written: no secret in the environment but the receiver's URL it names
+	t.Setenv("FLEETD_SLACK_URL", "https://hooks.slack.example/services/T/B/X")
 	doc, err := os.ReadFile("../../docs/config.md")
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +41,9 @@ func TestDocumentedExampleLoads(t *testing.T) {
 	}
 	if c.Chaos.Enabled {
 		t.Error("the documented example must keep chaos off")
+	}
+	if rs := c.Receivers(); len(rs) != 2 || !rs[0].Slack || rs[0].URL == "" {
+		t.Errorf("example receivers %+v", rs)
 	}
 }
 
@@ -93,6 +97,13 @@ func TestParseRejectsWithTheKeyNamed(t *testing.T) {
 		{"stall limits reversed", minimal + "replace:\n  stall_warn: 10m\n  stall_abort: 1m\n", []string{"replace.stall_abort"}},
 		{"controller port out of range", "cluster: c1\nkafka:\n  bootstrap: [b:9092]\nec2:\n  launch_template: lt\n  controller_port: 70000\n", []string{"ec2.controller_port", "70000"}},
 		{"zero controller chaos interval", minimal + "chaos:\n  controller_min_interval: 0s\n", []string{"chaos.controller_min_interval"}},
+		{"receiver without url", minimal + "notifications:\n  - name: ops\n", []string{"notifications[0].url", "url_env"}},
+		{"receiver url_env unset", minimal + "notifications:\n  - name: ops\n    url_env: FLEETD_TEST_UNSET_URL\n", []string{"notifications[0].url_env", "FLEETD_TEST_UNSET_URL"}},
+		{"receiver bad name", minimal + "notifications:\n  - name: Ops Team\n    url: https://h/x\n", []string{"notifications[0].name", "lower-case"}},
+		{"receiver twice", minimal + "notifications:\n  - {name: a, url: \"https://h/x\"}\n  - {name: a, url: \"https://h/y\"}\n", []string{"notifications[1].name", "two receivers"}},
+		{"receiver kind", minimal + "notifications:\n  - {name: a, kind: teams, url: \"https://h/x\"}\n", []string{"notifications[0].kind", "webhook or slack"}},
+		{"receiver event", minimal + "notifications:\n  - {name: a, url: \"https://h/x\", events: [done]}\n", []string{"notifications[0].events", "\"done\"", "completed"}},
+		{"receiver url not http, not echoed", minimal + "notifications:\n  - {name: a, url: \"ftp://h/services/SECRET\"}\n", []string{"notifications[0].url", "not shown"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -123,6 +134,26 @@ func TestEnvironmentOverridesFileAndCarriesSecrets(t *testing.T) {
 	}
 	if c.Kafka.SASL.Password != "s3cret" || c.API.Token != "tok-0123456789abcdef" {
 		t.Error("secrets not taken from the environment")
+	}
+}
+
+// A receiver's URL comes from the file or from the variable url_env names;
+// an error about it never quotes it (it is the receiver's secret).
+func TestNotificationReceivers(t *testing.T) {
+	noEnv(t)
+	t.Setenv("FLEETD_TEST_SLACK_URL", "https://hooks.example/services/T/B/SECRET")
+	c, err := Parse([]byte(minimal+"notifications:\n  - name: oncall\n    kind: slack\n    url_env: FLEETD_TEST_SLACK_URL\n    events: [failed, request-refused]\n    refused_after: 2h\n  - name: audit\n    url: https://audit.example/fleetd\n"), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := c.Receivers()
+	if len(rs) != 2 || !rs[0].Slack || rs[0].URL != "https://hooks.example/services/T/B/SECRET" || len(rs[0].Events) != 2 || rs[0].RefusedAfter != 2*time.Hour ||
+		rs[1].Slack || rs[1].RefusedAfter != time.Hour || len(rs[1].Events) != 0 {
+		t.Errorf("receivers %+v", rs)
+	}
+	_, err = Parse([]byte(minimal+"notifications:\n  - {name: a, url: \"https//hooks.example/services/SECRET\"}\n"), "f.yaml")
+	if err == nil || strings.Contains(err.Error(), "SECRET") {
+		t.Errorf("bad URL: %v (accepted, or the error quotes the URL)", err)
 	}
 }
 

@@ -64,8 +64,11 @@ type Options struct {
 	// OnStatus sees the controller's status after every turn of its loop
 	// (metrics). It runs on the owner goroutine and must not block.
 	OnStatus func(Status)
-	Log      zerolog.Logger
-	Now      func() time.Time
+	// OnEvent is told what the controller decided (notifications). It
+	// runs on the owner goroutine and must not block.
+	OnEvent func(Event)
+	Log     zerolog.Logger
+	Now     func() time.Time
 }
 
 // Status is what the controller reports about itself.
@@ -89,6 +92,40 @@ type Status struct {
 	// Attached are requests made while their broker's replacement was
 	// running (Request.ServedBy names it): done when it completes.
 	Attached []Request `json:"attached,omitempty"`
+}
+
+// EventKind is what the controller tells OnEvent.
+type EventKind string
+
+const (
+	// EventAccepted: a request was queued, merged or attached.
+	EventAccepted EventKind = "accepted"
+	// EventRefused: the gate refused a request, which waits and is retried
+	// (Event.Waited says since when it was made).
+	EventRefused EventKind = "refused"
+	// EventPaused and EventResumed: the pause switch changed (Reason: why
+	// fleetd paused itself; empty for an operator).
+	EventPaused  EventKind = "paused"
+	EventResumed EventKind = "resumed"
+	// EventLeaseLost and EventLeaseAcquired: this process stopped or
+	// started being the active one.
+	EventLeaseLost     EventKind = "lease-lost"
+	EventLeaseAcquired EventKind = "lease-acquired"
+)
+
+// Event is one decision of the controller.
+type Event struct {
+	Kind    EventKind
+	Request *Request
+	Record  *replace.Record
+	Reason  string
+	Waited  time.Duration
+}
+
+func (c *Controller) emit(ev Event) {
+	if c.opts.OnEvent != nil {
+		c.opts.OnEvent(ev)
+	}
 }
 
 // DroppedRequest is a request given up on, or served by another
@@ -252,6 +289,7 @@ func (c *Controller) Submit(ctx context.Context, r Request) (Submission, error) 
 			s.attached = append(s.attached, r)
 			sub = Submission{Request: r, Outcome: Attached, Into: s.running.ID}
 			log.Str("attached_to", s.running.ID).Msg("request attached to the replacement of its broker already running")
+			c.emit(Event{Kind: EventAccepted, Request: &r, Reason: "attached to " + s.running.ID})
 			return nil
 		}
 		if cur, ok := s.queue.Queued(r.Broker); ok {
@@ -262,11 +300,13 @@ func (c *Controller) Submit(ctx context.Context, r Request) (Submission, error) 
 			merged, _ := s.queue.Queued(r.Broker)
 			sub = Submission{Request: merged, Outcome: Merged, Into: cur.ID}
 			log.Str("merged_into", cur.ID).Msg("request merged into the one queued for its broker")
+			c.emit(Event{Kind: EventAccepted, Request: &merged, Reason: "merged into " + cur.ID})
 			return nil
 		}
 		s.queue.Add(r)
 		sub = Submission{Request: r, Outcome: Queued}
 		log.Msg("replacement requested")
+		c.emit(Event{Kind: EventAccepted, Request: &r, Reason: "queued"})
 		return nil
 	})
 	return sub, err
@@ -319,6 +359,12 @@ func (c *Controller) SetPaused(ctx context.Context, paused bool) error {
 	return c.active(ctx, func(s *state) error {
 		err := c.persistPause(paused, "")
 		if err == nil {
+			switch {
+			case paused && !s.paused:
+				c.emit(Event{Kind: EventPaused, Reason: "by an operator"})
+			case !paused && s.paused:
+				c.emit(Event{Kind: EventResumed, Reason: "by an operator"})
+			}
 			s.paused, s.pauseWhy = paused, ""
 		}
 		return err
@@ -494,6 +540,7 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 		}
 		s.leaseHeld, s.leaseInfo, s.err = true, "", ""
 		log.Info().Msg("lease acquired: this fleetd is the active controller")
+		c.emit(Event{Kind: EventLeaseAcquired})
 		c.loadQueue(s)
 		c.loadPause(s) // the previous holder may have paused
 		if c.opts.OnAcquire != nil {
@@ -510,6 +557,7 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 				}
 				s.paused, s.pauseWhy = true, pause
 				log.Error().Str("reason", pause).Msg("paused: no new disruptions until an operator resumes")
+				c.emit(Event{Kind: EventPaused, Reason: pause})
 			}
 		}
 	} else if held, err := c.lease.Held(ctx); err != nil || !held {
@@ -518,6 +566,7 @@ func (c *Controller) step(ctx context.Context, s *state, done chan result) {
 			s.leaseInfo = err.Error()
 		}
 		log.Warn().Err(err).Msg("lease lost: stopping disruptive work at the next step boundary")
+		c.emit(Event{Kind: EventLeaseLost, Reason: cmp.Or(s.leaseInfo, "another fleetd holds it")})
 		if s.cancelRun != nil {
 			s.cancelRun()
 		}
@@ -642,6 +691,7 @@ func (c *Controller) finished(s *state, res result) {
 		s.queue.Add(*res.req) // merges with any request for the broker that came meanwhile
 		s.queue.Refused(res.req.Broker, res.rec.Error, now, c.opts.RetryBase, c.opts.RetryMax)
 		log.Warn().Str("reason", res.rec.Error).Msg("gate refused; the request waits and is retried")
+		c.emit(Event{Kind: EventRefused, Request: res.req, Record: res.rec, Reason: res.rec.Error, Waited: now.Sub(res.req.Received)})
 	case !res.rec.Phase.Terminal():
 		// Interrupted (lease lost or shutting down): the record resumes later.
 	default:

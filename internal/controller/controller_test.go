@@ -558,3 +558,66 @@ func TestSubmitAnswersWhatHappenedAndCancelWithdraws(t *testing.T) {
 		}
 	})
 }
+
+// eventLog records the controller's events.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []string
+}
+
+func (l *eventLog) add(ev Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := string(ev.Kind)
+	if ev.Request != nil {
+		s += fmt.Sprintf(":%d", ev.Request.Broker)
+	}
+	if ev.Kind == EventRefused {
+		s += "@" + ev.Waited.Round(time.Second).String()
+	}
+	l.evs = append(l.evs, s)
+}
+
+func (l *eventLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(l.evs, " ")
+}
+
+// The controller tells what it decided, in order: the lease taken, a
+// request accepted, each refusal with how long the request has waited, a
+// pause and a resume by an operator, the lease lost.
+func TestControllerEventsTellWhatItDecided(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store, ex, o := durable(t)
+		var log eventLog
+		o.OnEvent, o.RetryBase, o.RetryMax = log.add, 30*time.Second, time.Minute
+		ls := &freeLease{}
+		c := New(ex, store, ls, o)
+		start(t, c)
+		ctx := context.Background()
+		time.Sleep(time.Second)
+		ex.refuse[4] = 2
+		if _, err := c.Submit(ctx, operator(4)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(5 * time.Minute)
+		if err := c.SetPaused(ctx, true); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetPaused(ctx, true); err != nil { // no change: no event
+			t.Fatal(err)
+		}
+		if err := c.SetPaused(ctx, false); err != nil {
+			t.Fatal(err)
+		}
+		ls.mu.Lock()
+		ls.deny = true
+		ls.mu.Unlock()
+		time.Sleep(time.Minute)
+		want := "lease-acquired accepted:4 refused:4@0s refused:4@39s paused resumed lease-lost"
+		if got := log.String(); got != want {
+			t.Errorf("events\n got %s\nwant %s", got, want)
+		}
+	})
+}

@@ -31,6 +31,7 @@ import (
 	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/local"
 	"github.com/fleetd/fleetd/internal/metrics"
+	"github.com/fleetd/fleetd/internal/notify"
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/tracing"
 	"github.com/fleetd/fleetd/internal/trigger"
@@ -60,8 +61,10 @@ type Daemon struct {
 	exec    *replace.Executor
 	ctl     *controller.Controller
 	metrics *metrics.Metrics
-	tracer  *tracing.Tracer
-	chaos   *trigger.Chaos
+	// notifier tells the configured receivers what happens (never blocks).
+	notifier *notify.Notifier
+	tracer   *tracing.Tracer
+	chaos    *trigger.Chaos
 	// aws is set for provider.kind ec2.
 	aws        *awsParts
 	dispatcher *events.Dispatcher
@@ -151,10 +154,15 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 	})
 	v, rev := version.Get()
 	d.metrics = metrics.New(metrics.Options{Holder: o.Holder, Version: v, Revision: rev})
+	d.notifier = notify.New(cfg.Receivers(), notify.Options{Outcome: d.metrics.Notification, Log: d.log})
+	d.metrics.Receivers(d.notifier.Receivers())
 	opts := cfg.Replace.Options()
 	opts.OnStep = func(r *replace.Record, t replace.StepTiming, err error) {
 		d.metrics.Step(r, t, err)
 		d.tracer.Step(r, t, err)
+		if t.Step == replace.StepGate && err == nil {
+			d.workflowStarted(r)
+		}
 	}
 	opts.OnEvent = func(_ string, r *replace.Record) {
 		if d.aws == nil {
@@ -191,6 +199,7 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 		PauseFile:   filepath.Join(cfg.StateDir, pauseFile),
 		QueueFile:   filepath.Join(cfg.StateDir, queueFile),
 		OnAcquire:   d.onAcquire,
+		OnEvent:     d.controllerEvent,
 		OnStatus: func(st controller.Status) {
 			d.active.Store(st.LeaseHeld)
 			d.loopSeen.Store(time.Now().UnixNano())
@@ -342,8 +351,9 @@ func (d *Daemon) run(ctx context.Context) error {
 		wg.Go(func() { src.Run(ctx) })
 	}
 	wg.Go(func() { d.probe(ctx) })
+	wg.Go(func() { d.notifier.Run(ctx) })
 	d.log.Info().Str("listen", l.Addr().String()).Str("holder", d.o.Holder).Str("provider", d.cfg.Provider.Kind).Strs("triggers", names).
-		Bool("chaos", d.chaos.Schedule.Enabled).Bool("leashed", d.chaos.Schedule.Leashed).Str("version", d.o.Version).Msg("fleetd running")
+		Strs("notify", d.notifier.Receivers()).Bool("chaos", d.chaos.Schedule.Enabled).Bool("leashed", d.chaos.Schedule.Leashed).Str("version", d.o.Version).Msg("fleetd running")
 	select {
 	case <-ctx.Done():
 	case err = <-errc:
@@ -373,6 +383,7 @@ func (t *tracedExec) Run(ctx context.Context, r *replace.Record) error {
 	t.d.tracer.End(r)
 	if r.Phase.Terminal() {
 		t.d.metrics.Finished(r)
+		t.d.workflowEnded(r)
 	}
 	return err
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/events"
 	"github.com/fleetd/fleetd/internal/health"
+	"github.com/fleetd/fleetd/internal/notify"
 	"github.com/fleetd/fleetd/internal/replace"
 )
 
@@ -90,6 +91,8 @@ type Metrics struct {
 	gateOpen     prometheus.Gauge
 	gateBlockers *prometheus.GaugeVec
 	partitions   *prometheus.GaugeVec
+
+	notifications *prometheus.CounterVec
 
 	mu sync.Mutex
 	// left: records that ended with throttles not yet removed.
@@ -186,12 +189,15 @@ func New(o Options) *Metrics {
 	m.partitions = gaugeVec("fleetd_partitions", "Partitions as fleetd last saw them, by state: under-replicated (not explained by a reassignment), under-min-isr, offline, reassigning.",
 		[]string{"state"}, []string{"under-replicated", "under-min-isr", "offline", "reassigning"})
 
+	m.notifications = counter("fleetd_notifications_total",
+		"Notifications by receiver and fate: delivered, failed (every attempt failed or the receiver refused it) or dropped (its queue was full: the receiver is down or slow).",
+		[]string{"receiver", "outcome"})
 	build := gaugeVec("fleetd_build_info", "fleetd's build: 1, labelled by version, revision and Go version.", []string{"version", "revision", "goversion"})
 	build.WithLabelValues(o.Version, o.Revision, runtime.Version()).Set(1)
 
 	m.Registry.MustRegister(m.replacements, m.workflows, m.steps, m.refusals, m.chaos, m.chaosEnabled, m.lastSuccess, m.queueDepth, m.inProgress, m.paused,
 		m.leaseHeld, m.bytesMoved, m.events, m.messages, m.verified, m.canaryLost, m.canaryP99,
-		m.throttle, m.copied, m.toCopy, m.rate, m.eta, m.stalled, m.throttleSet, m.gateOpen, m.gateBlockers, m.partitions, build,
+		m.throttle, m.copied, m.toCopy, m.rate, m.eta, m.stalled, m.throttleSet, m.gateOpen, m.gateBlockers, m.partitions, m.notifications, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -348,6 +354,16 @@ func (m *Metrics) Cluster(s *health.Snapshot) {
 	m.partitions.WithLabelValues("under-min-isr").Set(float64(len(health.UnderMinISR(s))))
 	m.partitions.WithLabelValues("offline").Set(float64(len(health.Offline(s))))
 	m.partitions.WithLabelValues("reassigning").Set(float64(len(health.Reassigning(s))))
+}
+
+// Receivers creates the notification series of each receiver at 0.
+func (m *Metrics) Receivers(names []string) {
+	each([][]string{names, notify.Outcomes}, func(lv []string) { m.notifications.WithLabelValues(lv...) })
+}
+
+// Notification counts a notification's fate at a receiver.
+func (m *Metrics) Notification(receiver, outcome string) {
+	m.notifications.WithLabelValues(receiver, outcome).Inc()
 }
 
 // IsChaos reports whether the chaos schedule asked for r.
