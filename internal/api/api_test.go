@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -290,5 +291,42 @@ func TestRequestOptionsCancelAndThrottle(t *testing.T) {
 	}
 	if _, err := c.SetThrottle(ctx, replace.Throttle{}); !IsStatus(err, http.StatusBadRequest) {
 		t.Fatalf("throttle without a value: %v", err)
+	}
+}
+
+// Reads log at debug (a page polls them), changes at info, failures at
+// warn; durations carry their unit in the key.
+func TestAccessLogLevels(t *testing.T) {
+	var logs strings.Builder
+	b := &fakeBackend{}
+	srv := httptest.NewServer((&Server{Backend: b, Log: zerolog.New(&logs), Metrics: http.NotFoundHandler()}).Handler())
+	defer srv.Close()
+	c := client(t, srv.URL, "")
+	ctx := context.Background()
+	if _, err := c.Status(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.SetPaused(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Replacement(ctx, "no-such"); err == nil {
+		t.Fatal("want an error for an unknown replacement")
+	}
+	var levels []string
+	for line := range strings.Lines(logs.String()) {
+		var l struct {
+			Level, Method, Path string
+			Took                *float64 `json:"took_seconds"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatal(err)
+		}
+		if l.Took == nil {
+			t.Errorf("line %s has no took_seconds", line)
+		}
+		levels = append(levels, l.Level+" "+l.Method)
+	}
+	if got := strings.Join(levels, ", "); got != "debug GET, info POST, warn GET" {
+		t.Errorf("access log levels %q, want debug for a read, info for a change, warn for a failure", got)
 	}
 }

@@ -118,7 +118,9 @@ type statusWriter struct {
 
 func (w *statusWriter) WriteHeader(c int) { w.code = c; w.ResponseWriter.WriteHeader(c) }
 
-// logged logs every API call except probes and scrapes (never the token).
+// logged logs every API call except probes and scrapes (never the token):
+// a call that changes something at info, a failed one at warn, and reads
+// (a status page polls them) at debug, so they do not drown the rest.
 func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
@@ -126,10 +128,13 @@ func (s *Server) logged(next http.Handler) http.Handler {
 		next.ServeHTTP(sw, r)
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			ev := s.Log.Info()
-			if sw.code >= 400 {
+			switch {
+			case sw.code >= 400:
 				ev = s.Log.Warn()
+			case r.Method == http.MethodGet || r.Method == http.MethodHead:
+				ev = s.Log.Debug()
 			}
-			ev.Str("method", r.Method).Str("path", r.URL.Path).Int("code", sw.code).Str("remote", r.RemoteAddr).Dur("took", time.Since(start)).Msg("api")
+			ev.Str("method", r.Method).Str("path", r.URL.Path).Int("code", sw.code).Str("remote", r.RemoteAddr).Float64("took_seconds", time.Since(start).Seconds()).Msg("api")
 		}
 	})
 }
