@@ -363,7 +363,7 @@ func renderDaemonStatus(w io.Writer, st *api.Status) error {
 }
 
 // daemonReplace is `fleetd replace --api`.
-func daemonReplace(cmd *cobra.Command, a apiFlags, req api.ReplaceRequest) error {
+func daemonReplace(cmd *cobra.Command, a apiFlags, req api.ReplaceRequest, follow bool) error {
 	c, ctx, cancel, err := a.open(cmd.Context())
 	if err != nil {
 		return err
@@ -374,6 +374,20 @@ func daemonReplace(cmd *cobra.Command, a apiFlags, req api.ReplaceRequest) error
 		return err
 	}
 	w := cmd.OutOrStdout()
+	if follow && resp.Preview == nil {
+		if a.asJSON {
+			line(w, resp)
+		} else {
+			printQueued(w, resp)
+		}
+		// The request's own id, or what it joined: a queued request (merged)
+		// or the running replacement (attached).
+		target := resp.Queued.ID
+		if resp.Into != "" {
+			target = resp.Into
+		}
+		return watch(cmd.Context(), c, w, target, a.asJSON)
+	}
 	if a.asJSON {
 		return printJSON(w, resp)
 	}
@@ -384,6 +398,12 @@ func daemonReplace(cmd *cobra.Command, a apiFlags, req api.ReplaceRequest) error
 		}
 		return nil
 	}
+	printQueued(w, resp)
+	return nil
+}
+
+// printQueued says what became of a request the daemon accepted.
+func printQueued(w io.Writer, resp api.ReplaceResponse) {
 	q := resp.Queued
 	switch resp.Outcome {
 	case controller.Attached:
@@ -393,7 +413,6 @@ func daemonReplace(cmd *cobra.Command, a apiFlags, req api.ReplaceRequest) error
 	default:
 		fmt.Fprintf(w, "queued: request %s to replace broker %d (triggers %s); fleetd status shows its place, fleetd history its outcome, fleetd cancel %s withdraws it\n", q.ID, q.Broker, replace.JoinTriggers(q.Triggers), q.ID)
 	}
-	return nil
 }
 
 func newCancelCmd() *cobra.Command {

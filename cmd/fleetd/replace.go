@@ -80,6 +80,7 @@ type replaceFlags struct {
 	poll        time.Duration
 	reason      string
 	asJSON      bool
+	follow      bool
 	api         apiFlags
 }
 
@@ -125,7 +126,10 @@ func newReplaceCmd() *cobra.Command {
 					return err
 				}
 				f.api.asJSON = f.asJSON
-				return daemonReplace(cmd, f.api, req)
+				return daemonReplace(cmd, f.api, req, f.follow)
+			}
+			if f.follow {
+				return errors.New("--follow follows a replacement the daemon runs: use it with --api (or FLEETD_API); a replacement in this process shows its progress anyway")
 			}
 			return runReplace(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), f, nodeSet(fs))
 		},
@@ -136,6 +140,7 @@ func newReplaceCmd() *cobra.Command {
 	fs.Int32Var(&f.controller, "controller", -1, "node id of the KRaft controller to replace (dynamic quorum)")
 	fs.StringVar(&f.strategy, "strategy", "", `"move" or "identity" (default: move if the broker serves, identity if it is dead); a controller has its own workflow`)
 	fs.BoolVar(&f.dryRun, "dry-run", false, "run the gate and print the plan; change nothing")
+	fs.BoolVar(&f.follow, "follow", false, "with --api: follow the queued request live until its replacement ends (as fleetd watch; the exit code says how it ended)")
 	fs.BoolVar(&f.canary, "canary", true, "run the canary: sequenced acks=all records written to --canary-topic and read back during the replacement; the verdict goes in the record")
 	fs.StringVar(&f.canaryTopic, "canary-topic", canary.DefaultTopic, "the canary's own topic (created if missing; never a user topic)")
 	fs.StringVar(&f.localFleet, "local-fleet", os.Getenv("FLEETD_LOCAL_FLEET"), "control API URL of a local fleet (fleetd local up prints it; env FLEETD_LOCAL_FLEET)")

@@ -81,7 +81,7 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 	root.SetVersionTemplate("{{.Version}}\n")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(newVersionCmd(), newRunCmd(), newStatusCmd(), newReplaceCmd(), newAbortCmd(), newPauseCmd(true), newPauseCmd(false), newHistoryCmd(), newLocalCmd(), newDemoCmd(), newConfigCmd(), newWhatIfCmd(), newCancelCmd(), newThrottleCmd())
+	root.AddCommand(newVersionCmd(), newRunCmd(), newStatusCmd(), newReplaceCmd(), newAbortCmd(), newPauseCmd(true), newPauseCmd(false), newHistoryCmd(), newLocalCmd(), newDemoCmd(), newConfigCmd(), newWhatIfCmd(), newCancelCmd(), newThrottleCmd(), newWatchCmd())
 	return root
 }
 

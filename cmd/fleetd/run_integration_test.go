@@ -459,10 +459,9 @@ func TestRunQueuePauseAndAbort(t *testing.T) {
 		"notifications:\n  - {name: ops, url: \""+ops.srv.URL+"/ops\"}\n  - {name: flaky, url: \""+flaky.srv.URL+"/flaky\"}\n  - {name: hung, kind: slack, url_env: FLEETD_TEST_HUNG_URL}\n"),
 		listen, "FLEETD_TEST_HUNG_URL="+hung.srv.URL+"/services/T0/B0/hung-secret")
 	ctx := testbed.Context(t)
-	first, second := int32(1), int32(2)
-	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &first}); err != nil {
-		t.Fatal(err)
-	}
+	second := int32(2)
+	// The first request comes from the CLI, followed live to its end.
+	follow1 := startCLI(t, "replace --broker 1 --api "+d.url+" --follow --json")
 	d.waitFor(t, "broker 1's replacement to start", time.Minute, func(st api.Status) bool { return st.Controller.Running != nil })
 	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &second}); err != nil {
 		t.Fatal(err)
@@ -482,6 +481,11 @@ func TestRunQueuePauseAndAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitFor(t, "broker 1's replacement to finish", 4*time.Minute, func(st api.Status) bool { return st.Controller.Running == nil })
+	if code, out := follow1.wait(t, time.Minute); code != exitOK {
+		t.Fatalf("replace --follow exited %d after a completed replacement:\n%s", code, out)
+	} else {
+		checkFollowed(t, out, replace.PhaseCompleted)
+	}
 	time.Sleep(8 * time.Second) // more than a controller tick: paused, nothing starts
 	st = d.status(t)
 	if st.Controller.Running != nil || len(st.Controller.Queue) != 1 || !st.Controller.Paused {
@@ -496,10 +500,17 @@ func TestRunQueuePauseAndAbort(t *testing.T) {
 	d.waitFor(t, "broker 2's replacement to copy", 2*time.Minute, func(st api.Status) bool {
 		return st.Controller.Running != nil && st.Controller.Running.OldBroker == 2 && st.Controller.Running.Step == replace.StepMove
 	})
+	watch2 := startCLI(t, "watch --api "+d.url+" --json") // the running one
+	time.Sleep(2 * time.Second)                           // its stream is open
 	if resp, err := d.client.Abort(ctx, "operator changed their mind"); err != nil || !resp.Aborted {
 		t.Fatalf("abort: %+v %v", resp, err)
 	}
 	d.waitFor(t, "the abort to finish", 3*time.Minute, func(st api.Status) bool { return st.Controller.Running == nil })
+	if code, out := watch2.wait(t, time.Minute); code != exitNotSafe {
+		t.Fatalf("watch exited %d after an aborted replacement, want %d:\n%s", code, exitNotSafe, out)
+	} else {
+		checkFollowed(t, out, replace.PhaseRolledBack)
+	}
 
 	h := d.history(t)
 	got := []string{}

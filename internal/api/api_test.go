@@ -330,3 +330,39 @@ func TestAccessLogLevels(t *testing.T) {
 		t.Errorf("access log levels %q, want debug for a read, info for a change, warn for a failure", got)
 	}
 }
+
+// The event stream delivers what is published, in order, to a client
+// that opened it, through the server's write timeout and access log.
+func TestEventStream(t *testing.T) {
+	hub := NewHub()
+	srv := httptest.NewServer((&Server{Backend: &fakeBackend{}, Token: "tok-0123456789abcdef", Log: zerolog.Nop(), Metrics: http.NotFoundHandler(), Events: hub}).Handler())
+	defer srv.Close()
+	c := client(t, srv.URL, "tok-0123456789abcdef")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var got []string
+	opened := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Events(ctx, func() { close(opened) }, func(ev StreamEvent) bool {
+			got = append(got, ev.Type+" "+string(ev.Data))
+			return len(got) < 3
+		})
+	}()
+	<-opened
+	// The subscription is made before the first byte is sent.
+	hub.Publish(TypeProgress, map[string]int{"bytes_copied": 1})
+	hub.Publish(TypeStep, StepEvent{ID: "r-1", Done: "move", Next: "reorder", Phase: "running"})
+	hub.Publish(TypeEnd, map[string]string{"id": "r-1", "phase": "completed"})
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	want := []string{`progress {"bytes_copied":1}`, `step {"id":"r-1","done":"move","next":"reorder","phase":"running"}`, `end {"id":"r-1","phase":"completed"}`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	bad := client(t, srv.URL, "wrong-token-0123456789")
+	if err := bad.Events(ctx, nil, func(StreamEvent) bool { return true }); !IsStatus(err, http.StatusUnauthorized) {
+		t.Fatalf("stream with a wrong token: %v, want 401", err)
+	}
+}

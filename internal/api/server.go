@@ -26,6 +26,8 @@ type Server struct {
 	Token   string
 	Metrics http.Handler
 	Log     zerolog.Logger
+	// Events, if set, is streamed at GET /v1/events.
+	Events *Hub
 }
 
 // maxBody bounds request bodies: every request is a few fields.
@@ -49,6 +51,7 @@ func (s *Server) Handler() http.Handler {
 	}
 	v1 := http.NewServeMux()
 	v1.HandleFunc("GET /v1/status", s.status)
+	v1.HandleFunc("GET /v1/events", s.events)
 	v1.HandleFunc("GET /v1/history", s.history)
 	v1.HandleFunc("GET /v1/replacements/{id}", s.replacement)
 	v1.HandleFunc("POST /v1/replacements", s.request)
@@ -117,6 +120,10 @@ type statusWriter struct {
 }
 
 func (w *statusWriter) WriteHeader(c int) { w.code = c; w.ResponseWriter.WriteHeader(c) }
+
+// Unwrap lets http.ResponseController reach the connection (the event
+// stream flushes and extends its write deadline through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // logged logs every API call except probes and scrapes (never the token):
 // a call that changes something at info, a failed one at warn, and reads

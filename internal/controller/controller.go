@@ -641,7 +641,7 @@ func (c *Controller) start(ctx context.Context, s *state, done chan result, req 
 	}
 	if rec == nil {
 		rr := replace.Request{Broker: req.Broker, Strategy: req.Strategy, Triggers: req.Triggers, Instance: req.Instance,
-			Throttle: req.Throttle, Concurrency: req.Concurrency, Order: req.Order, Reason: req.Reason, Deadline: req.Deadline}
+			Throttle: req.Throttle, Concurrency: req.Concurrency, Order: req.Order, Reason: req.Reason, Deadline: req.Deadline, RequestID: req.ID}
 		var err error
 		if req.Record != "" {
 			// A retry after a refusal reopens the request's one record.

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -63,8 +64,12 @@ type Daemon struct {
 	metrics *metrics.Metrics
 	// notifier tells the configured receivers what happens (never blocks).
 	notifier *notify.Notifier
-	tracer   *tracing.Tracer
-	chaos    *trigger.Chaos
+	// hub feeds GET /v1/events (watch, --follow, the status page).
+	hub *api.Hub
+	// lastProgress is when progress was last streamed (at most 1/s).
+	lastProgress time.Time
+	tracer       *tracing.Tracer
+	chaos        *trigger.Chaos
 	// aws is set for provider.kind ec2.
 	aws        *awsParts
 	dispatcher *events.Dispatcher
@@ -154,6 +159,7 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 	})
 	v, rev := version.Get()
 	d.metrics = metrics.New(metrics.Options{Holder: o.Holder, Version: v, Revision: rev})
+	d.hub = api.NewHub()
 	d.notifier = notify.New(cfg.Receivers(), notify.Options{Outcome: d.metrics.Notification, Log: d.log})
 	d.metrics.Receivers(d.notifier.Receivers())
 	opts := cfg.Replace.Options()
@@ -164,7 +170,10 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 			d.workflowStarted(r)
 		}
 	}
-	opts.OnEvent = func(_ string, r *replace.Record) {
+	opts.OnEvent = func(ev string, r *replace.Record) {
+		if step, ok := strings.CutPrefix(ev, "after:"); ok {
+			d.hub.Publish(api.TypeStep, api.StepEvent{ID: r.ID, RequestID: r.RequestID, Done: step, Next: string(r.Step), Phase: string(r.Phase)})
+		}
 		if d.aws == nil {
 			return
 		}
@@ -177,8 +186,15 @@ func build(ctx context.Context, cfg *config.Config, o Options) (*Daemon, func(),
 	opts.OnProgress = func(p replace.Progress) {
 		d.mu.Lock()
 		d.progress = &p
+		stream := time.Since(d.lastProgress) >= time.Second
+		if stream {
+			d.lastProgress = time.Now()
+		}
 		d.mu.Unlock()
 		d.metrics.Progress(&p)
+		if stream {
+			d.hub.Publish(api.TypeProgress, p)
+		}
 	}
 	opts.Log = d.log
 	kopts, err := cfg.Kafka.Opts()
@@ -324,7 +340,7 @@ func (d *Daemon) run(ctx context.Context) error {
 			return fmt.Errorf("api.listen %s: %w", d.cfg.API.Listen, err)
 		}
 	}
-	srv := &api.Server{Backend: d, Token: d.cfg.API.Token, Metrics: d.metrics.Handler(), Log: d.log}
+	srv := &api.Server{Backend: d, Token: d.cfg.API.Token, Metrics: d.metrics.Handler(), Log: d.log, Events: d.hub}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -6,6 +6,7 @@ import (
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/fleetd/fleetd/internal/api"
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/notify"
 	"github.com/fleetd/fleetd/internal/replace"
@@ -53,12 +54,22 @@ func (d *Daemon) controllerEvent(ev controller.Event) {
 	default:
 		return
 	}
-	d.notifier.Notify(n)
+	d.tell(n)
+	if ev.Kind == controller.EventRefused && ev.Record != nil {
+		d.hub.Publish(api.TypeEnd, ev.Record)
+	}
+}
+
+// tell notifies the receivers and the event streams.
+func (d *Daemon) tell(ev notify.Event) {
+	ev = ev.Stamped()
+	d.notifier.Notify(ev)
+	d.hub.Publish(api.TypeEvent, ev)
 }
 
 // workflowStarted tells that r passed its gate: it acts on the cluster now.
 func (d *Daemon) workflowStarted(r *replace.Record) {
-	d.notifier.Notify(notify.Event{Kind: notify.Started, Cluster: d.cfg.Cluster, Replacement: summary(r),
+	d.tell(notify.Event{Kind: notify.Started, Cluster: d.cfg.Cluster, Replacement: summary(r),
 		Message: fmt.Sprintf("Replacement %s of %s started (%s, asked by %s).", r.ID, oldNode(r), r.Strategy, r.TriggerList())})
 }
 
@@ -82,7 +93,8 @@ func (d *Daemon) workflowEnded(r *replace.Record) {
 	default:
 		return
 	}
-	d.notifier.Notify(ev)
+	d.tell(ev)
+	d.hub.Publish(api.TypeEnd, r)
 }
 
 func oldNode(r *replace.Record) string {

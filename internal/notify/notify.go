@@ -97,6 +97,19 @@ type Request struct {
 	Reason   string   `json:"reason,omitempty"`
 }
 
+// Stamped is ev with an id and a time, if it had none.
+func (ev Event) Stamped() Event {
+	if ev.ID == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		ev.ID = hex.EncodeToString(b)
+	}
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	return ev
+}
+
 // Receiver is one destination.
 type Receiver struct {
 	// Name names it in logs and metrics (its URL never appears there).
@@ -189,14 +202,7 @@ func (n *Notifier) Notify(ev Event) {
 	if n == nil {
 		return
 	}
-	if ev.ID == "" {
-		b := make([]byte, 8)
-		_, _ = rand.Read(b)
-		ev.ID = hex.EncodeToString(b)
-	}
-	if ev.At.IsZero() {
-		ev.At = time.Now()
-	}
+	ev = ev.Stamped()
 	for _, w := range n.workers {
 		if !w.wants(ev) {
 			continue

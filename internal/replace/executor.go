@@ -151,9 +151,11 @@ func (o *Options) defaults() {
 
 // Progress is a live view of a running replacement.
 type Progress struct {
-	ID    string `json:"id"`
-	Phase Phase  `json:"phase"`
-	Step  Step   `json:"step"`
+	ID string `json:"id"`
+	// RequestID is the queued request the workflow serves ("" if none).
+	RequestID string `json:"request_id,omitempty"`
+	Phase     Phase  `json:"phase"`
+	Step      Step   `json:"step"`
 	// InFlight counts the partition moves in flight.
 	InFlight        int   `json:"in_flight"`
 	PartitionsDone  int   `json:"partitions_done"`
@@ -197,6 +199,9 @@ type Request struct {
 	// with a provider that can look it up, a broker whose instance is
 	// already terminated is replaced in the same subnet and AZ.
 	Instance string
+	// RequestID is the queued request this serves (the daemon's q-...):
+	// kept in the record, so a client following the request finds it.
+	RequestID string
 }
 
 // Executor runs replacements. One Executor runs one replacement at a time.
@@ -272,6 +277,7 @@ func (e *Executor) Begin(ctx context.Context, req Request) (*Record, error) {
 		Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
 		Order:       cmp.Or(req.Order, e.Opts.Plan.Order),
 		Reason:      req.Reason,
+		RequestID:   req.RequestID,
 		Deadline:    req.Deadline,
 		Strategy:    req.Strategy,
 		OldBroker:   req.Broker,
@@ -315,7 +321,7 @@ func (e *Executor) Reopen(ctx context.Context, r *Record, req Request) error {
 	}
 	*r = Record{ID: r.ID, Triggers: triggers, Strategy: req.Strategy, OldBroker: req.Broker, OldInstance: req.Instance,
 		Throttle: e.startThrottle(req), Adaptive: e.adaptiveFor(req), Concurrency: cmp.Or(req.Concurrency, e.Opts.Plan.Concurrency),
-		Order: cmp.Or(req.Order, e.Opts.Plan.Order), Reason: req.Reason, Deadline: req.Deadline,
+		Order: cmp.Or(req.Order, e.Opts.Plan.Order), Reason: req.Reason, RequestID: cmp.Or(req.RequestID, r.RequestID), Deadline: req.Deadline,
 		NewBroker: -1, Phase: PhaseRunning, Step: StepGate, Attempts: r.Attempts, Created: r.Created, Updated: e.Opts.Now()}
 	return e.save(ctx, r)
 }

@@ -510,7 +510,7 @@ func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
 			}
 		}
 		stalled, err := st.observe(e, r, copied, synced == parts)
-		e.progress(Progress{ID: r.ID, Phase: r.Phase, Step: r.Step, PartitionsDone: synced, Partitions: parts, BytesCopied: copied,
+		e.progress(Progress{ID: r.ID, RequestID: r.RequestID, Phase: r.Phase, Step: r.Step, PartitionsDone: synced, Partitions: parts, BytesCopied: copied,
 			BytesTotal: total, UnderReplicated: len(health.UnderReplicated(snap)), Stalled: stalled})
 		if err != nil {
 			return false, err

@@ -287,7 +287,7 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		if rate > 0 {
 			eta = max(total-w.doneBytes-inflightBytes, 0) / rate
 		}
-		e.progress(Progress{ID: r.ID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight), ETASeconds: eta,
+		e.progress(Progress{ID: r.ID, RequestID: r.RequestID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight), ETASeconds: eta,
 			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: w.doneBytes + inflightBytes, BytesTotal: total,
 			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled || len(behind) > 0,
 			Behind: behind})

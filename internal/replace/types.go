@@ -255,6 +255,8 @@ type Record struct {
 	Concurrency int       `json:"concurrency,omitempty"`
 	Order       Order     `json:"order,omitempty"`
 	Reason      string    `json:"reason,omitempty"`
+	// RequestID is the daemon's queued request this record serves.
+	RequestID string `json:"request_id,omitempty"`
 	// Deadline is when the old instance goes away (the request's);
 	// DeadlineDecision what the gate made of it (DeadlinePolicy).
 	Deadline         time.Time `json:"deadline,omitzero"`
