@@ -28,6 +28,9 @@ type Server struct {
 	Log     zerolog.Logger
 	// Events, if set, is streamed at GET /v1/events.
 	Events *Hub
+	// UI, if set, is the status page at GET /. It carries no data (the page
+	// reads /v1 with the token), so it needs none.
+	UI http.Handler
 }
 
 // maxBody bounds request bodies: every request is a few fields.
@@ -64,6 +67,9 @@ func (s *Server) Handler() http.Handler {
 		writeError(w, Errorf(http.StatusNotFound, fmt.Sprintf("no such endpoint: %s %s (see docs/api.md)", r.Method, r.URL.Path)))
 	})
 	mux.Handle("/v1/", s.auth(v1))
+	if s.UI != nil {
+		mux.Handle("GET /{$}", s.UI)
+	}
 	return s.logged(mux)
 }
 

@@ -36,6 +36,7 @@ import (
 	"github.com/fleetd/fleetd/internal/replace"
 	"github.com/fleetd/fleetd/internal/tracing"
 	"github.com/fleetd/fleetd/internal/trigger"
+	"github.com/fleetd/fleetd/internal/ui"
 	"github.com/fleetd/fleetd/internal/version"
 )
 
@@ -340,7 +341,7 @@ func (d *Daemon) run(ctx context.Context) error {
 			return fmt.Errorf("api.listen %s: %w", d.cfg.API.Listen, err)
 		}
 	}
-	srv := &api.Server{Backend: d, Token: d.cfg.API.Token, Metrics: d.metrics.Handler(), Log: d.log, Events: d.hub}
+	srv := &api.Server{Backend: d, Token: d.cfg.API.Token, Metrics: d.metrics.Handler(), Log: d.log, Events: d.hub, UI: ui.Handler()}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

@@ -146,7 +146,7 @@ func (p *Provider) toInstance(in types.Instance) (replace.Instance, bool) {
 		return replace.Instance{}, false
 	}
 	out := replace.Instance{
-		ID: aws.ToString(in.InstanceId), NodeID: int32(id), Role: role, Image: aws.ToString(in.ImageId),
+		ID: aws.ToString(in.InstanceId), NodeID: int32(id), Role: role, Image: aws.ToString(in.ImageId), Type: string(in.InstanceType),
 		LaunchedAt: aws.ToTime(in.LaunchTime), Tags: tags, Subnet: aws.ToString(in.SubnetId),
 	}
 	if ip := aws.ToString(in.PrivateIpAddress); role == replace.RoleController && ip != "" {

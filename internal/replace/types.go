@@ -42,9 +42,11 @@ type Instance struct {
 	Endpoint string `json:"endpoint,omitempty"`
 	Zone     string `json:"zone"` // availability zone, which is the broker's rack
 	// Subnet is where the instance runs (EC2); a replacement goes in the same.
-	Subnet     string            `json:"subnet,omitempty"`
-	State      InstanceState     `json:"state"`
-	Image      string            `json:"image,omitempty"`
+	Subnet string        `json:"subnet,omitempty"`
+	State  InstanceState `json:"state"`
+	Image  string        `json:"image,omitempty"`
+	// Type is the instance type (EC2), shown beside the node.
+	Type       string            `json:"type,omitempty"`
 	LaunchedAt time.Time         `json:"launched_at"`
 	Tags       map[string]string `json:"tags,omitempty"`
 }

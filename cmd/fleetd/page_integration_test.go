@@ -1,0 +1,140 @@
+//go:build integration
+
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/fleetd/fleetd/internal/api"
+	"github.com/fleetd/fleetd/internal/testbed"
+)
+
+// chromium is Debian's headless browser (scripts/prereqs.sh installs it).
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("chromium not found: run `make prereqs` (as root it installs Debian's chromium) or put chromium on PATH")
+	return ""
+}
+
+// TestStatusPageInChromium drives the status page in a real headless
+// Chromium against a real daemon and a real replacement: the page asks for
+// the token (never in a URL), pauses and resumes fleetd, cancels a queued
+// request, shows the replacement's progress live and its outcome, and
+// leaves a screenshot in docs/status-page.png.
+func TestStatusPageInChromium(t *testing.T) {
+	t.Parallel() // a fleet of its own
+	bin := chromium(t)
+	c := testbed.NewCluster(t, 3)
+	c.CreateTopic("orders", 6, 3, 2)
+	c.Fill("orders", 24)
+	listen := freeAddr(t)
+	d := startDaemon(t, writeConfig(t, c, localFleetServer(t, c), t.TempDir(), listen, "replace:\n  throttle: 3MiB\n  concurrency: 2\n  poll: 500ms\n"), listen)
+
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(bin), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()), chromedp.Flag("disable-quic", true), chromedp.WindowSize(1400, 1000))
+	actx, cancelAlloc := chromedp.NewExecAllocator(testbed.Context(t), opts...)
+	defer cancelAlloc()
+	ctx, cancel := chromedp.NewContext(actx)
+	defer cancel()
+	// The page asks before cancelling a request: accept.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			if _, err := chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil {
+				return
+			}
+		}
+	}()
+	// do runs actions, failing the test with the page's state.
+	do := func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if err := chromedp.Do(tctx, actions...); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			t.Fatalf("%s: %v\npage:\n%s", what, err, html)
+		}
+	}
+	// waitJS waits until a JavaScript expression is true.
+	waitJS := func(what, expr string, timeout time.Duration) {
+		t.Helper()
+		tctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		if _, err := chromedp.Run(tctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(200*time.Millisecond))); err != nil {
+			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
+			t.Fatalf("waiting for %s: %v\npage:\n%s", what, err, html)
+		}
+	}
+
+	do("load the page and give it the token", time.Minute,
+		chromedp.Navigate(d.url+"/"),
+		chromedp.WaitVisible(chromedp.CSS("#token")),
+		chromedp.SendKeys(chromedp.CSS("#token"), testToken),
+		chromedp.Click(chromedp.CSS("#login-button")))
+	waitJS("the page to show an active fleetd", `document.getElementById("role").textContent === "active" && document.querySelectorAll("#fleet tr[data-node]").length >= 4`, time.Minute)
+
+	do("pause from the page", 10*time.Second, chromedp.Click(chromedp.CSS("#pause")))
+	waitJS("the page to show fleetd paused", `!document.getElementById("paused").hidden && document.getElementById("pause").textContent === "Resume"`, 30*time.Second)
+	if st := d.status(t); !st.Controller.Paused {
+		t.Fatal("the page's pause did not pause fleetd")
+	}
+
+	apictx := testbed.Context(t)
+	one, two := int32(1), int32(2)
+	first, err := d.client.Replace(apictx, api.ReplaceRequest{Broker: &one})
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := d.client.Replace(apictx, api.ReplaceRequest{Broker: &two})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitJS("both queued requests on the page", fmt.Sprintf(`!!(document.querySelector('#queue tr[data-request=%q]') && document.querySelector('#queue tr[data-request=%q]'))`, first.Queued.ID, second.Queued.ID), 30*time.Second)
+	do("cancel the second request from the page", 10*time.Second, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-cancel=%q]`, second.Queued.ID))))
+	waitJS("the cancelled request to leave the page's queue", fmt.Sprintf(`!document.querySelector('#queue tr[data-request=%q]')`, second.Queued.ID), 30*time.Second)
+	st := d.status(t)
+	if len(st.Controller.Queue) != 1 || st.Controller.Queue[0].ID != first.Queued.ID || len(st.Controller.Dropped) != 1 || !strings.Contains(st.Controller.Dropped[0].Reason, "status page") {
+		t.Fatalf("after the page's cancel: queue %+v dropped %+v", st.Controller.Queue, st.Controller.Dropped)
+	}
+
+	do("resume from the page", 10*time.Second, chromedp.Click(chromedp.CSS("#pause")))
+	waitJS("the replacement's copy to progress on the page", `(() => { const b = document.getElementById("progress-bar"); return !b.hidden && b.value > 0 && b.value < b.max; })()`, 3*time.Minute)
+	sctx, cancelShot := context.WithTimeout(ctx, 30*time.Second)
+	shot, err := chromedp.Run(sctx, chromedp.FullScreenshot(90))
+	cancelShot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("../../docs/status-page.png", shot, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	progress, err := chromedp.Run(ctx, chromedp.Text(chromedp.CSS("#progress-text")))
+	if err != nil || !strings.Contains(progress, "partitions") || !strings.Contains(progress, " of ") {
+		t.Errorf("progress text %q (%v)", progress, err)
+	}
+	waitJS("the completed replacement in the page's history", `(() => { const o = document.querySelector("#history td.outcome"); return !!o && o.textContent === "completed"; })()`, 4*time.Minute)
+	href, err := chromedp.Run(ctx, chromedp.Location())
+	if err != nil || strings.Contains(href, testToken) {
+		t.Errorf("the page's URL %s (%v) holds the token", href, err)
+	}
+	d.stop(t)
+	checkLogs(t, d.logs.String())
+}
