@@ -68,7 +68,7 @@ func runDemo(ctx context.Context, out, errOut io.Writer, data int64, throttle re
 	if verbose {
 		logOut = errOut
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: logOut, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
+	log := zerolog.New(zerolog.ConsoleWriter{Out: logOut, TimeFormat: "15:04:05", NoColor: !isTerminal(logOut)}).With().Timestamp().Logger()
 
 	say("starting a local fleet: 1 KRaft controller + 3 brokers on loopback")
 	fleet, err := local.Up(ctx, local.Options{Log: log}, 3)

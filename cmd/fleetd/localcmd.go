@@ -50,7 +50,7 @@ Everything stops, and the data is deleted, when this command is interrupted.`,
 			if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
 				return fmt.Errorf("--listen %q: the control API has no authentication and binds to loopback only", listen)
 			}
-			log := zerolog.New(zerolog.ConsoleWriter{Out: cmd.ErrOrStderr(), TimeFormat: "15:04:05"}).With().Timestamp().Logger()
+			log := zerolog.New(zerolog.ConsoleWriter{Out: cmd.ErrOrStderr(), TimeFormat: "15:04:05", NoColor: !isTerminal(cmd.ErrOrStderr())}).With().Timestamp().Logger()
 			if controllers < 1 || controllers > 9 {
 				return fmt.Errorf("--controllers %d: want 1 to 9 (an odd number: 1, 3 or 5)", controllers)
 			}

@@ -293,7 +293,7 @@ func runReplace(ctx context.Context, out, errOut io.Writer, f replaceFlags, brok
 	if err != nil {
 		return err
 	}
-	log := zerolog.New(zerolog.ConsoleWriter{Out: errOut, TimeFormat: "15:04:05"}).With().Timestamp().Logger()
+	log := zerolog.New(zerolog.ConsoleWriter{Out: errOut, TimeFormat: "15:04:05", NoColor: !isTerminal(errOut)}).With().Timestamp().Logger()
 	view := newProgressView(out)
 	rc := config.Replace{Throttle: config.Throttle{Throttle: throttle}, Concurrency: f.concurrency, Order: replace.Order(f.order), Poll: f.poll}
 	if rc.Throttle.Adaptive, err = adaptiveFlags(throttle, f.throttleMax, f.targetP99); err != nil {

@@ -226,8 +226,8 @@ func metricsText(t *testing.T, url string) string {
 }
 
 // checkLogs asserts the JSON log discipline: every line parses, every line
-// about a replacement carries its replacement, broker and instance ids, and
-// the API token never appears.
+// about a replacement carries its replacement and broker ids and no empty
+// id field (the instance once known), and the API token never appears.
 func checkLogs(t *testing.T, logs string) {
 	t.Helper()
 	if strings.Contains(logs, testToken) {
@@ -235,7 +235,7 @@ func checkLogs(t *testing.T, logs string) {
 	}
 	sc := bufio.NewScanner(strings.NewReader(logs))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	withIDs := 0
+	withIDs, withInstance := 0, 0
 	for sc.Scan() {
 		var m map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
@@ -246,14 +246,20 @@ func checkLogs(t *testing.T, logs string) {
 			continue
 		}
 		withIDs++
-		for _, k := range []string{"broker", "instance"} {
-			if _, ok := m[k]; !ok {
-				t.Errorf("replacement log line lacks %q: %s", k, sc.Text())
+		if _, ok := m["broker"]; !ok {
+			t.Errorf("replacement log line lacks its broker: %s", sc.Text())
+		}
+		for _, k := range []string{"instance", "new_instance"} {
+			if v, ok := m[k]; ok && v == "" {
+				t.Errorf("replacement log line has an empty %q (an id not known yet is left out): %s", k, sc.Text())
 			}
 		}
+		if _, ok := m["instance"]; ok {
+			withInstance++
+		}
 	}
-	if withIDs == 0 {
-		t.Error("no log line carried a replacement id")
+	if withIDs == 0 || withInstance == 0 {
+		t.Errorf("%d log lines carried a replacement id, %d its instance", withIDs, withInstance)
 	}
 }
 

@@ -65,7 +65,7 @@ func (c *Consumer) Run(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			c.Log.Warn().Err(err).Str("queue", c.QueueURL).Dur("retry_in", backoff).Msg("cannot receive from the event queue")
+			c.Log.Warn().Err(err).Str("queue", c.QueueURL).Float64("retry_in_seconds", backoff.Seconds()).Msg("cannot receive from the event queue")
 			select {
 			case <-ctx.Done():
 				return

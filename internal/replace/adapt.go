@@ -112,7 +112,7 @@ func (e *Executor) adapt(ctx context.Context, r *Record, moving []health.TP, beh
 		return
 	}
 	log := e.logger(r).Info().Str("why", why).Int64("from_bytes_per_sec", cur).Int64("to_bytes_per_sec", next).
-		Int("window", nextWindow).Dur("canary_p99", sig.p99)
+		Int("window", nextWindow).Float64("canary_p99_seconds", sig.p99.Seconds())
 	if next != cur {
 		a.Changes++
 	}

@@ -135,7 +135,7 @@ func (e *Executor) calm(ctx context.Context, r *Record) int {
 			return i
 		}
 		if i == 0 {
-			e.logger(r).Info().Dur("canary_p99", p99).Dur("limit", limit).Msg("producers are slow: the next group of leader elections waits")
+			e.logger(r).Info().Float64("canary_p99_seconds", p99.Seconds()).Float64("limit_seconds", limit.Seconds()).Msg("producers are slow: the next group of leader elections waits")
 		}
 		if !sleep(ctx, e.Opts.LeaderPause) {
 			return i

@@ -72,7 +72,7 @@ func (e *Executor) meetDeadline(ctx context.Context, r *Record, snap *health.Sna
 	}
 	miss := fmt.Sprintf("copy ETA %s at %s/s does not fit before the deadline in %s (%s kept for the rest of the workflow)",
 		eta, humanize.IBytes(uint64(bps)), left.Round(time.Second), e.Opts.DeadlineMargin)
-	log := e.logger(r).Warn().Time("deadline", r.Deadline).Dur("eta", eta)
+	log := e.logger(r).Warn().Time("deadline", r.Deadline).Float64("eta_seconds", eta.Seconds())
 	switch {
 	case e.Opts.DeadlinePolicy == DeadlineIdentity && requested == "":
 		r.Strategy = StrategyIdentity

@@ -346,8 +346,19 @@ func (e *Executor) logger(r *Record) *zerolog.Logger { return Logger(e.Opts.Log,
 // Logger returns l with r's ids (replacement, old and new broker and
 // instance): every log line about a replacement carries them.
 func Logger(l zerolog.Logger, r *Record) *zerolog.Logger {
-	l = l.With().Str("replacement", r.ID).Int32("broker", r.OldBroker).Str("instance", r.OldInstance).
-		Int32("new_broker", r.NewBroker).Str("new_instance", r.NewInstance).Logger()
+	// Only the ids known so far: an empty field is noise a reader must
+	// learn to skip.
+	c := l.With().Str("replacement", r.ID).Int32("broker", r.OldBroker)
+	if r.OldInstance != "" {
+		c = c.Str("instance", r.OldInstance)
+	}
+	if r.NewBroker >= 0 {
+		c = c.Int32("new_broker", r.NewBroker)
+	}
+	if r.NewInstance != "" {
+		c = c.Str("new_instance", r.NewInstance)
+	}
+	l = c.Logger()
 	return &l
 }
 
@@ -440,7 +451,7 @@ func (e *Executor) runStep(ctx context.Context, r *Record, step Step) error {
 		if err = fn(ctx, r); err == nil || Classify(ctx, err) != Retry {
 			return err
 		}
-		e.logger(r).Warn().Err(err).Str("step", string(step)).Int("attempt", attempt+1).Dur("retry_in", backoff).Msg("step failed, retrying")
+		e.logger(r).Warn().Err(err).Str("step", string(step)).Int("attempt", attempt+1).Float64("retry_in_seconds", backoff.Seconds()).Msg("step failed, retrying")
 		if !sleep(ctx, backoff) {
 			return ctx.Err()
 		}

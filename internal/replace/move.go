@@ -69,7 +69,7 @@ func (s *stallTracker) observe(e *Executor, r *Record, progress int64, waiting b
 			if s.inflight != nil {
 				ev = ev.Strs("partitions", s.inflight())
 			}
-			ev.Float64("bytes_per_sec", rate).Dur("window", e.Opts.StallWarn).
+			ev.Float64("bytes_per_sec", rate).Float64("window_seconds", e.Opts.StallWarn.Seconds()).
 				Msg("copy is slow: is the throttle below the partitions' write rate?")
 			s.warned = true
 		}

@@ -270,7 +270,7 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		}
 		// What a poll costs, at debug level: where a slow move's time goes.
 		e.logger(r).Debug().Int("in_flight", len(w.inflight)).Int("done", w.done).Int("submitted", len(submit)).
-			Dur("watch", watchTook).Dur("window", followTook).Dur("poll", time.Since(began)).Msg(s.what + ": poll")
+			Float64("watch_seconds", watchTook.Seconds()).Float64("window_seconds", followTook.Seconds()).Float64("poll_seconds", time.Since(began).Seconds()).Msg(s.what + ": poll")
 		finished := w.done == len(s.moves)
 		rate := steer.observe(ctx, w.copied, len(w.inflight) > 0 && !finished)
 		// Every RateInterval: which moves fall behind their writes, and

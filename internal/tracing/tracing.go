@@ -108,6 +108,13 @@ func (t *Tracer) Step(r *replace.Record, st replace.StepTiming, err error) {
 		attribute.Int("kafka.broker.new", int(r.NewBroker)),
 		attribute.String("instance.new", r.NewInstance),
 	))
+	if st.Step == replace.StepMove {
+		// What the copy did: bytes, and the partition moves done of the plan's.
+		span.SetAttributes(attribute.Int64("replacement.bytes_moved", r.BytesMoved), attribute.Int("replacement.moves_done", r.MovesDone))
+		if r.Plan != nil {
+			span.SetAttributes(attribute.Int("replacement.partitions", r.Plan.Partitions), attribute.Int64("replacement.bytes_planned", r.Plan.TotalBytes))
+		}
+	}
 	switch {
 	case errors.Is(err, replace.ErrAborted):
 		// An operator's abort is a decision, not an exception.

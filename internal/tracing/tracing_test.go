@@ -33,6 +33,7 @@ func TestOneTracePerReplacementWithASpanPerStep(t *testing.T) {
 	t0 := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
 	tr.Begin(context.Background(), r, false)
 	tr.Step(r, replace.StepTiming{Step: replace.StepGate, Started: t0, Ended: t0.Add(2 * time.Second)}, nil)
+	r.BytesMoved, r.MovesDone = 1000, 3
 	tr.Step(r, replace.StepTiming{Step: replace.StepMove, Started: t0.Add(2 * time.Second), Ended: t0.Add(62 * time.Second)}, errors.New("stalled"))
 	tr.End(r)
 	tr.Step(r, replace.StepTiming{Step: replace.StepDone, Started: t0, Ended: t0}, nil) // after End: dropped
@@ -56,6 +57,13 @@ func TestOneTracePerReplacementWithASpanPerStep(t *testing.T) {
 	}
 	if !move.StartTime.Equal(t0.Add(2*time.Second)) || move.EndTime.Sub(move.StartTime) != time.Minute {
 		t.Fatalf("move span %s..%s, want the step's own times", move.StartTime, move.EndTime)
+	}
+	attrs := map[string]int64{}
+	for _, a := range move.Attributes {
+		attrs[string(a.Key)] = a.Value.AsInt64()
+	}
+	if attrs["replacement.bytes_moved"] != 1000 || attrs["replacement.moves_done"] != 3 {
+		t.Errorf("move span attributes %v, want the bytes moved and the moves done", attrs)
 	}
 	if move.Status.Description != "stalled" || byName["gate"].Status.Description != "" {
 		t.Fatalf("statuses: move %q gate %q", move.Status.Description, byName["gate"].Status.Description)
