@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/term"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/fleetd/fleetd/internal/config"
 	"github.com/fleetd/fleetd/internal/daemon"
