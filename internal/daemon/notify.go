@@ -54,6 +54,11 @@ func (d *Daemon) controllerEvent(ev controller.Event) {
 	default:
 		return
 	}
+	// Pause, resume and the lease are logged as events of their own, with why.
+	switch ev.Kind {
+	case controller.EventPaused, controller.EventResumed, controller.EventLeaseLost, controller.EventLeaseAcquired:
+		d.log.Info().Str("event", string(n.Kind)).Str("reason", ev.Reason).Msg(n.Message)
+	}
 	d.tell(n)
 	if ev.Kind == controller.EventRefused && ev.Record != nil {
 		d.hub.Publish(api.TypeEnd, ev.Record)

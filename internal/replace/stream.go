@@ -175,6 +175,7 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 	var sampled time.Time
 	deadPolls := 0
 	first := true
+	logged := e.Opts.Now()
 	return e.pollEvery(ctx, r, s.what, timeout, e.Opts.MovePoll, func(ctx context.Context) (bool, error) {
 		began := time.Now()
 		watched, err := e.Cluster.Watch(ctx, w.tps(), s.dest)
@@ -291,12 +292,23 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: w.doneBytes + inflightBytes, BytesTotal: total,
 			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled || len(behind) > 0,
 			Behind: behind})
+		// A progress line every progressLogEvery, so a log alone tells how
+		// a long move went.
+		if now := e.Opts.Now(); !finished && now.Sub(logged) >= progressLogEvery {
+			logged = now
+			e.logger(r).Info().Int("partitions_done", w.done).Int("partitions", len(s.moves)).Int("in_flight", len(w.inflight)).
+				Int64("bytes_copied", w.doneBytes+inflightBytes).Int64("bytes_total", total).Int64("bytes_per_sec", rate).Int64("eta_seconds", eta).
+				Bool("stalled", stalled || len(behind) > 0).Msg(s.what + ": progress")
+		}
 		if serr != nil {
 			return false, serr
 		}
 		return finished, nil
 	})
 }
+
+// progressLogEvery is how often a move logs its progress at info.
+const progressLogEvery = 30 * time.Second
 
 // union is a's replicas, then b's not in a.
 func union(a, b []int32) []int32 {
