@@ -170,7 +170,9 @@ type Progress struct {
 	BytesPerSec int64  `json:"bytes_per_sec,omitempty"`
 	Throttle    string `json:"throttle,omitempty"`
 	AppliedRate int64  `json:"applied_rate,omitempty"`
-	// ETASeconds is the copy left at the measured rate (0: not known yet).
+	// ETASeconds is the copy left at the measured rate, or at the throttle
+	// until a rate is measured (0: nothing left, or unthrottled and not
+	// measured yet).
 	ETASeconds int64 `json:"eta_seconds,omitempty"`
 	// Behind names the moves copying slower than their partitions are
 	// written, with both rates: they cannot finish at this rate.

@@ -284,10 +284,7 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		// Moves with nothing left to copy (empty partitions) wait on Kafka,
 		// not on the throttle: they are no stall.
 		stalled, serr := st.observe(e, r, w.copied+int64(w.done), finished || w.left() == 0)
-		var eta int64
-		if rate > 0 {
-			eta = max(total-w.doneBytes-inflightBytes, 0) / rate
-		}
+		eta := liveETA(total-w.doneBytes-inflightBytes, rate, e.throttleOf(r))
 		e.progress(Progress{ID: r.ID, RequestID: r.RequestID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight), ETASeconds: eta,
 			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: w.doneBytes + inflightBytes, BytesTotal: total,
 			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled || len(behind) > 0,
@@ -426,4 +423,18 @@ func sortedKeys(keys []ConfigKey) []ConfigKey {
 		return strings.Compare(string(a.Kind)+"\x00"+a.Resource+"\x00"+a.Name, string(b.Kind)+"\x00"+b.Resource+"\x00"+b.Name)
 	})
 	return keys
+}
+
+// liveETA is the whole seconds the copy left takes at the measured rate, or
+// at the throttle until a rate has been measured (a move shorter than one
+// RateInterval would otherwise never show one); 0 when neither is known.
+func liveETA(left, measured int64, throttle Throttle) int64 {
+	rate := measured
+	if rate <= 0 {
+		rate, _ = throttle.BytesPerSec()
+	}
+	if rate <= 0 || left <= 0 {
+		return 0
+	}
+	return (left + rate - 1) / rate
 }

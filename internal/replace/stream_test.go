@@ -269,3 +269,22 @@ func TestAForeignReassignmentOfAMoveInFlightNeedsAPerson(t *testing.T) {
 		}
 	})
 }
+
+func TestLiveETA(t *testing.T) {
+	for _, c := range []struct {
+		name           string
+		left, measured int64
+		throttle       Throttle
+		want           int64
+	}{
+		{"measured rate wins", 100, 10, Rate(1), 10},
+		{"throttle until measured", 100, 0, Rate(30), 4}, // 3.3 s rounds up
+		{"a part of a second left is a second", 1, 1000, Rate(1), 1},
+		{"nothing left", 0, 10, Rate(10), 0},
+		{"unthrottled, not measured", 100, 0, NoThrottle(), 0},
+	} {
+		if got := liveETA(c.left, c.measured, c.throttle); got != c.want {
+			t.Errorf("%s: liveETA(%d, %d, %v) = %d, want %d", c.name, c.left, c.measured, c.throttle, got, c.want)
+		}
+	}
+}
