@@ -477,6 +477,7 @@ func (e *Executor) unregister(ctx context.Context, r *Record, broker int32) erro
 // at Kafka's pace; done when it is back in every ISR.
 func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
 	st := stallTracker{}
+	steer := newRateSteer(e, r) // the catch-up's rate is steered to the throttle, as a move's is
 	var sampled time.Time
 	err := e.poll(ctx, r, fmt.Sprintf("broker %d back in sync", r.NewBroker), e.Opts.InSyncTimeout, func(ctx context.Context) (bool, error) {
 		snap, err := e.Cluster.Snapshot(ctx)
@@ -509,9 +510,11 @@ func (e *Executor) awaitInSync(ctx context.Context, r *Record) error {
 				copied += n
 			}
 		}
+		bps := steer.observe(ctx, copied, len(catching) > 0)
 		stalled, err := st.observe(e, r, copied, synced == parts)
 		e.progress(Progress{ID: r.ID, RequestID: r.RequestID, Phase: r.Phase, Step: r.Step, PartitionsDone: synced, Partitions: parts, BytesCopied: copied,
-			BytesTotal: total, UnderReplicated: len(health.UnderReplicated(snap)), Stalled: stalled})
+			BytesTotal: total, UnderReplicated: len(health.UnderReplicated(snap)), Stalled: stalled, BytesPerSec: bps,
+			Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), ETASeconds: liveETA(total-copied, bps, e.throttleOf(r))})
 		if err != nil {
 			return false, err
 		}
