@@ -50,7 +50,7 @@ func main() {
 	awsOnly := flag.Bool("aws", false, "run the AWS benchmark (fleetd run against moto) instead")
 	controllers := flag.Bool("controllers", false, "run the controller replacement benchmark instead")
 	small := flag.Bool("small", false, "run the many-small-partitions and identity catch-up benchmarks instead")
-	only := flag.String("only", "", "with -small: run only the layouts whose name contains this (e.g. \"one topic\"), and no identity catch-up; for diagnosis, not for docs/benchmarks.md")
+	only := flag.String("only", "", "with -small: run only the layouts whose name contains this (e.g. \"one topic\"), and no identity catch-up, or \"identity\" for only the identity catch-up; for diagnosis, not for docs/benchmarks.md")
 	debug := flag.Bool("debug", false, "log fleetd's executor at debug level to stderr")
 	flag.Parse()
 	if *debug {
