@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/fleetd/fleetd/internal/api"
@@ -51,18 +50,11 @@ func TestStatusPageInChromium(t *testing.T) {
 	defer cancelAlloc()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()
-	// The page asks before cancelling a request: accept.
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			if _, err := chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil {
-				return
-			}
-		}
-	}()
+	// The first run starts the browser, which lives as long as that run's
+	// context: it gets the test's, so the bounded steps below never stop it.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting %s: %v", bin, err)
+	}
 	// do runs actions, failing the test with the page's state.
 	do := func(what string, timeout time.Duration, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
@@ -108,7 +100,19 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitJS("both queued requests on the page", fmt.Sprintf(`!!(document.querySelector('#queue tr[data-request=%q]') && document.querySelector('#queue tr[data-request=%q]'))`, first.Queued.ID, second.Queued.ID), 30*time.Second)
-	do("cancel the second request from the page", 10*time.Second, chromedp.Click(chromedp.CSS(fmt.Sprintf(`button[data-cancel=%q]`, second.Queued.ID))))
+	cancelButton := chromedp.CSS(fmt.Sprintf(`button[data-cancel=%q]`, second.Queued.ID))
+	// The button must be what a person's click at its centre reaches (a
+	// wide queue table once spilled under the next section and covered it).
+	reached, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(`(() => { const b = document.querySelector('button[data-cancel=%q]'); b.scrollIntoView({block: "center"}); const r = b.getBoundingClientRect(); const e = document.elementFromPoint(r.x + r.width/2, r.y + r.height/2); return e === b ? "button" : (e ? e.outerHTML.slice(0, 120) : "nothing"); })()`, second.Queued.ID)))
+	if err != nil || reached != "button" {
+		t.Fatalf("a click on the Cancel button reaches %s (%v), not the button", reached, err)
+	}
+	do("click Cancel on the second request", 10*time.Second, chromedp.Click(cancelButton))
+	waitJS("the Cancel button to ask for confirmation", fmt.Sprintf(`document.querySelector('button[data-cancel=%q]').textContent === "Confirm cancel"`, second.Queued.ID), 10*time.Second)
+	if st := d.status(t); len(st.Controller.Queue) != 2 {
+		t.Fatalf("one click cancelled without confirmation: queue %+v", st.Controller.Queue)
+	}
+	do("confirm the cancel", 10*time.Second, chromedp.Click(cancelButton))
 	waitJS("the cancelled request to leave the page's queue", fmt.Sprintf(`!document.querySelector('#queue tr[data-request=%q]')`, second.Queued.ID), 30*time.Second)
 	st := d.status(t)
 	if len(st.Controller.Queue) != 1 || st.Controller.Queue[0].ID != first.Queued.ID || len(st.Controller.Dropped) != 1 || !strings.Contains(st.Controller.Dropped[0].Reason, "status page") {
