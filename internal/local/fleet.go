@@ -409,7 +409,7 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 	}
 	// Keep the old port when possible so addresses stay stable across restarts.
 	if n.port == 0 || !portFree(n.port) {
-		p, err := freePort()
+		p, err := FreePort()
 		if err != nil {
 			f.mu.Unlock()
 			return BrokerInfo{}, err
@@ -417,7 +417,7 @@ func (f *Fleet) StartBroker(ctx context.Context, id int32, rack string) (BrokerI
 		n.port = p
 	}
 	if f.opts.SASLSSL != nil && (n.securePort == 0 || !portFree(n.securePort)) {
-		p, err := freePort()
+		p, err := FreePort()
 		if err != nil {
 			f.mu.Unlock()
 			return BrokerInfo{}, err
@@ -483,7 +483,7 @@ func (f *Fleet) controllerPort() (int, error) {
 	if f.opts.ControllerPort > 0 {
 		return f.opts.ControllerPort, nil
 	}
-	return freePort()
+	return FreePort()
 }
 
 // AddController starts a new controller, node id, in rack ("": the next in

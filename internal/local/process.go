@@ -211,14 +211,53 @@ func waitListening(ctx context.Context, p *Process, addr string, d time.Duration
 	}
 }
 
-// freePort asks the kernel for an unused loopback port.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
+// FreePort asks the kernel for an unused loopback port and claims it for a
+// while, so that no other caller of FreePort, in this process or another,
+// is handed the same port before its owner binds it. The kernel only knows
+// bound ports: a port picked here and bound seconds later by a starting JVM
+// or fleetd was handed out twice when several test packages ran at once
+// (CI saw "bind: address already in use"). Claims are files named by port
+// in a shared directory, reused once older than portClaimTTL.
+func FreePort() (int, error) {
+	dir := filepath.Join(os.TempDir(), "fleetd-port-claims")
+	if err := os.MkdirAll(dir, 0o777); err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return 0, fmt.Errorf("find a free port: %w", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		if claimPort(dir, port) {
+			return port, nil
+		}
+	}
+	return 0, errors.New("find a free port: 50 ports in a row were claimed by other callers")
+}
+
+// portClaimTTL is how long a claimed port is kept from other callers: longer
+// than any start-up between picking a port and binding it.
+const portClaimTTL = 10 * time.Minute
+
+// claimPort creates dir/port exclusively, or takes over a claim older than
+// portClaimTTL. It reports whether the caller now holds the claim.
+func claimPort(dir string, port int) bool {
+	name := filepath.Join(dir, strconv.Itoa(port))
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o666)
+	if err == nil {
+		f.Close()
+		return true
+	}
+	st, err := os.Stat(name)
+	if err != nil || time.Since(st.ModTime()) < portClaimTTL {
+		return false
+	}
+	// A stale claim: refresh its time. Two callers racing here may both win;
+	// that needs two stale-claim takeovers of one port within one start-up.
+	now := time.Now()
+	return os.Chtimes(name, now, now) == nil
 }
 
 // portFree reports whether port can be bound right now.

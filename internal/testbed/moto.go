@@ -2,7 +2,6 @@ package testbed
 
 import (
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -36,12 +35,10 @@ func StartMoto(t testing.TB) *Moto {
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("moto_server not found at %s: run scripts/tools.sh (or make tools) first", bin)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := local.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
 	dir := t.TempDir()
 	p, err := local.Spawn(dir, filepath.Join(dir, "moto.log"), bin, "-H", "127.0.0.1", "-p", strconv.Itoa(port))
 	if err != nil {
