@@ -469,7 +469,13 @@ func TestRunQueuePauseAndAbort(t *testing.T) {
 	// The first request comes from the CLI, followed live to its end.
 	follow1 := startCLI(t, "replace --broker 1 --api "+d.url+" --follow --json")
 	d.waitFor(t, "broker 1's replacement to start", time.Minute, func(st api.Status) bool { return st.Controller.Running != nil })
-	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &second}); err != nil {
+	// The second is aborted mid-copy: at 1 MiB/s its 16 MB take 16 s, so the
+	// abort cannot come after the copy however fast the machine.
+	slow, err := replace.ParseThrottle("1MiB")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &second, Throttle: slow}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := d.client.Replace(ctx, api.ReplaceRequest{Broker: &second}); err != nil { // a duplicate merges

@@ -41,8 +41,9 @@ type window struct {
 	// listBytes are the in-flight moves' share of each topic's
 	// throttled-replica list.
 	listBytes map[string]int
-	// doneBytes are the done moves' planned bytes; last the in-flight
-	// moves' sizes on dest at the last poll (progress and rate).
+	// doneBytes are the done moves' bytes (planned, or as last measured
+	// on dest when live writes made them more); last the in-flight moves'
+	// sizes on dest at the last poll (progress and rate).
 	doneBytes int64
 	last      map[health.TP]int64
 	// copied accumulates bytes written to dest by in-flight moves.
@@ -213,7 +214,10 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 				w.state[i] = moveDone
 				w.remove(i)
 				w.done++
-				w.doneBytes += m.Bytes
+				// Counted as last seen on dest when writes during the
+				// copy grew it past the plan: bytes copied never go back
+				// when a move ends.
+				w.doneBytes += max(m.Bytes, w.last[m.TP])
 				delete(w.last, m.TP)
 				continue
 			case !p.Reassigning && sameSet(p.Replicas, m.From):
@@ -284,9 +288,13 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		// Moves with nothing left to copy (empty partitions) wait on Kafka,
 		// not on the throttle: they are no stall.
 		stalled, serr := st.observe(e, r, w.copied+int64(w.done), finished || w.left() == 0)
-		eta := liveETA(total-w.doneBytes-inflightBytes, rate, e.throttleOf(r))
+		copiedNow := w.doneBytes + inflightBytes
+		// Live writes can grow the data past the plan; the total shown grows
+		// with it rather than read "110% copied".
+		total = max(total, copiedNow)
+		eta := liveETA(total-copiedNow, rate, e.throttleOf(r))
 		e.progress(Progress{ID: r.ID, RequestID: r.RequestID, Phase: r.Phase, Step: r.Step, InFlight: len(w.inflight), ETASeconds: eta,
-			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: w.doneBytes + inflightBytes, BytesTotal: total,
+			PartitionsDone: w.done, Partitions: len(s.moves), BytesCopied: copiedNow, BytesTotal: total,
 			BytesPerSec: rate, Throttle: e.throttleOf(r).String(), AppliedRate: appliedRate(r), Stalled: stalled || len(behind) > 0,
 			Behind: behind})
 		// A progress line every progressLogEvery, so a log alone tells how
@@ -294,7 +302,7 @@ func (e *Executor) stream(ctx context.Context, r *Record, s streamSpec) error {
 		if now := e.Opts.Now(); !finished && now.Sub(logged) >= progressLogEvery {
 			logged = now
 			e.logger(r).Info().Int("partitions_done", w.done).Int("partitions", len(s.moves)).Int("in_flight", len(w.inflight)).
-				Int64("bytes_copied", w.doneBytes+inflightBytes).Int64("bytes_total", total).Int64("bytes_per_sec", rate).Int64("eta_seconds", eta).
+				Int64("bytes_copied", copiedNow).Int64("bytes_total", total).Int64("bytes_per_sec", rate).Int64("eta_seconds", eta).
 				Bool("stalled", stalled || len(behind) > 0).Msg(s.what + ": progress")
 		}
 		if serr != nil {
