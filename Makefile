@@ -9,7 +9,7 @@ LDFLAGS := -X github.com/fleetd/fleetd/internal/version.Version=$(VERSION) -X gi
 # (sourced, so it has none); shellcheck reads them all.
 SCRIPTS := $(sort scripts/lib.sh $(shell git ls-files 2>/dev/null | while read -r f; do [[ -f "$$f" ]] && head -n1 "$$f" | grep -qE '^\#!.*[/ ](ba)?sh$$' && echo "$$f"; done))
 
-.PHONY: help build test test-unit test-integration bench fuzz lint demo kafka tools prereqs clean
+.PHONY: help build test test-unit test-integration bench fuzz lint demo kafka tools prereqs clean screenshot
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -40,6 +40,9 @@ test-unit: ## unit tests only: no Java, Python or network
 
 test-integration: kafka tools ## integration tests only (RUN=TestName to pick one)
 	scripts/test.sh $(if $(RUN),-run '$(RUN)')
+
+screenshot: kafka tools ## refresh docs/status-page.png from the status page's Chromium test
+	FLEETD_UPDATE_SCREENSHOT=1 scripts/test.sh -run '^TestStatusPageInChromium$$'
 
 fuzz: ## run every fuzz target for FUZZTIME (default 30s) each; failing inputs land in testdata/fuzz as seeds
 	scripts/fuzz.sh
