@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -84,7 +85,25 @@ type Options struct {
 type Provider struct {
 	API  API
 	Opts Options
+
+	images imageDates
 }
+
+// imageDates caches AMIs' creation times by id. An AMI's never changes, so
+// each is asked for once; one that DescribeImages does not return
+// (deregistered, or shared no longer) is asked for again after
+// imageRecheck.
+type imageDates struct {
+	mu    sync.Mutex
+	known map[string]imageDate
+}
+
+type imageDate struct {
+	created time.Time // zero: not found when checked
+	checked time.Time
+}
+
+const imageRecheck = 10 * time.Minute
 
 // NewProvider applies defaults to o.
 func NewProvider(api API, o Options) (*Provider, error) {
@@ -191,7 +210,46 @@ func (p *Provider) Instances(ctx context.Context) ([]replace.Instance, error) {
 		return nil, err
 	}
 	slices.SortFunc(all, func(a, b replace.Instance) int { return a.LaunchedAt.Compare(b.LaunchedAt) })
+	p.fillImageCreated(ctx, all)
 	return all, nil
+}
+
+// fillImageCreated sets each instance's ImageCreated (the status page and
+// `fleetd status` show the AMI's age). It asks EC2 only for AMIs not seen
+// before, in one call filtered by id (a filter, not ImageIds, so one
+// deregistered AMI does not fail the rest). A failed call leaves the dates
+// unknown and is tried again on the next listing: an AMI's age is shown,
+// never needed.
+func (p *Provider) fillImageCreated(ctx context.Context, all []replace.Instance) {
+	p.images.mu.Lock()
+	defer p.images.mu.Unlock()
+	if p.images.known == nil {
+		p.images.known = map[string]imageDate{}
+	}
+	now := time.Now()
+	var ask []string
+	for _, in := range all {
+		d, ok := p.images.known[in.Image]
+		if in.Image != "" && (!ok || d.created.IsZero() && now.Sub(d.checked) >= imageRecheck) && !slices.Contains(ask, in.Image) {
+			ask = append(ask, in.Image)
+		}
+	}
+	if len(ask) > 0 {
+		out, err := p.API.DescribeImages(ctx, &ec2.DescribeImagesInput{Filters: []types.Filter{{Name: aws.String("image-id"), Values: ask}}})
+		if err == nil {
+			for _, id := range ask {
+				p.images.known[id] = imageDate{checked: now}
+			}
+			for _, im := range out.Images {
+				if t, err := time.Parse(time.RFC3339, aws.ToString(im.CreationDate)); err == nil {
+					p.images.known[aws.ToString(im.ImageId)] = imageDate{created: t, checked: now}
+				}
+			}
+		}
+	}
+	for i := range all {
+		all[i].ImageCreated = p.images.known[all[i].Image].created
+	}
 }
 
 // NewestImage returns the newest available AMI the selector matches.

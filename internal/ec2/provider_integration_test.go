@@ -198,3 +198,48 @@ func TestProviderRefusesForeignInstances(t *testing.T) {
 		t.Errorf("instances %v, want only the cluster's broker", insts)
 	}
 }
+
+// countingImages counts DescribeImages calls.
+type countingImages struct {
+	API
+	calls atomic.Int32
+}
+
+func (c *countingImages) DescribeImages(ctx context.Context, in *ec2.DescribeImagesInput, opts ...func(*ec2.Options)) (*ec2.DescribeImagesOutput, error) {
+	c.calls.Add(1)
+	return c.API.DescribeImages(ctx, in, opts...)
+}
+
+// Every instance carries its AMI's creation time (the status page shows the
+// AMI's age), asked of EC2 once per AMI, not on every listing.
+func TestInstancesCarryTheirAMIsCreationTime(t *testing.T) {
+	t.Parallel()
+	cfg, _, _ := testbed.MotoConfig(t)
+	c := ec2.NewFromConfig(cfg)
+	seed := testbed.SeedEC2(t, c, "test", 3)
+	api := &countingImages{API: c}
+	p, err := NewProvider(api, Options{Cluster: "test", LaunchTemplate: seed.LaunchTemplate, ImageTags: testbed.ImageTags})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := testbed.Context(t)
+	for range 3 {
+		insts, err := p.Instances(ctx)
+		if err != nil || len(insts) != 3 {
+			t.Fatalf("instances: %v %v", insts, err)
+		}
+		for _, in := range insts {
+			im, err := c.DescribeImages(ctx, &ec2.DescribeImagesInput{ImageIds: []string{in.Image}})
+			if err != nil || len(im.Images) != 1 {
+				t.Fatalf("describe %s: %v", in.Image, err)
+			}
+			want, _ := time.Parse(time.RFC3339, aws.ToString(im.Images[0].CreationDate))
+			if want.IsZero() || !in.ImageCreated.Equal(want) {
+				t.Errorf("%s (%s) image created %v, want %v", in.ID, in.Image, in.ImageCreated, want)
+			}
+		}
+	}
+	if n := api.calls.Load(); n != 1 {
+		t.Errorf("%d DescribeImages calls for three listings of one AMI, want 1", n)
+	}
+}

@@ -45,6 +45,9 @@ type Instance struct {
 	Subnet string        `json:"subnet,omitempty"`
 	State  InstanceState `json:"state"`
 	Image  string        `json:"image,omitempty"`
+	// ImageCreated is when the AMI was made (EC2; zero when unknown), so
+	// that an old image is seen beside the node.
+	ImageCreated time.Time `json:"image_created,omitzero"`
 	// Type is the instance type (EC2), shown beside the node.
 	Type       string            `json:"type,omitempty"`
 	LaunchedAt time.Time         `json:"launched_at"`
