@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"text/tabwriter"
 	"time"
 
@@ -27,6 +28,7 @@ type apiFlags struct {
 	url     string
 	timeout time.Duration
 	asJSON  bool
+	actor   string
 }
 
 func (a *apiFlags) register(fs *pflag.FlagSet, usage string) {
@@ -38,6 +40,23 @@ func (a *apiFlags) register(fs *pflag.FlagSet, usage string) {
 func (a *apiFlags) registerURL(fs *pflag.FlagSet, usage string) {
 	fs.StringVar(&a.url, "api", "", usage+" (the token is read from "+config.EnvAPIToken+")")
 	fs.DurationVar(&a.timeout, "api-timeout", 30*time.Second, "give up on the daemon after this long")
+	fs.StringVar(&a.actor, "as", defaultActor(), "who you are: kept with the daemon's log, events and records of a pause, resume, cancel, abort or throttle change (a label; the daemon adds the address it came from)")
+}
+
+// defaultActor is user@host, as far as this machine knows them.
+func defaultActor() string {
+	name := os.Getenv("USER")
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		name = u.Username
+	}
+	host, _ := os.Hostname()
+	switch {
+	case name != "" && host != "":
+		return name + "@" + host
+	case name != "":
+		return name
+	}
+	return host
 }
 
 // useDaemon says whether a command that works either way talks to the
@@ -73,7 +92,12 @@ func (a *apiFlags) client() (*api.Client, error) {
 	if u == "" {
 		u = defaultAPI
 	}
-	return api.NewClient(u, os.Getenv(config.EnvAPIToken), a.timeout)
+	c, err := api.NewClient(u, os.Getenv(config.EnvAPIToken), a.timeout)
+	if err != nil {
+		return nil, err
+	}
+	c.Actor = a.actor
+	return c, nil
 }
 
 // open returns the client and a context bounded by --api-timeout.

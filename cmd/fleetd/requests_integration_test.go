@@ -58,7 +58,7 @@ func TestOperatorRequestsMeanWhatTheySay(t *testing.T) {
 	must("--poll cannot apply with --api", exitError, "replace", "--broker", "2", "--poll", "1s")
 	must("cancelled: request "+first, exitOK, "cancel", first, "--reason", "wrong flags")
 	st := d.status(t)
-	if len(st.Controller.Queue) != 0 || len(st.Controller.Dropped) != 1 || st.Controller.Dropped[0].Reason != "cancelled: wrong flags" {
+	if len(st.Controller.Queue) != 0 || len(st.Controller.Dropped) != 1 || !strings.HasPrefix(st.Controller.Dropped[0].Reason, "cancelled by "+defaultActor()+" (from 127.0.0.1:") || !strings.HasSuffix(st.Controller.Dropped[0].Reason, "): wrong flags") {
 		t.Fatalf("after cancel: queue %+v dropped %+v", st.Controller.Queue, st.Controller.Dropped)
 	}
 	must("no replacement is running", exitNotSafe, "throttle", "30MiB")

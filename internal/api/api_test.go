@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/controller"
 	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/who"
 )
 
 // fakeBackend records what the API asked of it.
@@ -26,6 +27,7 @@ type fakeBackend struct {
 	running  bool
 	aborted  string
 	notReady error
+	pausedBy string
 }
 
 func (f *fakeBackend) Status(context.Context) (Status, error) {
@@ -70,10 +72,10 @@ func (f *fakeBackend) Abort(_ context.Context, reason string) (AbortResponse, er
 	return AbortResponse{Aborted: true, Replacement: "r-2"}, nil
 }
 
-func (f *fakeBackend) SetPaused(_ context.Context, p bool) error {
+func (f *fakeBackend) SetPaused(ctx context.Context, p bool) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.paused = p
+	f.paused, f.pausedBy = p, who.From(ctx)
 	return nil
 }
 
@@ -302,12 +304,18 @@ func TestAccessLogLevels(t *testing.T) {
 	srv := httptest.NewServer((&Server{Backend: b, Log: zerolog.New(&logs), Metrics: http.NotFoundHandler()}).Handler())
 	defer srv.Close()
 	c := client(t, srv.URL, "")
+	c.Actor = "alice@bastion <!channel>"
 	ctx := context.Background()
 	if _, err := c.Status(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.SetPaused(ctx, true); err != nil {
 		t.Fatal(err)
+	}
+	// Who paused reaches the backend and the log: the declared name made
+	// safe, and the address it came from.
+	if want := "alice@bastion ?!channel? (from 127.0.0.1:"; !strings.HasPrefix(b.pausedBy, want) || !strings.Contains(logs.String(), `"by":"`+want) {
+		t.Errorf("paused by %q, want it to start %q, in the log too:\n%s", b.pausedBy, want, logs.String())
 	}
 	if _, err := c.Replacement(ctx, "no-such"); err == nil {
 		t.Fatal("want an error for an unknown replacement")

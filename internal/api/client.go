@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/jsonhttp"
 	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/who"
 )
 
 // Client talks to a running fleetd. Connection failures, 429, 502 and 504
@@ -22,6 +23,10 @@ type Client struct {
 	base  *url.URL
 	token string
 	hc    *retryablehttp.Client
+	// Actor is sent as X-Fleetd-Actor: who is acting, kept with the log
+	// lines, events and records of pause, resume, cancel, abort and
+	// throttle changes. Empty sends none (the daemon names the address).
+	Actor string
 }
 
 // NewClient returns a client for the daemon at base (http://host:port).
@@ -53,9 +58,12 @@ func NewClient(base, token string, timeout time.Duration) (*Client, error) {
 }
 
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
-	var headers map[string]string
+	headers := map[string]string{}
 	if c.token != "" {
-		headers = map[string]string{"Authorization": "Bearer " + c.token}
+		headers["Authorization"] = "Bearer " + c.token
+	}
+	if name := who.Clean(c.Actor); name != "" {
+		headers[ActorHeader] = name
 	}
 	code, b, err := jsonhttp.Call(ctx, c.hc, method, c.base.String()+path, headers, in, 32<<20)
 	if err != nil {

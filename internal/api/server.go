@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/who"
 )
 
 // Server serves the API, /metrics, /healthz and /readyz.
@@ -138,6 +139,8 @@ func (s *Server) logged(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		start := time.Now()
+		by := actorOf(r)
+		r = r.WithContext(who.With(r.Context(), by))
 		next.ServeHTTP(sw, r)
 		if strings.HasPrefix(r.URL.Path, "/v1/") {
 			ev := s.Log.Info()
@@ -147,9 +150,23 @@ func (s *Server) logged(next http.Handler) http.Handler {
 			case r.Method == http.MethodGet || r.Method == http.MethodHead:
 				ev = s.Log.Debug()
 			}
-			ev.Str("method", r.Method).Str("path", r.URL.Path).Int("code", sw.code).Str("remote", r.RemoteAddr).Float64("took_seconds", time.Since(start).Seconds()).Msg("api")
+			ev.Str("method", r.Method).Str("path", r.URL.Path).Int("code", sw.code).Str("by", by).Float64("took_seconds", time.Since(start).Seconds()).Msg("api")
 		}
 	})
+}
+
+// ActorHeader is the request header in which a client says who is acting
+// (the CLI sends user@host, or its --as; the status page "status page").
+const ActorHeader = "X-Fleetd-Actor"
+
+// actorOf names whoever sent r for the log lines, events and records its
+// act leaves: the declared name (a label: the token is shared) and the
+// address it came from, which is not the client's to choose.
+func actorOf(r *http.Request) string {
+	if name := who.Clean(r.Header.Get(ActorHeader)); name != "" {
+		return name + " (from " + r.RemoteAddr + ")"
+	}
+	return "a client at " + r.RemoteAddr
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -267,9 +284,6 @@ func (s *Server) abort(w http.ResponseWriter, r *http.Request) {
 		writeError(w, err)
 		return
 	}
-	if req.Reason == "" {
-		req.Reason = "aborted by an operator through the API"
-	}
 	resp, err := s.Backend.Abort(r.Context(), req.Reason)
 	if err != nil {
 		writeError(w, err)
@@ -287,9 +301,6 @@ func (s *Server) cancel(w http.ResponseWriter, r *http.Request) {
 	if err := decode(r, &req); err != nil {
 		writeError(w, err)
 		return
-	}
-	if req.Reason == "" {
-		req.Reason = "cancelled by an operator through the API"
 	}
 	q, err := s.Backend.Cancel(r.Context(), r.PathValue("id"), req.Reason)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/fleetd/fleetd/internal/atomicfile"
 	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/who"
 )
 
 // Executor is what the controller needs from the replacement engine
@@ -325,8 +326,13 @@ func (c *Controller) Cancel(ctx context.Context, id, reason string) (Request, er
 			return &NotQueuedError{ID: id}
 		}
 		out = r
-		s.dropped = append(s.dropped, DroppedRequest{Request: r, Reason: "cancelled: " + cmp.Or(reason, "by operator"), At: c.opts.Now()})
-		c.opts.Log.Warn().Str("request", id).Int32("broker", r.Broker).Str("reason", reason).Msg("queued request cancelled")
+		by := who.From(ctx)
+		why := "cancelled by " + by
+		if reason != "" {
+			why += ": " + reason
+		}
+		s.dropped = append(s.dropped, DroppedRequest{Request: r, Reason: why, At: c.opts.Now()})
+		c.opts.Log.Warn().Str("request", id).Int32("broker", r.Broker).Str("reason", reason).Str("by", by).Msg("queued request cancelled")
 		return nil
 	})
 	return out, err
@@ -350,22 +356,27 @@ func (c *Controller) SetThrottle(ctx context.Context, t replace.Throttle) (repla
 	}); err != nil {
 		return replace.ThrottleResult{}, err
 	}
+	c.opts.Log.Info().Str("throttle", t.String()).Str("by", who.From(ctx)).Msg("throttle change requested")
 	return c.exec.SetThrottle(ctx, t)
 }
 
 // SetPaused stops (or allows again) new disruptions, durably when a
 // PauseFile is configured. A running replacement is not affected: abort it.
 func (c *Controller) SetPaused(ctx context.Context, paused bool) error {
+	by := "by " + who.From(ctx)
 	return c.active(ctx, func(s *state) error {
-		err := c.persistPause(paused, "")
+		err := c.persistPause(paused, by)
 		if err == nil {
 			switch {
 			case paused && !s.paused:
-				c.emit(Event{Kind: EventPaused, Reason: "by an operator"})
+				c.emit(Event{Kind: EventPaused, Reason: by})
 			case !paused && s.paused:
-				c.emit(Event{Kind: EventResumed, Reason: "by an operator"})
+				c.emit(Event{Kind: EventResumed, Reason: by})
 			}
 			s.paused, s.pauseWhy = paused, ""
+			if paused {
+				s.pauseWhy = by
+			}
 		}
 		return err
 	})
@@ -397,7 +408,9 @@ func (c *Controller) Abort(ctx context.Context, reason string) (bool, error) {
 	err := c.active(ctx, func(s *state) error {
 		if s.running != nil {
 			running = true
-			c.exec.Abort(reason)
+			by := who.From(ctx)
+			c.opts.Log.Warn().Str("replacement", s.running.ID).Str("reason", reason).Str("by", by).Msg("abort requested")
+			c.exec.Abort(cmp.Or(reason, "aborted") + " (by " + by + ")")
 		}
 		return nil
 	})

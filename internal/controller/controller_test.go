@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetd/fleetd/internal/lease"
 	"github.com/fleetd/fleetd/internal/replace"
+	"github.com/fleetd/fleetd/internal/who"
 )
 
 // fakeExec plays replacements: each broker's outcome is scripted; a run
@@ -273,7 +274,7 @@ func TestPauseSurvivesARestart(t *testing.T) {
 		store, ex, opts := durable(t)
 		first := New(ex, store, &freeLease{}, opts)
 		ctx, stop := start(t, first)
-		if err := first.SetPaused(ctx, true); err != nil {
+		if err := first.SetPaused(who.With(ctx, "alice@bastion (from 10.0.0.9:4711)"), true); err != nil {
 			t.Fatal(err)
 		}
 		stop()
@@ -284,6 +285,8 @@ func TestPauseSurvivesARestart(t *testing.T) {
 		time.Sleep(10 * time.Minute)
 		if st, _ := second.Status(ctx); !st.Paused || len(ex.runs()) != 0 {
 			t.Fatalf("restarted controller: paused=%v runs=%v, want still paused and idle", st.Paused, ex.runs())
+		} else if st.PauseReason != "by alice@bastion (from 10.0.0.9:4711)" {
+			t.Errorf("restarted controller: pause reason %q, want who paused", st.PauseReason)
 		}
 		if err := second.SetPaused(ctx, false); err != nil {
 			t.Fatal(err)
@@ -548,12 +551,12 @@ func TestSubmitAnswersWhatHappenedAndCancelWithdraws(t *testing.T) {
 		if _, err := c.Cancel(ctx, "q-nope", ""); !errors.As(err, &nq) {
 			t.Fatalf("cancel of an unknown id: %v", err)
 		}
-		got, err := c.Cancel(ctx, first.Request.ID, "replaced by hand")
+		got, err := c.Cancel(who.With(ctx, "alice@bastion (from 10.0.0.9:4711)"), first.Request.ID, "replaced by hand")
 		if err != nil || got.Broker != 2 {
 			t.Fatalf("cancel: %+v %v", got, err)
 		}
 		st, _ := c.Status(ctx)
-		if len(st.Queue) != 0 || len(st.Dropped) != 1 || st.Dropped[0].Reason != "cancelled: replaced by hand" {
+		if len(st.Queue) != 0 || len(st.Dropped) != 1 || st.Dropped[0].Reason != "cancelled by alice@bastion (from 10.0.0.9:4711): replaced by hand" {
 			t.Fatalf("after cancel: queue %+v dropped %+v", st.Queue, st.Dropped)
 		}
 	})

@@ -88,7 +88,7 @@ func (d *Daemon) workflowEnded(r *replace.Record) {
 		ev.Message = fmt.Sprintf("Replacement %s completed: %s replaced by %s%s%s.", r.ID, oldNode(r), newNode(r), moved(r), canaryClause(r))
 	case replace.OutcomeAborted:
 		ev.Kind = notify.Aborted
-		ev.Message = fmt.Sprintf("Replacement %s of %s was aborted by an operator (%s) and rolled back: %s stays.%s", r.ID, oldNode(r), r.AbortRequested, oldNode(r), canaryClause(r))
+		ev.Message = fmt.Sprintf("Replacement %s of %s was aborted (%s) and rolled back: %s stays.%s", r.ID, oldNode(r), r.AbortRequested, oldNode(r), canaryClause(r))
 	case string(replace.PhaseRolledBack):
 		ev.Kind = notify.RolledBack
 		ev.Message = fmt.Sprintf("Replacement %s of %s rolled back: %s. %s stays.%s", r.ID, oldNode(r), r.Error, oldNode(r), canaryClause(r))
