@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -90,15 +91,71 @@ func watch(ctx context.Context, c *api.Client, out io.Writer, target string, asJ
 	}
 }
 
-// follow reads the daemon's event stream until target's workflow ends.
+// follow reads the daemon's event stream until target's workflow ends. A
+// stream that breaks (the daemon cut off a client that fell behind, a proxy
+// closed it, the daemon restarted or handed over) is opened again and the
+// state asked for again, so nothing that happened meanwhile is missed; and
+// while it is open the state is asked for every followRecheck, so an end
+// that never arrives is found. After followRetries failures in a row it
+// gives up; an answer that will not change (401, 404) ends it at once.
 func follow(ctx context.Context, c *api.Client, target string, v *watchView) (*replace.Record, error) {
+	w := &watched{}
+	switch {
+	case strings.HasPrefix(target, "q-"):
+		w.request = target
+	case target != "":
+		w.record = target
+	}
+	var lastErr error
+	for failures := 0; failures < followRetries; failures++ {
+		if failures > 0 {
+			v.note(fmt.Sprintf("event stream: %v; reconnecting", lastErr))
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(min(time.Second<<(failures-1), 10*time.Second)):
+			}
+		}
+		rec, opened, err := w.followStream(ctx, c, v, lastErr == nil)
+		switch {
+		case rec != nil:
+			return rec, nil
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case permanent(err):
+			return nil, err
+		case opened:
+			failures = 0 // a stream that opened is not a failure in a row
+		}
+		lastErr = err
+	}
+	return nil, fmt.Errorf("%w; fleetd watch %s follows it again", lastErr, w.name())
+}
+
+// followRetries bounds reconnects in a row; followRecheck is how often an
+// open stream's workflow is also asked for directly.
+const (
+	followRetries = 6
+	followRecheck = 30 * time.Second
+)
+
+// permanent: the daemon answered, and asking again will not change it.
+func permanent(err error) bool {
+	var ae *api.Error
+	return errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Status != http.StatusTooManyRequests
+}
+
+// followStream opens the stream once and follows w on it until its workflow
+// ends (the record), the stream breaks (opened says whether it had opened)
+// or ctx ends.
+func (w *watched) followStream(ctx context.Context, c *api.Client, v *watchView, first bool) (rec *replace.Record, opened bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan api.StreamEvent, 64)
-	opened := make(chan struct{})
+	open := make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
-		errc <- c.Events(ctx, func() { close(opened) }, func(ev api.StreamEvent) bool {
+		errc <- c.Events(ctx, func() { close(open) }, func(ev api.StreamEvent) bool {
 			select {
 			case events <- ev:
 				return true
@@ -108,36 +165,35 @@ func follow(ctx context.Context, c *api.Client, target string, v *watchView) (*r
 		})
 	}()
 	select {
-	case <-opened:
+	case <-open:
 	case err := <-errc:
-		return nil, err
+		return nil, false, err
 	case <-ctx.Done():
-		return nil, ctx.Err()
+		return nil, false, ctx.Err()
 	}
 	// The stream is open: whatever happens from now on arrives on it. What
 	// happened before is asked for once.
-	w := &watched{request: "", record: ""}
-	switch {
-	case strings.HasPrefix(target, "q-"):
-		w.request = target
-	case target != "":
-		w.record = target
-	}
 	if rec, err := w.already(ctx, c); err != nil || rec != nil {
-		return rec, err
+		return rec, true, err
 	}
-	if w.record == "" && w.request == "" {
+	if first && w.record == "" && w.request == "" {
 		v.note("no replacement is running; waiting for the next one to start")
 	}
+	recheck := time.NewTicker(followRecheck)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return nil, true, ctx.Err()
 		case err := <-errc:
-			return nil, fmt.Errorf("%w; fleetd watch %s follows it again", err, w.name())
+			return nil, true, err
+		case <-recheck.C:
+			if rec, err := w.already(ctx, c); err != nil || rec != nil {
+				return rec, true, err
+			}
 		case ev := <-events:
 			if rec := w.handle(ev, v); rec != nil {
-				return rec, nil
+				return rec, true, nil
 			}
 		}
 	}

@@ -374,3 +374,37 @@ func TestEventStream(t *testing.T) {
 		t.Fatalf("stream with a wrong token: %v, want 401", err)
 	}
 }
+
+// A subscriber that falls behind loses progress (superseded by the next)
+// but is cut off rather than silently lose a step, an end or a
+// notification: its client learns it missed something.
+func TestALaggingSubscriberIsCutOffNotSilentlyShortChanged(t *testing.T) {
+	hub := NewHub()
+	ch, stop := hub.Subscribe()
+	defer stop()
+	for i := range subscriberBuffer + 10 {
+		hub.Publish(TypeProgress, i)
+	}
+	if len(ch) != subscriberBuffer {
+		t.Fatalf("%d buffered, want %d", len(ch), subscriberBuffer)
+	}
+	hub.Publish(TypeEnd, "r-1") // no room: cut off
+	n := 0
+	for range ch {
+		n++
+	}
+	if n != subscriberBuffer {
+		t.Errorf("read %d events before the channel closed, want the %d buffered", n, subscriberBuffer)
+	}
+	stop() // after the hub closed it: no double close
+	hub.Publish(TypeEnd, "r-2")
+
+	// A subscriber that keeps up gets everything.
+	ok, stopOK := hub.Subscribe()
+	defer stopOK()
+	hub.Publish(TypeStep, "s")
+	hub.Publish(TypeEnd, "e")
+	if a, b := <-ok, <-ok; a.Type != TypeStep || b.Type != TypeEnd {
+		t.Errorf("got %s, %s", a.Type, b.Type)
+	}
+}

@@ -23,7 +23,8 @@ import (
 // Types: progress (replace.Progress, at most one a second), step (a step
 // ended: StepEvent), end (a workflow ended, or was refused: its record),
 // event (a notification, notify.Event). A comment line every
-// streamHeartbeat keeps proxies from closing an idle stream.
+// streamHeartbeat keeps proxies from closing an idle stream. A stream that
+// falls too far behind is closed (see Hub).
 
 // Stream event types.
 const (
@@ -48,9 +49,12 @@ type StepEvent struct {
 	Phase     string `json:"phase"`
 }
 
-// Hub fans events out to the streams open now. Publish never blocks: a
-// subscriber whose buffer is full misses events (a stream is a live view,
-// not a log: the history has everything).
+// Hub fans events out to the streams open now. Publish never blocks. A
+// subscriber whose buffer is full misses progress (the next one supersedes
+// it); one that would miss anything else (a step, an end, a notification)
+// is cut off instead, so that its client knows it missed something and
+// reconnects and catches up from the API (fleetd watch does), rather than
+// waiting for an end that was dropped.
 type Hub struct {
 	mu   sync.Mutex
 	subs map[chan StreamEvent]struct{}
@@ -74,13 +78,21 @@ func (h *Hub) Publish(typ string, data any) {
 		select {
 		case ch <- StreamEvent{Type: typ, Data: raw}:
 		default:
+			if typ != TypeProgress {
+				delete(h.subs, ch)
+				close(ch)
+			}
 		}
 	}
 }
 
-// Subscribe returns a channel of events and the function that ends it.
+// subscriberBuffer is how many events a slow stream may fall behind.
+const subscriberBuffer = 64
+
+// Subscribe returns a channel of events and the function that ends it. The
+// channel is closed when the subscriber fell too far behind.
 func (h *Hub) Subscribe() (<-chan StreamEvent, func()) {
-	ch := make(chan StreamEvent, 64)
+	ch := make(chan StreamEvent, subscriberBuffer)
 	h.mu.Lock()
 	h.subs[ch] = struct{}{}
 	h.mu.Unlock()
@@ -88,7 +100,10 @@ func (h *Hub) Subscribe() (<-chan StreamEvent, func()) {
 	return ch, func() {
 		once.Do(func() {
 			h.mu.Lock()
-			delete(h.subs, ch)
+			if _, ok := h.subs[ch]; ok {
+				delete(h.subs, ch)
+				close(ch)
+			}
 			h.mu.Unlock()
 		})
 	}
@@ -130,7 +145,14 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 			if !write(func() error { _, err := io.WriteString(w, ": heartbeat\n\n"); return err }) {
 				return
 			}
-		case ev := <-ch:
+		case ev, ok := <-ch:
+			if !ok { // fell behind: end the stream; the client catches up
+				_ = write(func() error {
+					_, err := io.WriteString(w, ": fell behind, closing: reconnect and read the status\n\n")
+					return err
+				})
+				return
+			}
 			if !write(func() error { _, err := fmt.Fprintf(w, "event: %s\ndata: %s\n\n", ev.Type, ev.Data); return err }) {
 				return
 			}
