@@ -71,7 +71,10 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Helper()
 		tctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		if _, err := chromedp.Run(tctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(200*time.Millisecond))); err != nil {
+		// No polling timeout of Poll's own (its default is 30 s, whatever
+		// the caller asked): tctx bounds the wait.
+		poll := chromedp.Poll[bool](expr, chromedp.WithPollingInterval(200*time.Millisecond), chromedp.WithPollingTimeout(0))
+		if _, err := chromedp.Run(tctx, poll); err != nil {
 			html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("main")))
 			t.Fatalf("waiting for %s: %v\npage:\n%s", what, err, html)
 		}
