@@ -214,8 +214,8 @@ func (p *Provider) Instances(ctx context.Context) ([]replace.Instance, error) {
 	return all, nil
 }
 
-// fillImageCreated sets each instance's ImageCreated (the status page and
-// `fleetd status` show the AMI's age). It asks EC2 only for AMIs not seen
+// fillImageCreated sets each instance's ImageCreated (the status page shows
+// the AMI's age). It asks EC2 only for AMIs not seen
 // before, in one call filtered by id (a filter, not ImageIds, so one
 // deregistered AMI does not fail the rest). A failed call leaves the dates
 // unknown and is tried again on the next listing: an AMI's age is shown,
