@@ -126,7 +126,8 @@ func TestStatusPageInChromium(t *testing.T) {
 	do("resume from the page", 10*time.Second, chromedp.Click(chromedp.CSS("#pause")))
 	waitJS("the replacement's copy to progress on the page", `(() => { const b = document.getElementById("progress-bar"); return !b.hidden && b.value > 0 && b.value < b.max; })()`, 3*time.Minute)
 	sctx, cancelShot := context.WithTimeout(ctx, 30*time.Second)
-	shot, err := chromedp.Run(sctx, chromedp.FullScreenshot(90))
+	// Quality 100 is a PNG; any other is a JPEG.
+	shot, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
 	cancelShot()
 	if err != nil {
 		t.Fatal(err)

@@ -409,7 +409,7 @@ func (c *Controller) Abort(ctx context.Context, reason string) (bool, error) {
 		if s.running != nil {
 			running = true
 			by := who.From(ctx)
-			c.opts.Log.Warn().Str("replacement", s.running.ID).Str("reason", reason).Str("by", by).Msg("abort requested")
+			c.opts.Log.Warn().Str("replacement", s.running.ID).Int32("broker", s.running.OldBroker).Str("reason", reason).Str("by", by).Msg("abort requested")
 			c.exec.Abort(cmp.Or(reason, "aborted") + " (by " + by + ")")
 		}
 		return nil
