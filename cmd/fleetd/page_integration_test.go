@@ -88,7 +88,9 @@ func TestStatusPageInChromium(t *testing.T) {
 	waitJS("the page to show an active fleetd", `document.getElementById("role").textContent === "active" && document.querySelectorAll("#fleet tr[data-node]").length >= 4`, time.Minute)
 
 	do("pause from the page", 10*time.Second, chromedp.Click(chromedp.CSS("#pause")))
-	waitJS("the page to show fleetd paused", `!document.getElementById("paused").hidden && document.getElementById("pause").textContent === "Resume"`, 30*time.Second)
+	// Seen, not only set: a class's display rule can show a hidden element.
+	const pausedShown = `getComputedStyle(document.getElementById("paused")).display !== "none"`
+	waitJS("the page to show fleetd paused, and by whom", pausedShown+` && document.getElementById("paused").textContent.includes("by status page") && document.getElementById("pause").textContent === "Resume"`, 30*time.Second)
 	if st := d.status(t); !st.Controller.Paused {
 		t.Fatal("the page's pause did not pause fleetd")
 	}
@@ -119,12 +121,15 @@ func TestStatusPageInChromium(t *testing.T) {
 	do("confirm the cancel", 10*time.Second, chromedp.Click(cancelButton))
 	waitJS("the cancelled request to leave the page's queue", fmt.Sprintf(`!document.querySelector('#queue tr[data-request=%q]')`, second.Queued.ID), 30*time.Second)
 	st := d.status(t)
-	if len(st.Controller.Queue) != 1 || st.Controller.Queue[0].ID != first.Queued.ID || len(st.Controller.Dropped) != 1 || !strings.Contains(st.Controller.Dropped[0].Reason, "status page") {
+	if len(st.Controller.Queue) != 1 || st.Controller.Queue[0].ID != first.Queued.ID || len(st.Controller.Dropped) != 1 || !strings.HasPrefix(st.Controller.Dropped[0].Reason, "cancelled by status page (from 127.0.0.1:") {
 		t.Fatalf("after the page's cancel: queue %+v dropped %+v", st.Controller.Queue, st.Controller.Dropped)
 	}
 
 	do("resume from the page", 10*time.Second, chromedp.Click(chromedp.CSS("#pause")))
+	waitJS("the page to show fleetd no longer paused", `!(`+pausedShown+`) && document.getElementById("pause").textContent === "Pause"`, 30*time.Second)
 	waitJS("the replacement's copy to progress on the page", `(() => { const b = document.getElementById("progress-bar"); return !b.hidden && b.value > 0 && b.value < b.max; })()`, 3*time.Minute)
+	// From the top: the sticky header is drawn where the view was scrolled.
+	waitJS("the page scrolled to its top", `(() => { window.scrollTo(0, 0); return window.scrollY === 0; })()`, 10*time.Second)
 	sctx, cancelShot := context.WithTimeout(ctx, 30*time.Second)
 	// Quality 100 is a PNG; any other is a JPEG.
 	shot, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
