@@ -116,7 +116,7 @@ func follow(ctx context.Context, c *api.Client, target string, v *watchView) (*r
 			case <-time.After(min(time.Second<<(failures-1), 10*time.Second)):
 			}
 		}
-		rec, opened, err := w.followStream(ctx, c, v, lastErr == nil)
+		rec, healthy, err := w.followStream(ctx, c, v, lastErr == nil)
 		switch {
 		case rec != nil:
 			return rec, nil
@@ -124,18 +124,22 @@ func follow(ctx context.Context, c *api.Client, target string, v *watchView) (*r
 			return nil, ctx.Err()
 		case permanent(err):
 			return nil, err
-		case opened:
-			failures = 0 // a stream that opened is not a failure in a row
+		case healthy:
+			failures = 0 // a stream that stayed open a while is not a failure in a row
 		}
 		lastErr = err
 	}
 	return nil, fmt.Errorf("%w; fleetd watch %s follows it again", lastErr, w.name())
 }
 
-// followRetries bounds reconnects in a row; followRecheck is how often an
-// open stream's workflow is also asked for directly.
+// followRetries bounds reconnects in a row; a stream open for
+// followHealthy before it broke starts the count again (one that breaks at
+// once, or a daemon that keeps failing to answer, does not: follow gives up
+// instead of retrying forever); followRecheck is how often an open
+// stream's workflow is also asked for directly.
 const (
 	followRetries = 6
+	followHealthy = 10 * time.Second
 	followRecheck = 30 * time.Second
 )
 
@@ -146,9 +150,9 @@ func permanent(err error) bool {
 }
 
 // followStream opens the stream once and follows w on it until its workflow
-// ends (the record), the stream breaks (opened says whether it had opened)
-// or ctx ends.
-func (w *watched) followStream(ctx context.Context, c *api.Client, v *watchView, first bool) (rec *replace.Record, opened bool, err error) {
+// ends (the record), the stream breaks (healthy says it had been open for
+// followHealthy) or ctx ends.
+func (w *watched) followStream(ctx context.Context, c *api.Client, v *watchView, first bool) (rec *replace.Record, healthy bool, err error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	events := make(chan api.StreamEvent, 64)
@@ -173,8 +177,9 @@ func (w *watched) followStream(ctx context.Context, c *api.Client, v *watchView,
 	}
 	// The stream is open: whatever happens from now on arrives on it. What
 	// happened before is asked for once.
+	openedAt := time.Now()
 	if rec, err := w.already(ctx, c); err != nil || rec != nil {
-		return rec, true, err
+		return rec, false, err
 	}
 	if first && w.record == "" && w.request == "" {
 		v.note("no replacement is running; waiting for the next one to start")
@@ -184,16 +189,16 @@ func (w *watched) followStream(ctx context.Context, c *api.Client, v *watchView,
 	for {
 		select {
 		case <-ctx.Done():
-			return nil, true, ctx.Err()
+			return nil, false, ctx.Err()
 		case err := <-errc:
-			return nil, true, err
+			return nil, time.Since(openedAt) >= followHealthy, err
 		case <-recheck.C:
 			if rec, err := w.already(ctx, c); err != nil || rec != nil {
-				return rec, true, err
+				return rec, false, err
 			}
 		case ev := <-events:
 			if rec := w.handle(ev, v); rec != nil {
-				return rec, true, nil
+				return rec, false, nil
 			}
 		}
 	}

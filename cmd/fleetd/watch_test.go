@@ -99,3 +99,30 @@ func TestFollowStopsOnAnUnknownReplacement(t *testing.T) {
 		t.Fatalf("follow of an unknown record: %v after %d streams, want 404 after 1", err, streams.Load())
 	}
 }
+
+// A stream that opens and breaks at once, every time, is given up on after
+// followRetries tries, not retried forever.
+func TestFollowGivesUpOnAStreamThatKeepsBreaking(t *testing.T) {
+	t.Parallel() // about 25 s of backoff: beside the others
+	var streams atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(w).Encode(api.Status{})
+	})
+	mux.HandleFunc("GET /v1/events", func(w http.ResponseWriter, _ *http.Request) {
+		streams.Add(1)
+		fmt.Fprintf(w, ": fleetd events\n\n")
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	c, _ := api.NewClient(srv.URL, "", 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var out strings.Builder
+	v := newWatchView(&out, false)
+	_, err := follow(ctx, c, "", v)
+	v.stop()
+	if err == nil || ctx.Err() != nil || streams.Load() != followRetries {
+		t.Fatalf("follow: %v after %d streams (ctx %v), want an error after %d", err, streams.Load(), ctx.Err(), followRetries)
+	}
+}
